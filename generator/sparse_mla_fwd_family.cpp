@@ -1,23 +1,104 @@
-// STUB - replaced by the sparse_mla_fwd family.
+// sparse_mla_fwd: the variant space (BLOCK_TOPK x BLOCK_H x warps x stages) with pruning,
+// and the renderer. NVIDIA variants instantiate templates/sparse_mla_fwd/sm90.cuh; AMD
+// variants are delegated to generator/sparse_mla_cdna.*.
+#include <fmt/format.h>
+
 #include "generator/kernel_family.hpp"
+#include "generator/sparse_mla_cdna.hpp"
 #include "runtime/error.hpp"
+#include "templates/sparse_mla_fwd/layout.h"
 
 namespace nsajit {
 namespace {
+
+constexpr int kBlockTopk[] = {32, 64, 128};
+constexpr int kBlockH[] = {16, 32, 64, 128};
+constexpr int kWarps[] = {4, 8};
+constexpr int kStages[] = {1, 2, 3};
+constexpr int kMaxAccumulatorRegisters = 128;  // leaves room for S, fragments and addresses
+
+Variant make_variant(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
+  return Variant{Family::sparse_mla_fwd, t, g, {{"bh", bh}, {"bt", bt}, {"w", w}, {"st", st}}};
+}
+
+// Empty when the NVIDIA variant is buildable; otherwise why not.
+std::string nvidia_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
+  const NsaSparseMlaLayout l = nsa_sparse_mla_layout(g.d_qk, bh, bt, w, st);
+  if (st < 2) return "stages 1: the kernel gathers tile i+1 while computing tile i, so it needs >= 2 stages";
+  if (l.acc_registers > kMaxAccumulatorRegisters)
+    return fmt::format("registers: the O accumulator needs {} fp32 registers per thread (> {}); more warps needed",
+                       l.acc_registers, kMaxAccumulatorRegisters);
+  if (l.cn < 8) return fmt::format("shape: {} tile columns over {} warps leaves {} (< 8) per warp", bt, l.wn, l.cn);
+  if (l.smem_bytes > t.max_shared_bytes)
+    return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
+  return {};
+}
+
+void check_geometry(const Geometry& g) {
+  if ((g.d_qk != 576 && g.d_qk != 512) || g.d_v != 512)
+    fail(ErrorCode::invalid_argument, "building the sparse_mla_fwd space", "generator/sparse_mla_fwd_family",
+         fmt::format("geometry d_qk={} d_v={} is not supported (d_qk 576 or 512, d_v 512)", g.d_qk, g.d_v));
+}
+
 class SparseMlaFwdFamily final : public KernelFamily {
  public:
   Family family() const noexcept override { return Family::sparse_mla_fwd; }
-  VariantSpace space(const Target&, const Geometry&) const override { return {}; }
-  RenderedSource render(const Variant&) const override {
-    fail(ErrorCode::internal, "rendering", "generator/sparse_mla_fwd_family", "not implemented");
+
+  VariantSpace space(const Target& t, const Geometry& g) const override {
+    check_geometry(g);
+    if (t.vendor == Vendor::amd) return sparse_mla_cdna_space(t, g);
+    VariantSpace s;
+    for (int bh : kBlockH)
+      for (int bt : kBlockTopk)
+        for (int w : kWarps)
+          for (int st : kStages) {
+            Variant v = make_variant(t, g, bh, bt, w, st);
+            if (std::string why = nvidia_prune_reason(t, g, bh, bt, w, st); why.empty()) {
+              s.kept.push_back(std::move(v));
+            } else {
+              s.pruned.push_back({std::move(v), std::move(why)});
+            }
+          }
+    return s;
   }
-  Variant default_variant(const Target&, const Geometry&) const override {
-    fail(ErrorCode::internal, "default variant", "generator/sparse_mla_fwd_family", "not implemented");
+
+  RenderedSource render(const Variant& v) const override {
+    if (v.family != Family::sparse_mla_fwd)
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "not a sparse_mla_fwd variant");
+    check_geometry(v.geometry);
+    if (v.target.vendor == Vendor::amd) return sparse_mla_cdna_render(v);
+    const int bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
+    if (std::string why = nvidia_prune_reason(v.target, v.geometry, bh, bt, w, st); !why.empty())
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "pruned: " + why);
+    const std::string name = v.name();
+    RenderedSource r;
+    r.kernel_names = {name, name + "_combine"};
+    r.source = fmt::format(
+        "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/sm90.cuh\n"
+        "#include \"sparse_mla_fwd/sm90.cuh\"\n\n"
+        "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {name}(const NsaSparseMlaParams p) {{\n"
+        "  nsajit::sparse_mla_fwd_sm90<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
+        "}}\n\n"
+        "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
+        "  nsajit::sparse_mla_combine(p);\n"
+        "}}\n",
+        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh),
+        fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st));
+    return r;
+  }
+
+  Variant default_variant(const Target& t, const Geometry& g) const override {
+    check_geometry(g);
+    if (t.vendor == Vendor::amd) return sparse_mla_cdna_default(t, g);
+    return make_variant(t, g, 16, 64, 4, 2);
   }
 };
+
 }  // namespace
+
 const KernelFamily& sparse_mla_fwd_family() {
   static const SparseMlaFwdFamily f;
   return f;
 }
+
 }  // namespace nsajit

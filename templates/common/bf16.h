@@ -1,2 +1,0 @@
-// bf16 as raw bits, shared by host and device code (NVRTC, hipRTC, g++).
-#pragma once

@@ -1,0 +1,49 @@
+// Tile layout of the NVIDIA sparse_mla_fwd kernel, as constexpr arithmetic shared by the
+// device template (compile-time) and the generator's pruning rules (run time), so the two
+// can never disagree about shared memory or registers.
+#pragma once
+
+struct NsaSparseMlaLayout {
+  int d, bh, bt, warps, stages;
+  int dv;           // 512
+  int threads;
+  int wm, wn;       // warp grid: wm warps along heads, wn along columns (tokens for S, dims for O)
+  int rm, mt;       // head rows per warp, and 16-row mma tiles per warp
+  int cn, nt_s;     // S columns per warp, and 8-column mma tiles of S per warp
+  int on, nt_o;     // O columns per warp, and 8-column mma tiles of O per warp
+  int qk_stride;    // smem row pitch in elements (+8: conflict-free ldmatrix)
+  int p_stride;
+  int chunks;       // 16-byte chunks per kv/q row
+  int q_bytes, kv_stage_bytes, p_bytes, idx_bytes, red_bytes, smem_bytes;
+  int acc_registers;  // fp32 O-accumulator registers per thread
+};
+
+constexpr NsaSparseMlaLayout nsa_sparse_mla_layout(int d, int bh, int bt, int warps, int stages) {
+  NsaSparseMlaLayout l{};
+  l.d = d;
+  l.bh = bh;
+  l.bt = bt;
+  l.warps = warps;
+  l.stages = stages;
+  l.dv = 512;
+  l.threads = warps * 32;
+  l.wm = warps < bh / 16 ? warps : bh / 16;
+  l.wn = warps / l.wm;
+  l.rm = bh / l.wm;
+  l.mt = l.rm / 16;
+  l.cn = bt / l.wn;
+  l.nt_s = l.cn / 8;
+  l.on = l.dv / l.wn;
+  l.nt_o = l.on / 8;
+  l.qk_stride = d + 8;
+  l.p_stride = bt + 8;
+  l.chunks = d / 8;
+  l.q_bytes = bh * l.qk_stride * 2;
+  l.kv_stage_bytes = bt * l.qk_stride * 2;
+  l.p_bytes = bh * l.p_stride * 2;
+  l.idx_bytes = stages * bt * 4;
+  l.red_bytes = 2 * l.wn * bh * 4;
+  l.smem_bytes = l.q_bytes + stages * l.kv_stage_bytes + l.p_bytes + l.idx_bytes + l.red_bytes;
+  l.acc_registers = l.mt * l.nt_o * 4;
+  return l;
+}

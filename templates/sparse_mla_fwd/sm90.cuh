@@ -1,0 +1,369 @@
+// sparse_mla_fwd for NVIDIA sm_90a: each CTA takes one query row (b, s) and BH of its heads,
+// gathers that row's topk kv rows tile by tile (BT rows per tile) into shared memory through
+// a STAGES-deep cp.async pipeline, and runs an online softmax in fp32 over bf16 tensor-core
+// mma (m16n8k16): S = Q K^T, P = exp2(S*scale - m), O += P V. The topk range may be split
+// across blockIdx.z (decode), each split writing a partial (O/l, max, lse) that the combine
+// kernel merges through the lse.
+#pragma once
+
+#include "common/nv_ptx.cuh"
+#include "sparse_mla_fwd/layout.h"
+#include "sparse_mla_fwd/params.h"
+
+namespace nsajit {
+
+template <int D, int BH, int BT, int WARPS, int STAGES>
+struct SparseMlaSm90 {
+  static constexpr NsaSparseMlaLayout L = nsa_sparse_mla_layout(D, BH, BT, WARPS, STAGES);
+  static_assert(STAGES >= 2, "the pipeline issues tile i+STAGES-1 before computing tile i");
+  static_assert(BH % 16 == 0 && BT % 16 == 0 && L.cn % 8 == 0 && L.on % 16 == 0, "tile shape");
+  static_assert(L.threads >= BT, "one thread per tile row loads the indices");
+
+  const NsaSparseMlaParams& p;
+  unsigned short* q_s;
+  unsigned short* kv_s;
+  unsigned short* p_s;
+  int* idx_s;
+  float* red_max;
+  float* red_sum;
+  const int* idx_g;
+  int t_begin, t_end, n_tiles;
+
+  // Index of tile row `r` of tile `tile`, or -1 when it is past the valid range or invalid.
+  __device__ __forceinline__ int load_index(int tile, int r) const {
+    const int pos = t_begin + tile * BT + r;
+    if (tile >= n_tiles || pos >= t_end) return -1;
+    const int v = __ldg(idx_g + pos);
+    return (v >= 0 && v < p.s_kv) ? v : -1;
+  }
+
+  // Starts the asynchronous gather of tile `tile` into stage `stage` (zero-fill invalid rows).
+  __device__ __forceinline__ void issue_tile(int tile, int stage) const {
+    if (tile >= n_tiles) return;
+    unsigned short* dst = kv_s + stage * BT * L.qk_stride;
+    const int* idx = idx_s + stage * BT;
+#pragma unroll 4
+    for (int c = threadIdx.x; c < BT * L.chunks; c += L.threads) {
+      const int r = c / L.chunks, k = c - r * L.chunks;
+      const int row = idx[r];
+      const unsigned short* src = row >= 0 ? p.kv + row * p.kv_row_stride + k * 8 : p.kv;
+      cp_async_16(dst + r * L.qk_stride + k * 8, src, row >= 0 ? 16 : 0);
+    }
+  }
+
+  __device__ __forceinline__ void run() {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / L.wn, wn = warp - (warp / L.wn) * L.wn;
+    const long long row = blockIdx.x;
+    const int b = static_cast<int>(row / p.s_q), s = static_cast<int>(row - (row / p.s_q) * p.s_q);
+    const int h0 = blockIdx.y * BH;
+    const int split = blockIdx.z;
+
+    int count = p.topk;
+    if (p.topk_length != nullptr) {
+      const int len = p.topk_length[b * p.len_stride_b + s * p.len_stride_s];
+      count = len < 0 ? 0 : (len < p.topk ? len : p.topk);
+    }
+    t_begin = split * p.split_len;
+    t_end = count < t_begin + p.split_len ? count : t_begin + p.split_len;
+    n_tiles = t_end > t_begin ? (t_end - t_begin + BT - 1) / BT : 0;
+    idx_g = p.indices + b * p.idx_stride_b + s * p.idx_stride_s;
+
+    // Q tile (heads past h_q are zero; they are never stored). Joins the first tile's group.
+    const unsigned short* q_g = p.q + b * p.q_stride_b + s * p.q_stride_s;
+    for (int c = tid; c < BH * L.chunks; c += L.threads) {
+      const int r = c / L.chunks, k = c - r * L.chunks;
+      const bool ok = h0 + r < p.h_q;
+      cp_async_16(q_s + r * L.qk_stride + k * 8, ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q, ok ? 16 : 0);
+    }
+
+    // Prologue: indices of tiles 0..STAGES-2 straight to shared memory, then their gathers.
+    if (tid < BT) {
+#pragma unroll
+      for (int j = 0; j < STAGES - 1; ++j) idx_s[j * BT + tid] = load_index(j, tid);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < STAGES - 1; ++j) {
+      issue_tile(j, j);
+      cp_async_commit();
+    }
+    int pending = tid < BT ? load_index(STAGES - 1, tid) : -1;  // one tile ahead, hides latency
+
+    float o[L.mt][L.nt_o][4];
+    float m_run[L.mt][2], l_run[L.mt][2];
+#pragma unroll
+    for (int mt = 0; mt < L.mt; ++mt) {
+#pragma unroll
+      for (int nt = 0; nt < L.nt_o; ++nt) o[mt][nt][0] = o[mt][nt][1] = o[mt][nt][2] = o[mt][nt][3] = 0.f;
+      m_run[mt][0] = m_run[mt][1] = neg_inf();
+      l_run[mt][0] = l_run[mt][1] = 0.f;
+    }
+
+    for (int i = 0; i < n_tiles; ++i) {
+      cp_async_wait<STAGES - 2>();
+      const int next = i + STAGES - 1;
+      if (tid < BT) idx_s[(next % STAGES) * BT + tid] = pending;
+      __syncthreads();  // tile i landed for everyone; stage (i-1) is free; next tile's indices visible
+      issue_tile(next, next % STAGES);
+      cp_async_commit();
+      if (tid < BT) pending = load_index(next + 1, tid);
+
+      const int st = i % STAGES;
+      const unsigned short* k_s = kv_s + st * BT * L.qk_stride;
+      const int* tile_idx = idx_s + st * BT;
+
+      // ---- S = Q K^T over d (this warp: rows wm*rm.., columns wn*cn..)
+      float sacc[L.mt][L.nt_s][4];
+#pragma unroll
+      for (int mt = 0; mt < L.mt; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < L.nt_s; ++nt) sacc[mt][nt][0] = sacc[mt][nt][1] = sacc[mt][nt][2] = sacc[mt][nt][3] = 0.f;
+#pragma unroll 4
+      for (int kk = 0; kk < D / 16; ++kk) {
+        unsigned a[L.mt][4];
+#pragma unroll
+        for (int mt = 0; mt < L.mt; ++mt)
+          ldmatrix_x4(a[mt], q_s + (wm * L.rm + mt * 16 + (lane & 15)) * L.qk_stride + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+        for (int np = 0; np < L.nt_s / 2; ++np) {
+          unsigned bb[4];
+          ldmatrix_x4(bb, k_s + (wn * L.cn + np * 16 + (lane & 7) + ((lane >> 4) << 3)) * L.qk_stride + kk * 16 +
+                              ((lane >> 3) & 1) * 8);
+#pragma unroll
+          for (int mt = 0; mt < L.mt; ++mt) {
+            mma_bf16_16816(sacc[mt][2 * np], a[mt], bb[0], bb[1]);
+            mma_bf16_16816(sacc[mt][2 * np + 1], a[mt], bb[2], bb[3]);
+          }
+        }
+        if constexpr (L.nt_s % 2 == 1) {
+          unsigned bb[2];
+          ldmatrix_x2(bb, k_s + (wn * L.cn + (L.nt_s - 1) * 8 + (lane & 7)) * L.qk_stride + kk * 16 + ((lane >> 3) & 1) * 8);
+#pragma unroll
+          for (int mt = 0; mt < L.mt; ++mt) mma_bf16_16816(sacc[mt][L.nt_s - 1], a[mt], bb[0], bb[1]);
+        }
+      }
+
+      // ---- scale, mask invalid columns, row max (quad, then across the wn warps of a row)
+      float tile_max[L.mt][2];
+#pragma unroll
+      for (int mt = 0; mt < L.mt; ++mt) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          float mx = neg_inf();
+#pragma unroll
+          for (int nt = 0; nt < L.nt_s; ++nt) {
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+              const int col = wn * L.cn + nt * 8 + 2 * (lane & 3) + j;
+              const float v = tile_idx[col] >= 0 ? sacc[mt][nt][half * 2 + j] * p.scale_log2 : neg_inf();
+              sacc[mt][nt][half * 2 + j] = v;
+              mx = fmaxf(mx, v);
+            }
+          }
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+          mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+          tile_max[mt][half] = mx;
+          if constexpr (L.wn > 1) {
+            if ((lane & 3) == 0) red_max[wn * BH + wm * L.rm + mt * 16 + half * 8 + (lane >> 2)] = mx;
+          }
+        }
+      }
+      if constexpr (L.wn > 1) {
+        __syncthreads();
+#pragma unroll
+        for (int mt = 0; mt < L.mt; ++mt)
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            float mx = neg_inf();
+#pragma unroll
+            for (int w = 0; w < L.wn; ++w) mx = fmaxf(mx, red_max[w * BH + wm * L.rm + mt * 16 + half * 8 + (lane >> 2)]);
+            tile_max[mt][half] = mx;
+          }
+      }
+
+      // ---- online softmax update; P (bf16) to shared memory for the P V product
+#pragma unroll
+      for (int mt = 0; mt < L.mt; ++mt) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const float m_new = fmaxf(m_run[mt][half], tile_max[mt][half]);
+          const float m_use = m_new == neg_inf() ? 0.f : m_new;  // all masked so far: no NaN
+          const float alpha = fast_exp2(m_run[mt][half] - m_use);
+          m_run[mt][half] = m_new;
+          float sum = 0.f;
+          const int prow = wm * L.rm + mt * 16 + half * 8 + (lane >> 2);
+#pragma unroll
+          for (int nt = 0; nt < L.nt_s; ++nt) {
+            const float p0 = fast_exp2(sacc[mt][nt][half * 2] - m_use);
+            const float p1 = fast_exp2(sacc[mt][nt][half * 2 + 1] - m_use);
+            sum += p0 + p1;
+            *reinterpret_cast<unsigned*>(p_s + prow * L.p_stride + wn * L.cn + nt * 8 + 2 * (lane & 3)) = pack_bf16x2(p0, p1);
+          }
+          l_run[mt][half] = l_run[mt][half] * alpha + sum;
+#pragma unroll
+          for (int nt = 0; nt < L.nt_o; ++nt) {
+            o[mt][nt][half * 2] *= alpha;
+            o[mt][nt][half * 2 + 1] *= alpha;
+          }
+        }
+      }
+      __syncthreads();  // P complete
+
+      // ---- O += P V (this warp: rows wm*rm.., dims wn*on..)
+#pragma unroll 2
+      for (int kk = 0; kk < BT / 16; ++kk) {
+        unsigned a[L.mt][4];
+#pragma unroll
+        for (int mt = 0; mt < L.mt; ++mt)
+          ldmatrix_x4(a[mt], p_s + (wm * L.rm + mt * 16 + (lane & 15)) * L.p_stride + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+        for (int np = 0; np < L.nt_o / 2; ++np) {
+          unsigned bb[4];
+          ldmatrix_x4_trans(bb, k_s + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * L.qk_stride + wn * L.on + np * 16 +
+                                    (lane >> 4) * 8);
+#pragma unroll
+          for (int mt = 0; mt < L.mt; ++mt) {
+            mma_bf16_16816(o[mt][2 * np], a[mt], bb[0], bb[1]);
+            mma_bf16_16816(o[mt][2 * np + 1], a[mt], bb[2], bb[3]);
+          }
+        }
+      }
+    }
+    cp_async_wait<0>();  // no copy may land after the block exits
+
+    // ---- row sums: quad, then across the wn warps
+    float l_tot[L.mt][2];
+#pragma unroll
+    for (int mt = 0; mt < L.mt; ++mt)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float l = l_run[mt][half];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        l_tot[mt][half] = l;
+        if constexpr (L.wn > 1) {
+          if ((lane & 3) == 0) red_sum[wn * BH + wm * L.rm + mt * 16 + half * 8 + (lane >> 2)] = l;
+        }
+      }
+    if constexpr (L.wn > 1) {
+      __syncthreads();
+#pragma unroll
+      for (int mt = 0; mt < L.mt; ++mt)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          float l = 0.f;
+#pragma unroll
+          for (int w = 0; w < L.wn; ++w) l += red_sum[w * BH + wm * L.rm + mt * 16 + half * 8 + (lane >> 2)];
+          l_tot[mt][half] = l;
+        }
+    }
+
+    // ---- epilogue
+    constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
+#pragma unroll
+    for (int mt = 0; mt < L.mt; ++mt) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int r = wm * L.rm + mt * 16 + half * 8 + (lane >> 2);
+        const int h = h0 + r;
+        if (h >= p.h_q) continue;
+        const float m = m_run[mt][half], l = l_tot[mt][half];
+        const bool empty = !(l > 0.f);
+        const float lse2 = empty ? neg_inf() : m + __log2f(l);
+        if (p.num_splits > 1) {
+          const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + h;
+          const float inv = empty ? 0.f : 1.f / l;
+          float* dst = p.partial_out + prow * L.dv + wn * L.on + 2 * (lane & 3);
+#pragma unroll
+          for (int nt = 0; nt < L.nt_o; ++nt)
+            *reinterpret_cast<float2*>(dst + nt * 8) = make_float2(o[mt][nt][half * 2] * inv, o[mt][nt][half * 2 + 1] * inv);
+          if (wn == 0 && (lane & 3) == 0) {
+            p.partial_stats[prow * 2] = empty ? neg_inf() : m;
+            p.partial_stats[prow * 2 + 1] = lse2;
+          }
+          continue;
+        }
+        float denom = l;
+        if (p.attn_sink != nullptr && !empty) denom += fast_exp2(p.attn_sink[h] * kLog2e - m);
+        const float inv = empty ? 0.f : 1.f / denom;
+        unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + h * p.out_stride_h + wn * L.on + 2 * (lane & 3);
+#pragma unroll
+        for (int nt = 0; nt < L.nt_o; ++nt)
+          *reinterpret_cast<unsigned*>(dst + nt * 8) = pack_bf16x2(o[mt][nt][half * 2] * inv, o[mt][nt][half * 2 + 1] * inv);
+        if (wn == 0 && (lane & 3) == 0) {
+          float ml = empty ? neg_inf() : m, ls = lse2;
+          if (p.natural_log) {
+            ml = empty ? neg_inf() : ml * kLn2;
+            ls = empty ? pos_inf() : ls * kLn2;
+          }
+          p.max_logits[b * p.ml_stride_b + s * p.ml_stride_s + h * p.ml_stride_h] = ml;
+          p.lse[b * p.lse_stride_b + s * p.lse_stride_s + h * p.lse_stride_h] = ls;
+        }
+      }
+    }
+  }
+};
+
+template <int D, int BH, int BT, int WARPS, int STAGES>
+__device__ __forceinline__ void sparse_mla_fwd_sm90(const NsaSparseMlaParams& p) {
+  using K = SparseMlaSm90<D, BH, BT, WARPS, STAGES>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  K k{p};
+  k.q_s = reinterpret_cast<unsigned short*>(smem);
+  k.kv_s = reinterpret_cast<unsigned short*>(smem + K::L.q_bytes);
+  k.p_s = reinterpret_cast<unsigned short*>(smem + K::L.q_bytes + STAGES * K::L.kv_stage_bytes);
+  k.idx_s = reinterpret_cast<int*>(smem + K::L.q_bytes + STAGES * K::L.kv_stage_bytes + K::L.p_bytes);
+  k.red_max = reinterpret_cast<float*>(smem + K::L.q_bytes + STAGES * K::L.kv_stage_bytes + K::L.p_bytes + K::L.idx_bytes);
+  k.red_sum = k.red_max + K::L.wn * BH;
+  k.run();
+}
+
+// Merges the num_splits partial results of one (row, head): grid (rows, h_q), 128 threads,
+// 4 output dims each. lse = log2 sum 2^lse_i; out = sum 2^(lse_i - lse) * out_i.
+__device__ __forceinline__ void sparse_mla_combine(const NsaSparseMlaParams& p) {
+  constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
+  const long long row = blockIdx.x;
+  const int h = blockIdx.y;
+  const int b = static_cast<int>(row / p.s_q), s = static_cast<int>(row - (row / p.s_q) * p.s_q);
+  const long long rows = static_cast<long long>(p.batch) * p.s_q;
+  float m = neg_inf(), lmax = neg_inf();
+  for (int i = 0; i < p.num_splits; ++i) {
+    const float* st = p.partial_stats + ((i * rows + row) * p.h_q + h) * 2;
+    m = fmaxf(m, st[0]);
+    lmax = fmaxf(lmax, st[1]);
+  }
+  const bool empty = lmax == neg_inf();
+  float sum = 0.f;
+  if (!empty)
+    for (int i = 0; i < p.num_splits; ++i) sum += fast_exp2(p.partial_stats[((i * rows + row) * p.h_q + h) * 2 + 1] - lmax);
+  const float lse2 = empty ? neg_inf() : lmax + __log2f(sum);
+  float sink_factor = 1.f;
+  if (p.attn_sink != nullptr && !empty) sink_factor = 1.f / (1.f + fast_exp2(p.attn_sink[h] * kLog2e - lse2));
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  const int d0 = threadIdx.x * 4;
+  if (!empty) {
+    for (int i = 0; i < p.num_splits; ++i) {
+      const long long prow = (i * rows + row) * p.h_q + h;
+      const float w = fast_exp2(p.partial_stats[prow * 2 + 1] - lse2) * sink_factor;
+      const float4 v = *reinterpret_cast<const float4*>(p.partial_out + prow * 512 + d0);
+      acc[0] += w * v.x;
+      acc[1] += w * v.y;
+      acc[2] += w * v.z;
+      acc[3] += w * v.w;
+    }
+  }
+  unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + h * p.out_stride_h + d0;
+  *reinterpret_cast<uint2*>(dst) = make_uint2(pack_bf16x2(acc[0], acc[1]), pack_bf16x2(acc[2], acc[3]));
+  if (threadIdx.x == 0) {
+    float ml = m, ls = lse2;
+    if (p.natural_log) {
+      ml = empty ? neg_inf() : ml * kLn2;
+      ls = empty ? pos_inf() : ls * kLn2;
+    }
+    p.max_logits[b * p.ml_stride_b + s * p.ml_stride_s + h * p.ml_stride_h] = ml;
+    p.lse[b * p.lse_stride_b + s * p.lse_stride_s + h * p.lse_stride_h] = ls;
+  }
+}
+
+}  // namespace nsajit
