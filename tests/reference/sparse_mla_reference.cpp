@@ -22,7 +22,9 @@ void one_row(const SparseMlaProblem& p, int b, int s, int h0, int h1, SparseMlaR
   std::vector<double> qf(p.d_qk), logits(valid.size());
   for (int h = h0; h < h1; ++h) {
     const long qrow = row * p.h_q + h;
-    for (int d = 0; d < p.d_qk; ++d) qf[d] = bf16_to_float(p.q[qrow * p.d_qk + d]);
+    const long q_row_stride = p.q_row_stride < 0 ? static_cast<long>(p.h_q) * p.d_qk : p.q_row_stride;
+    const std::uint16_t* qp = &p.q[row * q_row_stride + static_cast<long>(h) * p.d_qk];
+    for (int d = 0; d < p.d_qk; ++d) qf[d] = bf16_to_float(qp[d]);
     double mx = -std::numeric_limits<double>::infinity();
     for (std::size_t j = 0; j < valid.size(); ++j) {
       const std::uint16_t* k = &p.kv[static_cast<long>(valid[j]) * p.kv_row_stride];
@@ -59,14 +61,24 @@ void one_row(const SparseMlaProblem& p, int b, int s, int h0, int h1, SparseMlaR
 }
 }  // namespace
 
-SparseMlaResult sparse_mla_fwd(const SparseMlaProblem& p, int threads) {
+SparseMlaResult sparse_mla_fwd(const SparseMlaProblem& p, int threads, const std::vector<long>& row_subset) {
   SparseMlaResult r;
-  const long rows = static_cast<long>(p.batch) * p.s_q;
-  r.out.assign(rows * p.h_q * p.d_v, 0.0f);
-  r.max_logits.assign(rows * p.h_q, 0.0f);
-  r.lse.assign(rows * p.h_q, 0.0f);
+  const long all_rows = static_cast<long>(p.batch) * p.s_q;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  r.out.assign(all_rows * p.h_q * p.d_v, nan);
+  r.max_logits.assign(all_rows * p.h_q, nan);
+  r.lse.assign(all_rows * p.h_q, nan);
+  std::vector<long> row_list = row_subset;
+  if (row_list.empty()) {
+    row_list.resize(all_rows);
+    for (long i = 0; i < all_rows; ++i) row_list[i] = i;
+  }
+  const long rows = static_cast<long>(row_list.size());
   auto work = [&](long begin, long end) {
-    for (long i = begin; i < end; ++i) one_row(p, static_cast<int>(i / p.s_q), static_cast<int>(i % p.s_q), 0, p.h_q, r);
+    for (long j = begin; j < end; ++j) {
+      const long i = row_list[j];
+      one_row(p, static_cast<int>(i / p.s_q), static_cast<int>(i % p.s_q), 0, p.h_q, r);
+    }
   };
   if (threads <= 1 || rows < 2) {
     work(0, rows);

@@ -14,7 +14,8 @@ struct SparseMlaProblem {
   int topk = 1;
   float sm_scale = 0.0f;
   bool natural_log = false;
-  std::vector<std::uint16_t> q;        // [batch, s_q, h_q, d_qk], dense
+  std::vector<std::uint16_t> q;        // [batch, s_q, h_q, d_qk]; rows q_row_stride apart
+  long q_row_stride = -1;              // elements between (b, s) rows; -1 = h_q * d_qk (dense)
   std::vector<std::uint16_t> kv;       // [s_kv, kv_row_stride]
   std::vector<std::int32_t> indices;   // [batch, s_q, topk], dense
   std::vector<std::int32_t> topk_length;  // empty or [batch * s_q]
@@ -27,7 +28,8 @@ struct SparseMlaResult {
   std::vector<float> lse;         // [batch, s_q, h_q]
 };
 
-// Single-threaded over heads unless `threads` > 1.
-SparseMlaResult sparse_mla_fwd(const SparseMlaProblem& p, int threads = 1);
+// Rows are (b * s_q + s). With `rows` non-empty only those rows are computed (the others
+// stay NaN): long sweeps check a sample. Work is spread over `threads` threads.
+SparseMlaResult sparse_mla_fwd(const SparseMlaProblem& p, int threads = 1, const std::vector<long>& rows = {});
 
 }  // namespace nsajit::reference

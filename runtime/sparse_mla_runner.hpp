@@ -1,0 +1,13 @@
+// Launches a planned sparse_mla_fwd call: the main kernel and, for a topk split, the combine.
+#pragma once
+
+#include "runtime/loaded_variant.hpp"
+#include "runtime/sparse_mla_launch.hpp"
+
+namespace nsajit {
+
+// Asynchronous on `stream`; never synchronises or allocates. Raises the kernel's dynamic
+// shared memory limit the first time (not during graph capture: warm the variant first).
+void launch_sparse_mla(Device& device, LoadedVariant& loaded, const SparseMlaLaunch& launch, void* stream);
+
+}  // namespace nsajit

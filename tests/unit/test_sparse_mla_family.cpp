@@ -1,0 +1,81 @@
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <set>
+
+#include "generator/kernel_family.hpp"
+#include "runtime/backend.hpp"
+#include "runtime/error.hpp"
+#include "tuner/compile_pool.hpp"
+
+namespace nsajit {
+
+TEST_CASE("sparse_mla_space_covers_the_issue_grid_and_says_why_it_prunes") {
+  for (int d : {576, 512}) {
+    const auto space = kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{d, 512});
+    CHECK(space.kept.size() + space.pruned.size() == 3 * 4 * 2 * 3);
+    CHECK(space.kept.size() >= 10);
+    for (const auto& p : space.pruned) CHECK_MESSAGE(!p.reason.empty(), p.variant.name());
+    std::set<int> heads;
+    for (const auto& v : space.kept) heads.insert(v.get("bh"));
+    CHECK(heads.count(16) == 1);
+    CHECK(heads.count(64) == 1);
+  }
+}
+
+TEST_CASE("variant_names_are_stable_and_round_trip") {
+  const auto space = kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{576, 512});
+  for (const auto& v : space.kept) {
+    const Variant back = variant_from_name(v.name());
+    CHECK(back.name() == v.name());
+    CHECK(back.knobs == v.knobs);
+    CHECK(back.geometry == v.geometry);
+  }
+  const Variant v = kernel_family(Family::sparse_mla_fwd).default_variant(target_from_arch("sm_90a"), Geometry{576, 512});
+  CHECK(v.name() == "nsa_fwd_sm90a_d576_bh16_bt64_w4_st2");
+  CHECK_THROWS_AS((void)variant_from_name("nsa_fwd_sm90a_d576_bh16_bt"), Error);
+  CHECK_THROWS_AS((void)variant_from_name("gemm_sm90a"), Error);
+}
+
+TEST_CASE("render_gives_one_self_contained_unit_with_both_kernels") {
+  const auto& family = kernel_family(Family::sparse_mla_fwd);
+  const Variant v = family.default_variant(target_from_arch("sm_90a"), Geometry{576, 512});
+  const RenderedSource r = family.render(v);
+  REQUIRE(r.kernel_names.size() == 2);
+  CHECK(r.kernel_names[0] == v.name());
+  CHECK(r.kernel_names[1] == v.name() + "_combine");
+  CHECK(r.source.find("#include \"sparse_mla_fwd/sm90.cuh\"") != std::string::npos);
+  CHECK(r.source.find("sparse_mla_fwd_sm90<576, 16, 64, 4, 2>") != std::string::npos);
+  const auto space = family.space(target_from_arch("sm_90a"), Geometry{576, 512});
+  REQUIRE(!space.pruned.empty());
+  CHECK_THROWS_AS((void)family.render(space.pruned.front().variant), Error);
+  CHECK_THROWS_AS((void)family.space(target_from_arch("sm_90a"), Geometry{128, 512}), Error);
+}
+
+TEST_CASE("every_unpruned_sm90a_variant_compiles_with_nvrtc") {
+  const Compiler* nvrtc = cuda_backend().compiler_for("sm_90a");
+  if (nvrtc == nullptr) {
+    const char* allow = std::getenv("NSAJIT_ALLOW_NO_NVRTC");
+    REQUIRE_MESSAGE((allow != nullptr && std::string(allow) == "1"),
+                    "NVRTC missing: " << cuda_backend().compiler_unavailable_reason());
+    MESSAGE("SKIPPED (NSAJIT_ALLOW_NO_NVRTC=1): " << cuda_backend().compiler_unavailable_reason());
+    return;
+  }
+  std::vector<Variant> variants;
+  for (int d : {576, 512}) {
+    auto s = kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{d, 512});
+    variants.insert(variants.end(), s.kept.begin(), s.kept.end());
+  }
+  const auto results = compile_variants(*nvrtc, variants);
+  int compiled = 0;
+  for (const auto& r : results) {
+    CHECK_MESSAGE(r.ok(), r.variant.name() << ": " << r.error);
+    if (!r.ok()) continue;
+    ++compiled;
+    CHECK(r.result->binary.size() > 1000);
+  }
+  MESSAGE(fmt::format("sparse_mla_fwd: {} of {} unpruned sm_90a variants compiled", compiled, variants.size()));
+  CHECK(compiled == static_cast<int>(variants.size()));
+}
+
+}  // namespace nsajit
