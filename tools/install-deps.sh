@@ -10,7 +10,7 @@ PACKAGES=(
   libfmt-dev libcli11-dev doctest-dev
   libamdhip64-dev                 # HIP runtime + hipRTC + comgr (ROCm 5.2), AMD gfx90a path
   clang-19 lld-19 llvm-19         # gfx942 code objects and llvm-readelf for resource reports
-  python3 python3-pip
+  python3 python3-pip python3-pytest
 )
 
 missing=()

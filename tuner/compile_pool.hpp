@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "generator/compile_request.hpp"
 #include "generator/variant.hpp"
 #include "runtime/backend.hpp"
 
@@ -25,11 +26,5 @@ struct CompiledVariant {
 [[nodiscard]] std::vector<CompiledVariant> compile_variants(
     const Compiler& compiler, const std::vector<Variant>& variants, int threads = 0,
     const std::function<void(const CompiledVariant&, std::size_t done, std::size_t total)>& on_done = {});
-
-// The CompileRequest for one rendered variant (templates as in-memory headers).
-[[nodiscard]] CompileRequest make_compile_request(const Variant& variant, const RenderedSource& rendered);
-
-// The content key of a binary: hash of source + options + compiler version + arch.
-[[nodiscard]] std::string binary_key(const CompileRequest& request, const Compiler& compiler);
 
 }  // namespace nsajit

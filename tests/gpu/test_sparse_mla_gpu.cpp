@@ -95,3 +95,34 @@ TEST_CASE("every_unpruned_sm90_variant_matches_the_cpu_reference") {
 }
 
 }  // namespace nsajit
+
+namespace nsajit {
+
+// Small enough to run under compute-sanitizer (tools/device-check.sh sanitize).
+TEST_CASE("sanitizer_subset_of_variants_matches_the_reference") {
+  Device& device = test::gpu_device();
+  if (device.info().vendor != Vendor::nvidia) return;
+  const Compiler* compiler = test::gpu_backend().compiler_for(device.info().arch);
+  REQUIRE(compiler != nullptr);
+  const Target target = target_from_arch(device.info().arch);
+  std::vector<Variant> variants;
+  for (const char* name : {"bh16_bt64_w4_st2", "bh32_bt32_w8_st3", "bh64_bt32_w8_st2"})
+    variants.push_back(variant_from_name(fmt::format("nsa_fwd_{}_d576_{}", target.short_name(), name)));
+  auto compiled = compile_variants(*compiler, variants);
+  std::vector<SparseMlaCase> cases = {
+      {.label = "ragged", .batch = 2, .s_q = 2, .h_q = 20, .s_kv = 777, .kv_pad = 8, .topk = 150, .invalid_fraction = 0.2,
+       .empty_row = true, .with_lengths = true, .with_sink = true},
+      {.label = "split", .s_q = 2, .h_q = 64, .s_kv = 3000, .topk = 1000, .invalid_fraction = 0.1, .splits = 5},
+  };
+  for (auto& cv : compiled) {
+    REQUIRE_MESSAGE(cv.ok(), cv.error);
+    auto lv = load_variant(device, cv.variant, cv.result->binary, cv.rendered.kernel_names);
+    for (const auto& c : cases) {
+      SparseMlaFixture f(device, c, 1234);
+      const auto r = f.run_and_compare(*lv, nullptr);
+      CHECK_MESSAGE(r.ok, cv.variant.name() << " [" << c.label << "]: " << r.detail);
+    }
+  }
+}
+
+}  // namespace nsajit

@@ -1,0 +1,216 @@
+#include "runtime/dispatcher.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cstdio>
+
+#include "generator/compile_request.hpp"
+#include "generator/kernel_family.hpp"
+#include "generator/template_library.hpp"
+#include "runtime/device_identity.hpp"
+#include "runtime/error.hpp"
+#include "runtime/sparse_mla_launch.hpp"
+#include "runtime/sparse_mla_runner.hpp"
+#include "templates/sparse_mla_fwd/layout.h"
+
+namespace nsajit {
+namespace {
+
+constexpr std::string_view kWhere = "runtime/dispatcher";
+
+Backend& pick_backend(const std::string& name) {
+  if (name == "cuda") return cuda_backend();
+  if (name == "hip") return hip_backend();
+  if (!name.empty())
+    fail(ErrorCode::invalid_argument, "choosing a backend", std::string(kWhere),
+         fmt::format("unknown backend '{}' (cuda, hip or empty for the first with a GPU)", name));
+  if (cuda_backend().device_count() > 0) return cuda_backend();
+  if (hip_backend().device_count() > 0) return hip_backend();
+  fail(ErrorCode::unavailable, "finding a GPU", std::string(kWhere),
+       fmt::format("no GPU found. cuda: {}; hip: {}", cuda_backend().devices_unavailable_reason(),
+                   hip_backend().devices_unavailable_reason()));
+}
+
+std::string table_key(Family f, const Geometry& g, int topk) {
+  return fmt::format("{}|{}|{}", to_string(f), g.key(), topk);
+}
+
+}  // namespace
+
+Dispatcher::Dispatcher(const DispatcherOptions& options) : options_(options) {
+  backend_ = &pick_backend(options.backend);
+  if (options.device_ordinal < 0 || options.device_ordinal >= backend_->device_count())
+    fail(ErrorCode::invalid_argument, "opening a device", std::string(kWhere),
+         fmt::format("device ordinal {} is out of range: backend {} has {} GPU(s){}", options.device_ordinal,
+                     backend_->name(), backend_->device_count(),
+                     backend_->device_count() == 0 ? " (" + backend_->devices_unavailable_reason() + ")" : ""));
+  device_ = backend_->open_device(options.device_ordinal);
+  device_->make_current();
+  target_ = target_from_arch(device_->info().arch);
+  device_key_ = device_key(device_->info());
+  if (options.use_cache) {
+    cache_ = std::make_unique<LayeredCache>(LayeredCache::open(options.cache_path, options.shipped_cache_path));
+    for (const auto& w : cache_->warnings()) say_once(w);
+  }
+}
+
+Dispatcher::~Dispatcher() = default;
+
+std::int64_t Dispatcher::compile_count() const {
+  std::lock_guard lock(mutex_);
+  return compiles_;
+}
+
+const DeviceInfo& Dispatcher::device_info() const { return device_->info(); }
+Device& Dispatcher::device() { return *device_; }
+
+std::vector<std::string> Dispatcher::notices() const {
+  std::lock_guard lock(mutex_);
+  return notices_;
+}
+
+void Dispatcher::say_once(const std::string& message) {
+  if (!said_.insert(message).second) return;
+  notices_.push_back(message);
+  if (options_.verbose) std::fprintf(stderr, "nsa-jit: %s\n", message.c_str());
+}
+
+LoadedVariant& Dispatcher::load(const Variant& variant, const std::string& key_hint) {
+  const std::string name = variant.name();
+  if (auto it = variants_.find(name); it != variants_.end()) return *it->second;
+  const RenderedSource rendered = kernel_family(variant.family).render(variant);
+  std::unique_ptr<LoadedVariant> lv;
+
+  auto try_cached = [&](const std::string& key) {
+    if (key.empty() || !cache_ || lv) return;
+    const auto rec = cache_->find_binary(key);
+    if (!rec) return;
+    try {
+      lv = load_variant(*device_, variant, rec->binary, rendered.kernel_names);
+    } catch (const Error& e) {
+      say_once(fmt::format("cached binary {} of {} could not be loaded ({}); compiling it again", key, name, e.what()));
+    }
+  };
+  try_cached(key_hint);
+  if (!lv) {
+    const Compiler* compiler = backend_->compiler_for(variant.target.arch);
+    if (compiler == nullptr)
+      fail(ErrorCode::unavailable, "compiling " + name, std::string(kWhere),
+           "no binary in the cache and no compiler: " + backend_->compiler_unavailable_reason());
+    const CompileRequest request = make_compile_request(variant, rendered);
+    const std::string key = binary_key(request, *compiler);
+    try_cached(key);
+    if (!lv) {
+      CompileResult result = compiler->compile(request);
+      ++compiles_;
+      lv = load_variant(*device_, variant, result.binary, rendered.kernel_names);
+      if (cache_) {
+        try {
+          cache_->put_binary(BinaryRecord{key, name, variant.target.arch, compiler->version(), "", result.binary});
+        } catch (const Error& e) {
+          say_once(fmt::format("could not store the binary of {} in the cache: {}", name, e.what()));
+        }
+      }
+    }
+  }
+  if (variant.family == Family::sparse_mla_fwd && variant.target.vendor == Vendor::nvidia) {
+    const auto l = nsa_sparse_mla_layout(variant.geometry.d_qk, variant.get("bh"), variant.get("bt"), variant.get("w"),
+                                         variant.get("st"));
+    device_->set_max_dynamic_shared(lv->kernels[0], l.smem_bytes);
+    lv->configured_shared_bytes = l.smem_bytes;
+  }
+  return *(variants_[name] = std::move(lv));
+}
+
+const Dispatcher::Resolved& Dispatcher::resolve(Family family, const Geometry& geometry, int topk) {
+  const std::string key = table_key(family, geometry, topk);
+  if (auto it = table_.find(key); it != table_.end()) return it->second;
+
+  std::optional<DispatchRule> rule;
+  if (cache_) {
+    try {
+      const WinnerKey wk{device_key_, std::string(to_string(family)), geometry.key(), topk};
+      if (auto w = cache_->find_winner(wk)) {
+        if (w->template_hash != template_hash()) {
+          say_once(fmt::format("ignoring the cached winner for {} topk {}: tuned with kernel templates {}, these are {} "
+                               "(re-tune with nsa-tune tune)",
+                               to_string(family), topk, w->template_hash, template_hash()));
+        } else {
+          try {
+            rule = DispatchRule::from_json(w->rule);
+          } catch (const Error& e) {
+            say_once(fmt::format("ignoring the cached winner for {} topk {}: {}", to_string(family), topk, e.what()));
+          }
+        }
+      } else {
+        std::vector<std::string> others;
+        for (const auto& o : cache_->winners_for(std::string(to_string(family)), geometry.key(), topk))
+          others.push_back(o.key.device);
+        if (!others.empty())
+          say_once(fmt::format("the cache has {} topk {} winners only for other GPUs ({}), not for {}: ignored",
+                               to_string(family), topk, fmt::join(others, "; "), device_key_));
+      }
+    } catch (const Error& e) {
+      say_once(fmt::format("cache lookup failed, continuing without it: {}", e.what()));
+    }
+  }
+  Resolved resolved;
+  if (rule) {
+    try {
+      for (const auto& e : rule->entries) {
+        const Variant v = variant_from_name(e.variant);
+        if (v.target.arch != target_.arch || v.family != family || !(v.geometry == geometry))
+          fail(ErrorCode::cache_error, "checking a cached rule", std::string(kWhere),
+               fmt::format("variant {} does not fit {} on {}", e.variant, geometry.key(), target_.arch));
+        resolved.loaded.push_back(&load(v, e.binary_key));
+      }
+      resolved.rule = *rule;
+    } catch (const Error& e) {
+      say_once(fmt::format("ignoring the cached winner for {} topk {}: {}", to_string(family), topk, e.what()));
+      resolved = Resolved{};
+    }
+  }
+  if (resolved.loaded.empty()) {
+    const Variant v = kernel_family(family).default_variant(target_, geometry);
+    say_once(fmt::format("no tuned winner for {} topk {} on {}: using the default variant {} "
+                         "(run `nsa-tune tune --family {} --topk {}`)",
+                         to_string(family), topk, device_key_, v.name(), to_string(family), topk));
+    resolved.rule.entries = {RuleEntry{0, v.name(), "", 0.0}};
+    resolved.loaded = {&load(v, "")};
+  }
+  return table_[key] = std::move(resolved);
+}
+
+void* Dispatcher::workspace_for(void* stream, std::size_t bytes) {
+  auto& ws = workspaces_[stream];
+  if (ws.bytes() < bytes) ws = device_->allocate(bytes);  // grows once per shape class, never in steady state
+  return ws.get();
+}
+
+void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream) {
+  const SparseMlaProblem problem = validate_sparse_mla(args);
+  std::lock_guard lock(mutex_);
+  device_->make_current();
+  const Resolved& r = resolve(Family::sparse_mla_fwd, Geometry{problem.d_qk, 512}, problem.params.topk);
+  bool exact = false;
+  const RuleEntry& entry = r.rule.for_h_q(problem.params.h_q, exact);
+  if (!exact)
+    say_once(fmt::format("sparse_mla_fwd topk {}: h_q {} was not tuned; using the rule of h_q {} ({})",
+                         problem.params.topk, problem.params.h_q, entry.h_q, entry.variant));
+  LoadedVariant& lv = *r.loaded[static_cast<std::size_t>(&entry - r.rule.entries.data())];
+  const int bh = lv.variant.get("bh"), bt = lv.variant.get("bt");
+  int splits = 1;
+  if (r.rule.split == "fill_sms") {
+    const long long ctas = problem.rows() * ((problem.params.h_q + bh - 1) / bh);
+    splits = choose_topk_splits(ctas, device_->info().multiprocessors, problem.params.topk, bt);
+  }
+  void* workspace = splits > 1 ? workspace_for(stream, sparse_mla_workspace_bytes(problem, splits)) : nullptr;
+  launch_sparse_mla(*device_, lv, plan_sparse_mla(problem, lv.variant, splits, workspace), stream);
+}
+
+void Dispatcher::topk_select(const nsajit_topk_args&, void*) {
+  fail(ErrorCode::unavailable, "topk_select", std::string(kWhere), "the topk_select family is not built yet");
+}
+
+}  // namespace nsajit

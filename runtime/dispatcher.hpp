@@ -1,0 +1,74 @@
+// The runtime dispatcher: serves calls from the cache. Lookup per call:
+//   in-memory table -> SQLite winner for this topk -> cached binary -> compile once and store.
+// A cache hit compiles nothing; a new s_q or h_q never compiles (the winner's rule maps
+// h_q to a variant and derives the topk split from s_q and the multiprocessor count).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cache/layered_cache.hpp"
+#include "generator/variant.hpp"
+#include "nsajit/nsajit.h"
+#include "runtime/backend.hpp"
+#include "runtime/dispatch_rule.hpp"
+#include "runtime/loaded_variant.hpp"
+
+namespace nsajit {
+
+struct DispatcherOptions {
+  int device_ordinal = 0;
+  std::string backend;             // "cuda", "hip", "" = first backend with a GPU
+  std::string cache_path;          // "" = default (NSA_JIT_CACHE, XDG_CACHE_HOME ...)
+  std::string shipped_cache_path;  // optional read-only cache under the writable one
+  bool verbose = true;             // notices (said once each) also go to stderr
+  bool use_cache = true;           // false: in-memory only (tests)
+};
+
+class Dispatcher {
+ public:
+  explicit Dispatcher(const DispatcherOptions& options);
+  ~Dispatcher();
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  void sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream);
+  void topk_select(const nsajit_topk_args& args, void* stream);
+
+  [[nodiscard]] std::int64_t compile_count() const;
+  [[nodiscard]] const DeviceInfo& device_info() const;
+  [[nodiscard]] Device& device();
+  // Everything said once so far (default variant used, nearest rule, ignored cache rows ...).
+  [[nodiscard]] std::vector<std::string> notices() const;
+
+ private:
+  struct Resolved {
+    DispatchRule rule;
+    std::vector<LoadedVariant*> loaded;  // parallel to rule.entries
+  };
+  const Resolved& resolve(Family family, const Geometry& geometry, int topk);
+  LoadedVariant& load(const Variant& variant, const std::string& binary_key);
+  void* workspace_for(void* stream, std::size_t bytes);
+  void say_once(const std::string& message);
+
+  DispatcherOptions options_;
+  Backend* backend_ = nullptr;
+  std::unique_ptr<Device> device_;
+  Target target_;
+  std::string device_key_;
+  std::unique_ptr<LayeredCache> cache_;
+  mutable std::mutex mutex_;
+  std::map<std::string, Resolved> table_;                            // family|geometry|topk
+  std::map<std::string, std::unique_ptr<LoadedVariant>> variants_;  // by variant name
+  std::map<void*, DeviceMemory> workspaces_;                         // per stream: splits
+  std::int64_t compiles_ = 0;
+  std::vector<std::string> notices_;
+  std::set<std::string> said_;
+};
+
+}  // namespace nsajit

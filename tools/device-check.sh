@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs on the lent GPU machine, over a build made elsewhere (carried as ./build):
+# GPU tests, correctness sweep, sanitizer, tuning, benchmarks, Python GPU tests.
+# Usage: tools/device-check.sh [section ...]   sections: info gpu sanitize tune bench python all
+# Full logs go to $OUT (or ./device-out); a short table is printed last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/device-out}
+mkdir -p "$OUT"
+B=./build
+SECTIONS=${*:-all}
+declare -a SUMMARY=()
+want() { [[ " $SECTIONS " == *" all "* || " $SECTIONS " == *" $1 "* ]]; }
+step() {  # step NAME LOGFILE COMMAND...
+  local name=$1 log=$2; shift 2
+  local t0=$SECONDS
+  "$@" >"$OUT/$log" 2>&1
+  local rc=$?
+  SUMMARY+=("$(printf '%-28s rc=%-3s %4ss  %s' "$name" "$rc" "$((SECONDS - t0))" "$log")")
+  tail -n 25 "$OUT/$log"
+  return $rc
+}
+export NSA_JIT_CACHE="$OUT/cache.sqlite"
+
+if want info; then
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv | tee "$OUT/nvidia-smi.txt"
+  step "nsa-tune devices" devices.log $B/nsa-tune devices
+fi
+if want gpu; then
+  step "gpu tests" gpu-tests.log $B/tests/nsajit_gpu_tests -s
+fi
+if want sanitize; then
+  step "compute-sanitizer memcheck" sanitizer.log compute-sanitizer --tool memcheck --error-exitcode 9 \
+    $B/tests/nsajit_gpu_tests -tc='*sanitizer_subset*'
+fi
+if want tune; then
+  step "tune topk 2048" tune.log $B/nsa-tune tune --topk 2048
+fi
+if want bench; then
+  step "bench sparse_mla_fwd" bench.log $B/nsa-tune bench
+  step "bench topk_select" bench-topk.log $B/nsa-tune bench --family topk_select
+fi
+if want python; then
+  step "python gpu tests" python.log env NSA_JIT_LIBRARY=$PWD/build/libnsajit.so PYTHONUNBUFFERED=1 python3 -m pytest -q python/tests
+fi
+echo
+echo "==== device-check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
+printf '%s\n' "${SUMMARY[@]}"
