@@ -4,6 +4,10 @@
 #include <fmt/ranges.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "cache/cache_path.hpp"
 
 #include "generator/compile_request.hpp"
 #include "generator/kernel_family.hpp"
@@ -50,7 +54,12 @@ Dispatcher::Dispatcher(const DispatcherOptions& options) : options_(options) {
   target_ = target_from_arch(device_->info().arch);
   device_key_ = device_key(device_->info());
   if (options.use_cache) {
-    cache_ = std::make_unique<LayeredCache>(LayeredCache::open(options.cache_path, options.shipped_cache_path));
+    std::optional<std::filesystem::path> shipped;
+    if (!options.shipped_cache_path.empty()) shipped = options.shipped_cache_path;
+    else if (const char* env = std::getenv("NSA_JIT_SHIPPED_CACHE"); env != nullptr && *env != '\0') shipped = env;
+    std::optional<std::filesystem::path> writable;
+    if (!options.cache_path.empty()) writable = options.cache_path;
+    cache_ = std::make_unique<LayeredCache>(resolve_cache_path(writable), shipped);
     for (const auto& w : cache_->warnings()) say_once(w);
   }
 }

@@ -1,0 +1,130 @@
+#include "tuner/sparse_mla_tuner.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <chrono>
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+#include <random>
+
+#include "generator/compile_request.hpp"
+#include "generator/kernel_family.hpp"
+#include "runtime/error.hpp"
+#include "tuner/bench_sparse_mla.hpp"
+#include "tuner/compile_pool.hpp"
+#include "tuner/sparse_mla_check.hpp"
+
+namespace nsajit {
+
+TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, const SparseMlaTuneOptions& o, int topk,
+                                    TuneEvents& events) {
+  const auto t0 = std::chrono::steady_clock::now();
+  TopkTuneResult result;
+  result.topk = topk;
+  result.tuned_shape = fmt::format("h_q={} s_q={} s_kv={} d_qk={}", fmt::join(o.h_qs, ","), o.s_q, o.s_kv, o.d_qk);
+  const Target target = target_from_arch(device.info().arch);
+  const Geometry geometry{o.d_qk, 512};
+  const auto& family = kernel_family(Family::sparse_mla_fwd);
+  const auto space = family.space(target, geometry);
+
+  // 1. compile (binaries already in the cache are reused)
+  struct Candidate {
+    Variant variant;
+    RenderedSource rendered;
+    std::string key;
+    std::vector<std::uint8_t> binary;
+    std::unique_ptr<LoadedVariant> loaded;
+  };
+  std::vector<Candidate> candidates;
+  std::vector<Variant> to_compile;
+  for (const auto& v : space.kept) {
+    Candidate c{v, family.render(v), "", {}, nullptr};
+    c.key = binary_key(make_compile_request(v, c.rendered), compiler);
+    if (auto cached = events.cached_binary(c.key)) c.binary = std::move(*cached);
+    else to_compile.push_back(v);
+    candidates.push_back(std::move(c));
+  }
+  events.begin(fmt::format("topk {}: compile", topk), to_compile.size());
+  auto compiled = compile_variants(compiler, to_compile, o.jobs,
+                                   [&](const CompiledVariant& cv, std::size_t, std::size_t) { events.step(cv.variant.name()); });
+  for (auto& cv : compiled) {
+    for (auto& c : candidates)
+      if (c.variant.name() == cv.variant.name()) {
+        if (cv.ok()) c.binary = std::move(cv.result->binary);
+        else result.candidates.push_back({c.variant.name(), 0, "compile_failed", -1, cv.error.substr(0, 2000)});
+      }
+  }
+
+  // 2. verify each against the CPU reference on fresh random data (h_q 24: partial head blocks)
+  const int verify_h_q = 24;
+  SparseMlaCase check{.label = "tune-verify", .s_q = 3, .h_q = verify_h_q, .d_qk = o.d_qk,
+                      .s_kv = std::max(4096, 2 * topk), .topk = topk, .invalid_fraction = 0.05, .empty_row = true};
+  std::random_device rd;
+  SparseMlaFixture fixture(device, check, (static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  events.begin(fmt::format("topk {}: verify", topk), candidates.size());
+  for (auto& c : candidates) {
+    if (c.binary.empty()) {
+      events.step(c.variant.name());
+      continue;
+    }
+    try {
+      c.loaded = load_variant(device, c.variant, c.binary, c.rendered.kernel_names);
+      const auto r = fixture.run_and_compare(*c.loaded, nullptr);
+      if (!r.ok) {
+        result.candidates.push_back({c.variant.name(), 0, "wrong", -1, r.detail});
+        events.note(fmt::format("  {} is WRONG against the reference ({}): excluded", c.variant.name(), r.detail));
+        c.loaded.reset();
+      }
+    } catch (const Error& e) {
+      result.candidates.push_back({c.variant.name(), 0, "launch_failed", -1, e.what()});
+      c.loaded.reset();
+    }
+    events.step(c.variant.name());
+  }
+
+  // 3. time every correct candidate whose head block fits h_q, per h_q
+  auto stream = device.create_stream();
+  BenchKernels kernels(device, compiler);
+  std::map<int, std::pair<std::string, double>> best;
+  for (int h_q : o.h_qs) {
+    std::vector<Candidate*> timed;
+    for (auto& c : candidates)
+      if (c.loaded && c.variant.get("bh") <= std::max(16, h_q)) timed.push_back(&c);
+    events.begin(fmt::format("topk {}: time h_q {}", topk, h_q), timed.size());
+    const BenchShape shape{o.s_q, h_q, topk, o.s_kv, o.d_qk};
+    SparseMlaBenchInputs inputs(kernels, shape, 2, rd(), stream->native());
+    TimingOptions timing{o.warmup, o.reps, {}};
+    for (Candidate* c : timed) {
+      try {
+        const int splits = dispatcher_splits(c->variant, shape, device.info().multiprocessors);
+        const TimingStats t = time_sparse_mla(*c->loaded, inputs, splits, timing, stream->native());
+        result.candidates.push_back({c->variant.name(), h_q, "ok", t.median_ms, fmt::format("splits {}", splits)});
+        auto& b = best[h_q];
+        if (b.first.empty() || t.median_ms < b.second) b = {c->variant.name(), t.median_ms};
+      } catch (const Error& e) {
+        result.candidates.push_back({c->variant.name(), h_q, "launch_failed", -1, e.what()});
+      }
+      events.step(c->variant.name());
+    }
+  }
+
+  // 4. the rule: per h_q its fastest variant, and the binaries it names
+  std::set<std::string> named;
+  for (const auto& [h_q, b] : best) {
+    if (b.first.empty()) continue;
+    const auto& c = *std::find_if(candidates.begin(), candidates.end(), [&](const Candidate& x) { return x.variant.name() == b.first; });
+    result.rule.entries.push_back({h_q, b.first, c.key, b.second});
+    if (named.insert(b.first).second)
+      result.binaries.push_back({c.key, b.first, target.arch, compiler.version(), c.binary});
+  }
+  if (result.rule.entries.empty())
+    fail(ErrorCode::internal, fmt::format("tuning sparse_mla_fwd topk {}", topk), "tuner",
+         "no candidate compiled, verified and ran: see the candidate table");
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace nsajit
