@@ -218,6 +218,16 @@ void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream
   launch_sparse_mla(*device_, lv, plan_sparse_mla(problem, lv.variant, splits, workspace), stream);
 }
 
+LoadedVariant& Dispatcher::sparse_mla_variant_for(int d_qk, int topk, int h_q, std::string* splits_rule) {
+  std::lock_guard lock(mutex_);
+  device_->make_current();
+  const Resolved& r = resolve(Family::sparse_mla_fwd, Geometry{d_qk, 512}, topk);
+  bool exact = false;
+  const RuleEntry& entry = r.rule.for_h_q(h_q, exact);
+  if (splits_rule != nullptr) *splits_rule = r.rule.split;
+  return *r.loaded[static_cast<std::size_t>(&entry - r.rule.entries.data())];
+}
+
 void Dispatcher::topk_select(const nsajit_topk_args&, void*) {
   fail(ErrorCode::unavailable, "topk_select", std::string(kWhere), "the topk_select family is not built yet");
 }

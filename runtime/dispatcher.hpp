@@ -40,6 +40,10 @@ class Dispatcher {
   void sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream);
   void topk_select(const nsajit_topk_args& args, void* stream);
 
+  // The loaded variant a sparse_mla_fwd call with this topk and h_q would use (for benches);
+  // `splits_rule` receives the winner's split rule ("fill_sms" or "none").
+  LoadedVariant& sparse_mla_variant_for(int d_qk, int topk, int h_q, std::string* splits_rule = nullptr);
+
   [[nodiscard]] std::int64_t compile_count() const;
   [[nodiscard]] const DeviceInfo& device_info() const;
   [[nodiscard]] Device& device();

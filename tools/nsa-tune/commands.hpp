@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 namespace nsajit::cli {
 
@@ -21,4 +22,14 @@ void register_tune(CLI::App& app, GlobalOptions& g);
 void register_bench(CLI::App& app, GlobalOptions& g);
 void register_cache_commands(CLI::App& app, GlobalOptions& g);
 
+}  // namespace nsajit::cli
+
+namespace nsajit::cli {
+// nsa-tune bench --family topk_select (tools/nsa-tune/cmd_bench_topk.cpp).
+void run_bench_topk(const std::vector<int>& ks, int device, bool json);
+}  // namespace nsajit::cli
+
+namespace nsajit::cli {
+// nsa-tune tune --family topk_select (tools/nsa-tune/cmd_tune_topk.cpp).
+void run_tune_topk_select(const std::vector<int>& ks, const std::string& devices, const std::string& cache_path);
 }  // namespace nsajit::cli

@@ -1,0 +1,79 @@
+// nsa-tune bench: the DESIGN.md §5 table - median time, TFLOP/s, gathered bytes/s, and the
+// fraction of the gather-only floor and of the mma.sync peak, both measured in the same run.
+// The variant of each shape is the one the dispatcher would serve (cache winner or default).
+#include <fmt/format.h>
+
+#include "runtime/dispatcher.hpp"
+#include "runtime/error.hpp"
+#include "tools/nsa-tune/commands.hpp"
+#include "tuner/bench_sparse_mla.hpp"
+
+namespace nsajit::cli {
+namespace {
+
+struct BenchCliOptions {
+  std::string family = "sparse_mla_fwd";
+  std::vector<int> topks, h_qs;
+  std::vector<long long> s_qs;
+  std::vector<int> s_kvs;
+  int d_qk = 576;
+  int reps = 30;
+  int device = 0;
+};
+
+void run_bench_sparse_mla(const BenchCliOptions& o, const GlobalOptions& g) {
+  DispatcherOptions dopt;
+  dopt.device_ordinal = o.device;
+  dopt.cache_path = g.cache_path;
+  Dispatcher dispatcher(dopt);
+  Device& device = dispatcher.device();
+  const Compiler* compiler = backend_for_arch(device.info().arch).compiler_for(device.info().arch);
+  if (compiler == nullptr)
+    fail(ErrorCode::unavailable, "building the bench kernels", "nsa-tune bench",
+         backend_for_arch(device.info().arch).compiler_unavailable_reason());
+  std::vector<BenchShape> shapes;
+  if (o.topks.empty() && o.h_qs.empty() && o.s_qs.empty() && o.s_kvs.empty()) {
+    shapes = standard_bench_shapes();
+  } else {
+    for (int topk : o.topks.empty() ? std::vector<int>{2048} : o.topks)
+      for (long long s_q : o.s_qs.empty() ? std::vector<long long>{4096} : o.s_qs)
+        for (int h_q : o.h_qs.empty() ? std::vector<int>{16, 32, 64, 128} : o.h_qs)
+          for (int s_kv : o.s_kvs.empty() ? std::vector<int>{32768} : o.s_kvs) shapes.push_back({s_q, h_q, topk, s_kv, o.d_qk});
+  }
+  for (auto& s : shapes) s.d_qk = o.d_qk;
+  BenchKernels kernels(device, *compiler);
+  auto stream = device.create_stream();
+  BenchOptions bopt;
+  bopt.reps = std::max(20, o.reps);
+  const MmaPeakResult peak = measure_mma_peak(kernels, bopt.timing(kernels), stream->native());
+  std::vector<BenchRow> rows;
+  for (const auto& shape : shapes) {
+    LoadedVariant& lv = dispatcher.sparse_mla_variant_for(shape.d_qk, shape.topk, shape.h_q);
+    rows.push_back(bench_sparse_mla_shape(kernels, lv, shape, peak, bopt, stream->native()));
+    if (!g.json) fmt::print(stderr, "  {} -> {:.4f} ms ({})\n", shape.label(), rows.back().kernel.median_ms, lv.variant.name());
+  }
+  const BenchContext ctx{device.info().name, peak};
+  fmt::print("{}", g.json ? bench_rows_json(rows, ctx) + "\n" : format_bench_table(rows, ctx));
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, GlobalOptions& g) {
+  static BenchCliOptions o;
+  auto* cmd = app.add_subcommand("bench", "benchmark the dispatched kernels against floors measured in the same run");
+  cmd->add_option("--family", o.family, "sparse_mla_fwd or topk_select")->capture_default_str();
+  cmd->add_option("--topk", o.topks, "topk values (default: the standard table)")->delimiter(',');
+  cmd->add_option("--h-q", o.h_qs, "head counts")->delimiter(',');
+  cmd->add_option("--s-q", o.s_qs, "query rows")->delimiter(',');
+  cmd->add_option("--s-kv", o.s_kvs, "kv rows")->delimiter(',');
+  cmd->add_option("--d-qk", o.d_qk, "576 or 512")->capture_default_str();
+  cmd->add_option("--reps", o.reps, "timed runs per shape (>= 20)")->capture_default_str();
+  cmd->add_option("--device", o.device, "GPU ordinal")->capture_default_str();
+  cmd->add_flag("--json", g.json, "machine-readable output");
+  cmd->callback([&g] {
+    if (o.family == "sparse_mla_fwd") run_bench_sparse_mla(o, g);
+    else run_bench_topk(o.topks, o.device, g.json);
+  });
+}
+
+}  // namespace nsajit::cli

@@ -1,0 +1,206 @@
+// nsa-tune tune: tune every requested topk and record winners, binaries and every
+// candidate's timing in the cache, one transaction per topk (a tune killed midway leaves
+// the topks already finished, and nothing half-written). --devices spreads the topk list
+// over the host's GPUs: one worker thread per GPU, each with its own context and its own
+// cache connection.
+#include <fmt/format.h>
+
+#include <atomic>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "cache/cache_path.hpp"
+#include "cache/layered_cache.hpp"
+#include "generator/template_library.hpp"
+#include "generator/variant.hpp"
+#include "runtime/device_identity.hpp"
+#include "runtime/error.hpp"
+#include "tools/nsa-tune/commands.hpp"
+#include "tools/nsa-tune/progress.hpp"
+#include "tuner/sparse_mla_tuner.hpp"
+
+#ifndef NSAJIT_VERSION_STRING
+#define NSAJIT_VERSION_STRING "0.0.0"
+#endif
+
+namespace nsajit::cli {
+namespace {
+
+struct TuneCliOptions {
+  std::string family = "sparse_mla_fwd";
+  std::vector<int> topks;
+  std::vector<int> h_qs = {16, 32, 64, 128};
+  long long s_q = 4096;
+  int s_kv = 32768;
+  int d_qk = 576;
+  int reps = 20;
+  std::string devices = "0";
+};
+
+std::vector<int> parse_devices(const std::string& spec, Backend& backend) {
+  const int n = backend.device_count();
+  if (n == 0)
+    fail(ErrorCode::unavailable, "tuning", "nsa-tune tune",
+         fmt::format("tuning needs a GPU, and none was found ({}). Offline work without a GPU: nsa-tune compile --all",
+                     backend.devices_unavailable_reason()));
+  std::vector<int> ids;
+  if (spec == "all") {
+    for (int i = 0; i < n; ++i) ids.push_back(i);
+    return ids;
+  }
+  std::stringstream ss(spec);
+  for (std::string part; std::getline(ss, part, ',');) {
+    int id = -1;
+    try {
+      id = std::stoi(part);
+    } catch (const std::exception&) {
+    }
+    if (id < 0 || id >= n)
+      fail(ErrorCode::invalid_argument, "parsing --devices", "nsa-tune tune",
+           fmt::format("'{}' is not a GPU ordinal in [0, {}) (or use 'all')", part, n));
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+Backend& gpu_backend() {
+  if (cuda_backend().device_count() > 0) return cuda_backend();
+  if (hip_backend().device_count() > 0) return hip_backend();
+  return cuda_backend();
+}
+
+void print_candidates(const TopkTuneResult& r, const std::string& device) {
+  fmt::print("\n== sparse_mla_fwd topk {} on {} ({:.1f} s)\n", r.topk, device, r.seconds);
+  fmt::print("   {:<5} {:<46} {:<14} {:>10}  {}\n", "h_q", "variant", "status", "median_ms", "detail");
+  for (const auto& c : r.candidates) {
+    bool win = false;
+    for (const auto& e : r.rule.entries) win |= (e.h_q == c.h_q && e.variant == c.variant);
+    fmt::print(" {} {:<5} {:<46} {:<14} {:>10}  {}\n", win ? "*" : " ", c.h_q ? std::to_string(c.h_q) : "-", c.variant,
+               c.status, c.median_ms >= 0 ? fmt::format("{:.4f}", c.median_ms) : "-", c.detail.substr(0, 80));
+  }
+  for (const auto& e : r.rule.entries) fmt::print("   winner h_q {:<4} {} ({:.4f} ms)\n", e.h_q, e.variant, e.median_ms);
+}
+
+TimingStatus status_of(const std::string& s) { return timing_status_from_string(s); }
+
+void run_tune(const TuneCliOptions& o, const GlobalOptions& g) {
+  if (o.family != "sparse_mla_fwd") {
+    run_tune_topk_select(o.topks, o.devices, g.cache_path);
+    return;
+  }
+  if (o.topks.empty()) fail(ErrorCode::invalid_argument, "tuning", "nsa-tune tune", "--topk is required, e.g. --topk 512,2048");
+  for (int t : o.topks)
+    if (t < 1 || t > 16384) fail(ErrorCode::invalid_argument, "tuning", "nsa-tune tune", fmt::format("topk {} is outside [1, 16384]", t));
+  Backend& backend = gpu_backend();
+  const std::vector<int> devices = parse_devices(o.devices, backend);
+  std::optional<std::filesystem::path> explicit_path;
+  if (!g.cache_path.empty()) explicit_path = g.cache_path;
+  const auto cache_path = resolve_cache_path(explicit_path);
+  fmt::print(stderr, "tuning sparse_mla_fwd topk {} on {} GPU(s) into {}\n", fmt::join(o.topks, ","), devices.size(),
+             cache_path.string());
+
+  std::atomic<std::size_t> next{0};
+  std::mutex print_mutex;
+  std::vector<std::string> errors;
+  auto worker = [&](int ordinal, bool own_progress) {
+    try {
+      auto device = backend.open_device(ordinal);
+      device->make_current();
+      const Compiler* compiler = backend.compiler_for(device->info().arch);
+      if (compiler == nullptr)
+        fail(ErrorCode::unavailable, "tuning", "nsa-tune tune", backend.compiler_unavailable_reason());
+      LayeredCache cache(cache_path);
+      for (const auto& w : cache.warnings()) fmt::print(stderr, "nsa-tune: {}\n", w);
+      const std::string dkey = device_key(device->info());
+      const std::string tag = devices.size() > 1 ? fmt::format("[gpu{}] ", ordinal) : "";
+      Progress progress(stderr);
+      TuneEvents ev;
+      if (own_progress) {
+        ev.begin = [&](const std::string& phase, std::size_t total) { progress.begin(tag + phase, total); };
+        ev.step = [&](const std::string& label) { progress.step(label); };
+        ev.note = [&](const std::string& line) { progress.note(tag + line); };
+      } else {  // several GPUs: plain per-GPU lines
+        ev.begin = [&, tag](const std::string& phase, std::size_t total) {
+          std::lock_guard l(print_mutex);
+          fmt::print(stderr, "{}{}: {} step(s)\n", tag, phase, total);
+        };
+        ev.note = [&, tag](const std::string& line) {
+          std::lock_guard l(print_mutex);
+          fmt::print(stderr, "{}{}\n", tag, line);
+        };
+      }
+      ev.cached_binary = [&](const std::string& key) -> std::optional<std::vector<std::uint8_t>> {
+        if (auto b = cache.find_binary(key)) return std::move(b->binary);
+        return std::nullopt;
+      };
+      SparseMlaTuneOptions to;
+      to.h_qs = o.h_qs;
+      to.s_q = o.s_q;
+      to.s_kv = o.s_kv;
+      to.d_qk = o.d_qk;
+      to.reps = std::max(20, o.reps);
+      for (std::size_t i = next++; i < o.topks.size(); i = next++) {
+        const int topk = o.topks[i];
+        TopkTuneResult r = tune_sparse_mla_topk(*device, *compiler, to, topk, ev);
+        progress.end();
+        const std::string run_id = fmt::format("{}-{}-{}", utc_timestamp_now(), ordinal, topk);
+        WinnerRecord w;
+        w.key = WinnerKey{dkey, "sparse_mla_fwd", Geometry{o.d_qk, 512}.key(), topk};
+        w.rule = r.rule.to_json();
+        w.default_variant = r.rule.entries.front().variant;
+        w.template_hash = template_hash();
+        w.generator_version = NSAJIT_VERSION_STRING;
+        w.compiler = fmt::format("{} {}", compiler->name(), compiler->version());
+        w.driver = device->info().driver_version;
+        w.arch = device->info().arch;
+        w.tuned_shape = r.tuned_shape;
+        std::vector<BinaryRecord> bins;
+        for (const auto& b : r.binaries) bins.push_back({b.key, b.variant, b.arch, b.compiler, "", b.binary});
+        std::vector<TimingRecord> times;
+        for (const auto& c : r.candidates) {
+          TimingRecord t{dkey, "sparse_mla_fwd", w.key.geometry, topk, c.variant, c.h_q, o.s_q, o.s_kv, status_of(c.status),
+                         std::nullopt, c.detail, run_id, ""};
+          if (c.median_ms >= 0) t.median_ms = c.median_ms;
+          times.push_back(std::move(t));
+        }
+        cache.record_tune_result(w, bins, times);
+        std::lock_guard l(print_mutex);
+        print_candidates(r, fmt::format("{} (GPU {})", dkey, ordinal));
+      }
+    } catch (const std::exception& e) {
+      std::lock_guard l(print_mutex);
+      errors.push_back(fmt::format("GPU {}: {}", ordinal, e.what()));
+    }
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  if (devices.size() == 1) {
+    worker(devices[0], true);
+  } else {
+    std::vector<std::thread> pool;
+    for (int d : devices) pool.emplace_back(worker, d, false);
+    for (auto& t : pool) t.join();
+  }
+  fmt::print("\ntuned {} topk value(s) on {} GPU(s) in {:.1f} s\n", o.topks.size(), devices.size(),
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (!errors.empty())
+    fail(ErrorCode::internal, "tuning", "nsa-tune tune", fmt::format("{}", fmt::join(errors, "\n")));
+}
+
+}  // namespace
+
+void register_tune(CLI::App& app, GlobalOptions& g) {
+  static TuneCliOptions o;
+  auto* cmd = app.add_subcommand("tune", "tune topk values on the GPU(s) and store the winners in the cache");
+  cmd->add_option("--family", o.family, "sparse_mla_fwd or topk_select")->capture_default_str();
+  cmd->add_option("--topk", o.topks, "topk values to tune, e.g. 512,2048")->delimiter(',')->required();
+  cmd->add_option("--h-q", o.h_qs, "head counts the rule covers")->delimiter(',')->capture_default_str();
+  cmd->add_option("--s-q", o.s_q, "query rows of the tuning shape")->capture_default_str();
+  cmd->add_option("--s-kv", o.s_kv, "kv rows of the tuning shape")->capture_default_str();
+  cmd->add_option("--d-qk", o.d_qk, "576 or 512")->capture_default_str();
+  cmd->add_option("--reps", o.reps, "timed runs per candidate (>= 20)")->capture_default_str();
+  cmd->add_option("--devices", o.devices, "GPUs to tune on: all, or ordinals like 0,1")->capture_default_str();
+  cmd->callback([&g] { run_tune(o, g); });
+}
+
+}  // namespace nsajit::cli
