@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -173,8 +174,11 @@ std::vector<std::string> nvrtc_candidates() {
   if (const char* home = std::getenv("CUDA_HOME"); home != nullptr && home[0] != '\0') {
     candidates.push_back(std::string(home) + "/lib64/libnvrtc.so.13");
   }
-  candidates.push_back("/usr/local/cuda/lib64/libnvrtc.so.13");
-  candidates.push_back("/usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.13");
+  for (const char* path :
+       {"/usr/local/cuda/lib64/libnvrtc.so.13", "/usr/local/cuda/targets/x86_64-linux/lib/libnvrtc.so.13"}) {
+    if (std::find(candidates.begin(), candidates.end(), path) == candidates.end())
+      candidates.emplace_back(path);
+  }
   return candidates;
 }
 

@@ -20,8 +20,13 @@ std::optional<DynamicLibrary> DynamicLibrary::open_first(std::span<const std::st
     if (void* handle = dlopen(candidate.c_str(), flags); handle != nullptr) {
       return DynamicLibrary(handle, candidate);
     }
-    const char* error = dlerror();
-    tried += fmt::format("{}: {}\n", candidate, error != nullptr ? error : "not loadable");
+    const char* message = dlerror();
+    const std::string error = message != nullptr ? message : "";
+    // dlerror() usually starts with the file name already; don't say it twice.
+    tried += error.starts_with(candidate)
+                 ? error
+                 : fmt::format("{}: {}", candidate, error.empty() ? "not loadable" : error);
+    tried += '\n';
   }
   if (attempts != nullptr) *attempts = std::move(tried);
   return std::nullopt;
