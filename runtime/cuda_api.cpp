@@ -120,8 +120,9 @@ NvrtcLoad load_nvrtc_once() {
       api->supported_archs.clear();
   }
   // NVRTC dlopens libnvrtc-builtins by soname at compile time. When NVRTC itself came from a
-  // directory outside the loader path, that lookup fails; loading the builtins from NVRTC's own
-  // directory first makes the later lookup find the already-loaded copy.
+  // directory outside the loader path, that lookup fails (every compile returns
+  // NVRTC_ERROR_BUILTIN_OPERATION_FAILURE, seen with CUDA_HOME-only installs); loading the builtins
+  // from NVRTC's own directory first makes the later lookup find the already-loaded copy.
   const std::filesystem::path dir = std::filesystem::path(library->file_path()).parent_path();
   if (!dir.empty()) {
     const std::vector<std::string> builtins = {

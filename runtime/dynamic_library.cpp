@@ -70,10 +70,11 @@ void* DynamicLibrary::require(const char* symbol) const {
   dlerror();
   void* address = find(symbol);
   if (address == nullptr) {
-    const char* error = dlerror();
+    // Copy the message now: the next dl* call (dlinfo in file_path) frees it.
+    const char* message = dlerror();
+    const std::string error = message != nullptr ? message : "symbol is null";
     fail(ErrorCode::unavailable, fmt::format("resolving symbol '{}'", symbol), "runtime/dynamic_library",
-         fmt::format("{} ({}) does not export it: {}", name_, file_path(),
-                     error != nullptr ? error : "symbol is null"));
+         fmt::format("{} ({}) does not export it: {}", name_, file_path(), error));
   }
   return address;
 }

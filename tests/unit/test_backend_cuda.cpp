@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -371,6 +372,36 @@ namespace nsa { __device__ inline float scaled(unsigned i) { return 7.0f * i; } 
     } catch (const Error& e) {
       CHECK(e.code() == ErrorCode::invalid_argument);
     }
+  }
+
+  TEST_CASE("cubin_inspect_survives_corrupted_cubins") {
+    const Compiler* compiler = nvrtc();
+    if (compiler == nullptr) return;
+    CompileRequest request;
+    request.source = kResourceSource;
+    request.arch = "sm_90a";
+    const std::vector<std::uint8_t> good = compiler->compile(request).binary;
+    std::mt19937 rng(12345);
+    int parsed = 0, rejected = 0;
+    for (int round = 0; round < 3000; ++round) {
+      std::vector<std::uint8_t> bad = good;
+      // Corrupt a few bytes, biased towards the ELF header and the section table at the end.
+      for (int k = 0; k < 4; ++k) {
+        const std::size_t at = (round % 2 == 0) ? rng() % 64 : bad.size() - 1 - rng() % 1024;
+        bad[at] = static_cast<std::uint8_t>(rng());
+      }
+      try {
+        (void)cubin_arch(bad);
+        (void)cubin_kernel_names(bad);
+        (void)cubin_resources(bad);
+        ++parsed;
+      } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::invalid_argument);
+        ++rejected;
+      }
+    }
+    CHECK(parsed + rejected == 3000);
+    CHECK(rejected > 0);
   }
 
   TEST_CASE("dynamic_library_reports_every_attempt_and_missing_symbols") {
