@@ -205,7 +205,7 @@ class MsgPackReader {
     need(n);  // every element is at least one byte: rejects absurd counts before allocating
     MsgValue v;
     v.kind = MsgValue::Kind::array;
-    v.items.reserve(n);
+    v.items.reserve(std::min<std::uint64_t>(n, 1024));
     for (std::uint64_t k = 0; k < n; ++k) v.items.push_back(read(depth + 1));
     return v;
   }
@@ -213,7 +213,7 @@ class MsgPackReader {
     need(2 * n);
     MsgValue v;
     v.kind = MsgValue::Kind::map;
-    v.fields.reserve(n);
+    v.fields.reserve(std::min<std::uint64_t>(n, 1024));
     for (std::uint64_t k = 0; k < n; ++k) {
       MsgValue key = read(depth + 1);
       MsgValue value = read(depth + 1);
