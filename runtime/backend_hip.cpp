@@ -18,9 +18,9 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
-#include <cctype>
 #include <cstring>
 #include <map>
 #include <mutex>
