@@ -47,7 +47,9 @@ __device__ __forceinline__ u32 order_key(float f) {
 __device__ __forceinline__ u64 composite(u32 key, int pos) {
   return ((u64)key << 32) | (u64)(~(u32)pos);
 }
-__device__ __forceinline__ int position_of(u64 c) { return (int)(~(u32)c); }
+__device__ __forceinline__ int position_of(u64 c) {
+  return (int)(~(u32)c);
+}
 
 // The low-word bits above the position bits are 1 in every composite.
 #define NSA_TOPK_FIXED_LOW_BITS (0xffffffffull & ~((1ull << NSA_TOPK_POS_BITS) - 1ull))
@@ -135,7 +137,9 @@ struct BlockSelect {
     return v;
   }
 
-  __device__ __forceinline__ void emit(u64 c) { sel[atomicAdd(&st->selected, 1)] = c; }
+  __device__ __forceinline__ void emit(u64 c) {
+    sel[atomicAdd(&st->selected, 1)] = c;
+  }
 
   template <class Src>
   __device__ void histogram(const Src& src, int shift, int bits) {

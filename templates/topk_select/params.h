@@ -20,13 +20,13 @@
 #define NSA_TOPK_MAX_K 4096
 
 struct nsa_topk_params {
-  const float* scores;                  /* [batch, score_row_stride], device */
-  const int* lengths;                   /* [batch] valid prefix per row, or null (= length) */
-  int* indices;                         /* [batch, out_row_stride] output positions */
-  unsigned long long* slice_workspace;  /* [batch * splits * k] per-block candidates (splits > 1) */
-  unsigned int* row_counters;           /* [batch] zero at rest; the last block resets its row */
-  long long score_row_stride;           /* elements */
-  long long out_row_stride;             /* elements */
+  const float* scores;                 /* [batch, score_row_stride], device */
+  const int* lengths;                  /* [batch] valid prefix per row, or null (= length) */
+  int* indices;                        /* [batch, out_row_stride] output positions */
+  unsigned long long* slice_workspace; /* [batch * splits * k] per-block candidates (splits > 1) */
+  unsigned int* row_counters;          /* [batch] zero at rest; the last block resets its row */
+  long long score_row_stride;          /* elements */
+  long long out_row_stride;            /* elements */
   int batch;
   int length; /* L */
   int k;
