@@ -1,0 +1,155 @@
+#include "runtime/topk_select_launch.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "runtime/error.hpp"
+
+namespace nsajit {
+namespace {
+
+constexpr const char* kWhere = "runtime/topk_select_launch";
+// Keeps two blocks of the largest candidate buffer resident per SM on Hopper (228 KB per SM).
+constexpr std::size_t kSharedBudget = 110 * 1024;
+constexpr int kMinCandidates = 1024;
+constexpr std::size_t kCounterAlign = 256;
+
+[[noreturn]] void bad_argument(const std::string& why) {
+  fail(ErrorCode::invalid_argument, "checking topk_select arguments", kWhere, why);
+}
+
+int next_pow2(int x) {
+  int p = 1;
+  while (p < x) p <<= 1;
+  return p;
+}
+
+std::size_t histogram_bytes(const Variant& v) {
+  return sizeof(unsigned) << v.get("r");
+}
+
+std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
+  std::size_t limit = device.shared_memory_per_block_optin;
+  if (limit == 0) limit = static_cast<std::size_t>(v.target.max_shared_bytes);
+  const std::size_t budget = std::min(limit, kSharedBudget);
+  if (budget < topk_select_min_shared_bytes(v))
+    fail(ErrorCode::invalid_argument, "planning a topk_select launch", kWhere,
+         fmt::format("device {} offers {} B of shared memory per block; {} needs {} B", device.name, limit,
+                     v.name(), topk_select_min_shared_bytes(v)));
+  return budget;
+}
+
+std::size_t counter_bytes(const DeviceInfo& device) {
+  const std::size_t bytes = sizeof(unsigned) * static_cast<std::size_t>(std::max(device.multiprocessors, 1));
+  return (bytes + kCounterAlign - 1) / kCounterAlign * kCounterAlign;
+}
+
+// Blocks per row: enough to fill the SMs when the batch is small, but each slice keeps at
+// least 4k elements so that stage 1 actually filters.
+int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p) {
+  const int most = v.get("s");
+  if (most <= 1) return 1;
+  const int by_sms = std::max(device.multiprocessors, 1) / p.batch;
+  const int by_length = p.length / (4 * p.k);
+  return std::max(1, std::min({most, by_sms, by_length}));
+}
+
+bool aligned4(const void* ptr) {
+  return reinterpret_cast<std::uintptr_t>(ptr) % 4 == 0;
+}
+
+}  // namespace
+
+void check_topk_select_variant(const Variant& v) {
+  auto bad = [&](const std::string& why) {
+    fail(ErrorCode::invalid_argument, "checking a topk_select variant", kWhere,
+         fmt::format("{}: {}", v.name(), why));
+  };
+  if (v.family != Family::topk_select) bad("not a topk_select variant");
+  const int t = v.get("t"), i = v.get("i"), r = v.get("r"), s = v.get("s");
+  if (t < v.target.warp_size || t % v.target.warp_size != 0 || t / v.target.warp_size > 32)
+    bad(fmt::format("t {} must be 1..32 warps of {}", t, v.target.warp_size));
+  if (i < 1 || i > 32) bad(fmt::format("i {} must be in [1, 32]", i));
+  if (r < 4 || r > 12) bad(fmt::format("r {} must be in [4, 12]", r));
+  if (s < 1) bad(fmt::format("s {} must be >= 1", s));
+}
+
+void validate_topk_select_problem(const TopkSelectProblem& p) {
+  if (p.k < 1 || p.k > kTopkMaxK) bad_argument(fmt::format("k = {} must be in [1, {}]", p.k, kTopkMaxK));
+  if (p.batch < 1) bad_argument(fmt::format("batch B = {} must be >= 1", p.batch));
+  if (p.length < 1 || p.length > kTopkMaxLength)
+    bad_argument(fmt::format("row length L = {} must be in [1, {}]", p.length, kTopkMaxLength));
+  if (p.scores == nullptr) bad_argument("scores is a null pointer");
+  if (p.indices == nullptr) bad_argument("indices (the output) is a null pointer");
+  if (p.score_row_stride < p.length)
+    bad_argument(fmt::format("scores row stride {} < row length L = {}", p.score_row_stride, p.length));
+  if (p.out_row_stride < p.k)
+    bad_argument(fmt::format("indices row stride {} < k = {}", p.out_row_stride, p.k));
+  if (!aligned4(p.scores)) bad_argument("scores is not 4-byte aligned (fp32 expected)");
+  if (!aligned4(p.indices)) bad_argument("indices is not 4-byte aligned (int32 expected)");
+  if (!aligned4(p.lengths)) bad_argument("lengths is not 4-byte aligned (int32 expected)");
+}
+
+std::size_t topk_select_min_shared_bytes(const Variant& v) {
+  return sizeof(unsigned long long) * (kTopkMaxK + kMinCandidates) + histogram_bytes(v);
+}
+
+std::size_t topk_select_dynamic_shared_bytes(const Variant& v, const DeviceInfo& device) {
+  check_topk_select_variant(v);
+  return shared_budget(v, device);
+}
+
+std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& device) {
+  check_topk_select_variant(v);
+  if (v.get("s") <= 1) return 0;
+  // splits > 1 only when batch * splits <= multiprocessors.
+  return counter_bytes(device) + sizeof(unsigned long long) * kTopkMaxK *
+                                     static_cast<std::size_t>(std::max(device.multiprocessors, 1));
+}
+
+TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p,
+                                  void* workspace, std::size_t workspace_bytes) {
+  check_topk_select_variant(v);
+  validate_topk_select_problem(p);
+  const std::size_t smem = shared_budget(v, device);
+  const int sel_capacity = next_pow2(p.k);
+  const std::size_t cand_bytes = smem - histogram_bytes(v) - sizeof(unsigned long long) * sel_capacity;
+
+  TopkSelectLaunch launch;
+  launch.kernel_name = v.name();
+  const int splits = plan_splits(v, device, p);
+  launch.grid = Dim3{static_cast<unsigned>(p.batch) * static_cast<unsigned>(splits), 1, 1};
+  launch.block = Dim3{static_cast<unsigned>(v.get("t")), 1, 1};
+  launch.dynamic_shared_bytes = static_cast<unsigned>(smem);
+
+  nsa_topk_params& k = launch.params;
+  k.scores = p.scores;
+  k.lengths = p.lengths;
+  k.indices = p.indices;
+  k.score_row_stride = p.score_row_stride;
+  k.out_row_stride = p.out_row_stride;
+  k.batch = p.batch;
+  k.length = p.length;
+  k.k = p.k;
+  k.sorted = p.sorted ? 1 : 0;
+  k.splits = splits;
+  k.slice = (p.length + splits - 1) / splits;
+  k.sel_capacity = sel_capacity;
+  k.cand_capacity = static_cast<int>(cand_bytes / sizeof(unsigned long long));
+  if (splits > 1) {
+    launch.workspace_bytes =
+        counter_bytes(device) + sizeof(unsigned long long) * static_cast<std::size_t>(p.batch) *
+                                    static_cast<std::size_t>(splits) * static_cast<std::size_t>(p.k);
+    if (workspace == nullptr || workspace_bytes < launch.workspace_bytes)
+      bad_argument(fmt::format(
+          "{} splits rows over {} blocks and needs a zeroed workspace of {} B; got {} B at {}", v.name(),
+          splits, launch.workspace_bytes, workspace == nullptr ? 0 : workspace_bytes, workspace));
+    auto* base = static_cast<unsigned char*>(workspace);
+    k.row_counters = reinterpret_cast<unsigned*>(base);
+    k.slice_workspace = reinterpret_cast<unsigned long long*>(base + counter_bytes(device));
+  }
+  return launch;
+}
+
+}  // namespace nsajit

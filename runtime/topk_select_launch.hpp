@@ -1,0 +1,72 @@
+// Host side of the topk_select family: argument validation and launch planning.
+// Given a variant, the device and a problem, it yields the kernel name, grid, block, dynamic
+// shared memory and the parameter struct (templates/topk_select/params.h) to launch with.
+//
+// Workspace: variants with s > 1 split long rows over several blocks and need a device
+// workspace of topk_select_workspace_bytes(variant, device) bytes, allocated once per
+// (variant, device) and zeroed once after allocation; every launch leaves it zeroed again,
+// so it is reused without any per-call memset. One workspace must not serve two launches
+// that can run at the same time (two streams): give each stream its own.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "generator/variant.hpp"
+#include "runtime/backend.hpp"
+#include "templates/topk_select/params.h"
+
+namespace nsajit {
+
+inline constexpr int kTopkMaxK = NSA_TOPK_MAX_K;
+inline constexpr int kTopkMaxLength = NSA_TOPK_MAX_LENGTH;
+
+// One call: scores [batch, length] fp32 with a row stride, optional lengths [batch] int32,
+// output indices [batch, k] int32 with a row stride. Strides are in elements.
+struct TopkSelectProblem {
+  const float* scores = nullptr;
+  std::int64_t score_row_stride = 0;
+  int batch = 0;
+  int length = 0;
+  const std::int32_t* lengths = nullptr;  // null: every row has `length` valid entries
+  std::int32_t* indices = nullptr;
+  std::int64_t out_row_stride = 0;
+  int k = 0;
+  bool sorted = false;
+};
+
+struct TopkSelectLaunch {
+  std::string kernel_name;
+  Dim3 grid;
+  Dim3 block;
+  unsigned dynamic_shared_bytes = 0;  // == topk_select_dynamic_shared_bytes(variant, device)
+  nsa_topk_params params{};           // the kernel's only argument: args = {&params}
+  std::size_t workspace_bytes = 0;    // what this call uses (<= topk_select_workspace_bytes)
+};
+
+// Throws Error(invalid_argument) unless v is a topk_select variant with valid t, i, r, s knobs.
+void check_topk_select_variant(const Variant& v);
+
+// Throws Error(invalid_argument) naming the first bad argument: k outside [1, 4096], length
+// outside [1, 262144], batch < 1, null scores/indices, score stride < length, output stride < k,
+// or a pointer not aligned to 4 bytes.
+void validate_topk_select_problem(const TopkSelectProblem& problem);
+
+// Shared memory the variant needs at the least (k = 4096, smallest candidate buffer): pruning.
+[[nodiscard]] std::size_t topk_select_min_shared_bytes(const Variant& v);
+
+// Dynamic shared memory of every launch of v on this device (constant, so the dispatcher calls
+// Device::set_max_dynamic_shared(kernel, this) once after loading the kernel).
+[[nodiscard]] std::size_t topk_select_dynamic_shared_bytes(const Variant& v, const DeviceInfo& device);
+
+// Workspace for any valid problem (0 when the variant never splits a row).
+[[nodiscard]] std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& device);
+
+// Validates the problem and plans one launch for the whole batch. `workspace` must hold
+// topk_select_workspace_bytes(v, device) zeroed bytes when that is > 0 (else may be null).
+[[nodiscard]] TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device,
+                                                const TopkSelectProblem& problem, void* workspace,
+                                                std::size_t workspace_bytes);
+
+}  // namespace nsajit

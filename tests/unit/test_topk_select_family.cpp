@@ -1,0 +1,113 @@
+// The topk_select variant space, its pruning and its renderer.
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "generator/kernel_family.hpp"
+#include "generator/template_library.hpp"
+#include "runtime/backend.hpp"
+#include "runtime/error.hpp"
+
+using namespace nsajit;
+
+namespace {
+const KernelFamily& family() {
+  return kernel_family(Family::topk_select);
+}
+}  // namespace
+
+TEST_CASE("topk_space_covers_every_knob_value_and_prunes_with_reasons") {
+  for (const auto& arch : known_targets()) {
+    const Target target = target_from_arch(arch);
+    const VariantSpace space = family().space(target, Geometry{0, 0});
+    CHECK(space.kept.size() + space.pruned.size() == 3 * 3 * 2 * 2);
+    REQUIRE_FALSE(space.kept.empty());
+    for (const auto& p : space.pruned) CHECK_MESSAGE(!p.reason.empty(), p.variant.name());
+  }
+}
+
+TEST_CASE("topk_space_prunes_register_hungry_blocks_on_sm90a") {
+  const VariantSpace space = family().space(target_from_arch("sm_90a"), Geometry{0, 0});
+  std::set<std::string> pruned;
+  for (const auto& p : space.pruned) pruned.insert(p.variant.name());
+  CHECK(pruned.count("nsa_topk_sm90a_t1024_i16_r8_s1") == 1);
+  CHECK(pruned.count("nsa_topk_sm90a_t1024_i16_r11_s16") == 1);
+  CHECK(space.kept.size() == 32);
+}
+
+TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_back") {
+  for (const auto& arch : known_targets()) {
+    const VariantSpace space = family().space(target_from_arch(arch), Geometry{0, 0});
+    std::set<std::string> names;
+    for (const auto& v : space.kept) {
+      const std::string name = v.name();
+      CHECK(names.insert(name).second);
+      const RenderedSource r = family().render(v);
+      CHECK(r.kernel_names == std::vector<std::string>{name});
+      CHECK(r.source.find("#include \"topk_select/kernel.cuh\"") != std::string::npos);
+      CHECK(r.source.find("extern \"C\" __global__") != std::string::npos);
+      CHECK(r.source.find(" " + name + "(nsa_topk_params p)") != std::string::npos);
+      const std::string instantiation = "topk_select<" + std::to_string(v.get("t")) + ", " +
+                                        std::to_string(v.get("i")) + ", " + std::to_string(v.get("r")) +
+                                        ", " + std::to_string(v.target.warp_size) + ">";
+      CHECK_MESSAGE(r.source.find(instantiation) != std::string::npos, r.source);
+      const Variant back = variant_from_name(name);
+      CHECK(back.family == Family::topk_select);
+      CHECK(back.target.arch == v.target.arch);
+      CHECK(back.knobs == v.knobs);
+      CHECK(back.name() == name);
+    }
+  }
+}
+
+TEST_CASE("topk_name_reads_like_the_knobs") {
+  const Variant v = family().default_variant(target_from_arch("sm_90a"), Geometry{0, 0});
+  CHECK(v.name() == "nsa_topk_sm90a_t512_i8_r11_s16");
+}
+
+TEST_CASE("topk_default_variant_is_a_kept_variant") {
+  for (const auto& arch : known_targets()) {
+    const Target target = target_from_arch(arch);
+    const Variant d = family().default_variant(target, Geometry{0, 0});
+    bool kept = false;
+    for (const auto& v : family().space(target, Geometry{0, 0}).kept) kept = kept || v.name() == d.name();
+    CHECK_MESSAGE(kept, d.name());
+  }
+}
+
+TEST_CASE("topk_render_rejects_a_variant_of_another_family") {
+  Variant v = family().default_variant(target_from_arch("sm_90a"), Geometry{0, 0});
+  v.family = Family::sparse_mla_fwd;
+  CHECK_THROWS_AS((void)family().render(v), Error);
+  Variant missing = family().default_variant(target_from_arch("sm_90a"), Geometry{0, 0});
+  missing.knobs.pop_back();
+  CHECK_THROWS_AS((void)family().render(missing), Error);
+}
+
+TEST_CASE("topk_templates_are_embedded") {
+  const auto& headers = template_headers();
+  CHECK(headers.count("topk_select/kernel.cuh") == 1);
+  CHECK(headers.count("topk_select/params.h") == 1);
+}
+
+// Runs wherever NVRTC is available (no GPU needed); says so and passes vacuously elsewhere.
+TEST_CASE("topk_every_kept_variant_compiles_with_nvrtc_for_sm90a") {
+  const Compiler* compiler = cuda_backend().compiler_for("sm_90a");
+  if (compiler == nullptr) {
+    MESSAGE("skipped: no NVRTC: " << cuda_backend().compiler_unavailable_reason());
+    return;
+  }
+  for (const auto& v : family().space(target_from_arch("sm_90a"), Geometry{0, 0}).kept) {
+    const RenderedSource r = family().render(v);
+    CompileRequest request;
+    request.source = r.source;
+    request.source_name = v.name() + ".cu";
+    request.headers = template_headers();
+    request.options = r.options;
+    request.arch = "sm_90a";
+    request.kernel_names = r.kernel_names;
+    CompileResult result;
+    CHECK_NOTHROW(result = compiler->compile(request));
+    CHECK_MESSAGE(!result.binary.empty(), v.name());
+  }
+}
