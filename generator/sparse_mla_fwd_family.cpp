@@ -7,6 +7,7 @@
 #include "generator/sparse_mla_cdna.hpp"
 #include "runtime/error.hpp"
 #include "templates/sparse_mla_fwd/layout.h"
+#include "templates/sparse_mla_fwd/wgmma_layout.h"
 
 namespace nsajit {
 namespace {
@@ -29,6 +30,32 @@ std::string nvidia_prune_reason(const Target& t, const Geometry& g, int bh, int 
     return fmt::format("registers: the O accumulator needs {} fp32 registers per thread (> {}); more warps needed",
                        l.acc_registers, kMaxAccumulatorRegisters);
   if (l.cn < 8) return fmt::format("shape: {} tile columns over {} warps leaves {} (< 8) per warp", bt, l.wn, l.cn);
+  if (l.smem_bytes > t.max_shared_bytes)
+    return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
+  return {};
+}
+
+// ---- wgmma (sm90_wgmma.cuh) variants: knob "mma" = 1, appended last so the mma.sync
+// variants keep their names. 64 heads per CTA, two math warpgroups.
+constexpr int kWgmmaBlockTopk[] = {32, 64, 128};
+constexpr int kWgmmaStages[] = {2, 3};
+
+bool is_wgmma_variant(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "mma") return k.value == 1;
+  return false;
+}
+
+Variant make_wgmma_variant(const Target& t, const Geometry& g, int bt, int st) {
+  return Variant{Family::sparse_mla_fwd, t, g, {{"bh", 64}, {"bt", bt}, {"w", 8}, {"st", st}, {"mma", 1}}};
+}
+
+std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
+  if (!t.has_wgmma) return "wgmma: the target has no warpgroup tensor-core instructions";
+  if (bh != 64 || w != 8) return "wgmma: the kernel is built for 64 heads and 8 warps (two math warpgroups)";
+  if (bt != 64) return fmt::format("wgmma: S is one m64n64 tile and P one 128-byte swizzle panel, so bt must be 64, not {}", bt);
+  if (st < 2) return "stages 1: the kernel gathers tile i+1 while computing tile i, so it needs >= 2 stages";
+  const NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(g.d_qk, bh, bt, w, st);
   if (l.smem_bytes > t.max_shared_bytes)
     return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
   return {};
@@ -59,6 +86,15 @@ class SparseMlaFwdFamily final : public KernelFamily {
               s.pruned.push_back({std::move(v), std::move(why)});
             }
           }
+    for (int bt : kWgmmaBlockTopk)
+      for (int st : kWgmmaStages) {
+        Variant v = make_wgmma_variant(t, g, bt, st);
+        if (std::string why = wgmma_prune_reason(t, g, 64, bt, 8, st); why.empty()) {
+          s.kept.push_back(std::move(v));
+        } else {
+          s.pruned.push_back({std::move(v), std::move(why)});
+        }
+      }
     return s;
   }
 
@@ -68,6 +104,7 @@ class SparseMlaFwdFamily final : public KernelFamily {
     check_geometry(v.geometry);
     if (v.target.vendor == Vendor::amd) return sparse_mla_cdna_render(v);
     const int bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
+    if (is_wgmma_variant(v)) return render_wgmma(v, bh, bt, w, st);
     if (std::string why = nvidia_prune_reason(v.target, v.geometry, bh, bt, w, st); !why.empty())
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "pruned: " + why);
     const std::string name = v.name();
@@ -78,6 +115,27 @@ class SparseMlaFwdFamily final : public KernelFamily {
         "#include \"sparse_mla_fwd/sm90.cuh\"\n\n"
         "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {name}(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_fwd_sm90<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
+        "}}\n\n"
+        "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
+        "  nsajit::sparse_mla_combine(p);\n"
+        "}}\n",
+        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh),
+        fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st));
+    return r;
+  }
+
+  static RenderedSource render_wgmma(const Variant& v, int bh, int bt, int w, int st) {
+    if (std::string why = wgmma_prune_reason(v.target, v.geometry, bh, bt, w, st); !why.empty())
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "pruned: " + why);
+    const std::string name = v.name();
+    RenderedSource r;
+    r.kernel_names = {name, name + "_combine"};
+    r.source = fmt::format(
+        "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/sm90_wgmma.cuh\n"
+        "#include \"sparse_mla_fwd/sm90.cuh\"\n"
+        "#include \"sparse_mla_fwd/sm90_wgmma.cuh\"\n\n"
+        "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {name}(const NsaSparseMlaParams p) {{\n"
+        "  nsajit::sparse_mla_fwd_sm90_wgmma<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
         "}}\n\n"
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_combine(p);\n"

@@ -17,6 +17,7 @@
 #include "runtime/sparse_mla_launch.hpp"
 #include "runtime/sparse_mla_runner.hpp"
 #include "templates/sparse_mla_fwd/layout.h"
+#include "templates/sparse_mla_fwd/wgmma_layout.h"
 
 namespace nsajit {
 namespace {
@@ -126,8 +127,15 @@ LoadedVariant& Dispatcher::load(const Variant& variant, const std::string& key_h
   if (variant.family == Family::sparse_mla_fwd && variant.target.vendor == Vendor::nvidia) {
     const auto l = nsa_sparse_mla_layout(variant.geometry.d_qk, variant.get("bh"), variant.get("bt"), variant.get("w"),
                                          variant.get("st"));
-    device_->set_max_dynamic_shared(lv->kernels[0], l.smem_bytes);
-    lv->configured_shared_bytes = l.smem_bytes;
+    // wgmma variants (knob mma = 1) have their own shared-memory layout.
+    bool wgmma = false;
+    for (const auto& k : variant.knobs) wgmma = wgmma || (k.name == "mma" && k.value == 1);
+    const int smem = wgmma ? nsa_sparse_mla_wgmma_layout(variant.geometry.d_qk, variant.get("bh"), variant.get("bt"),
+                                                         variant.get("w"), variant.get("st"))
+                                 .smem_bytes
+                           : l.smem_bytes;
+    device_->set_max_dynamic_shared(lv->kernels[0], smem);
+    lv->configured_shared_bytes = smem;
   }
   return *(variants_[name] = std::move(lv));
 }

@@ -9,6 +9,7 @@
 #include "runtime/error.hpp"
 #include "runtime/tensor_view.hpp"
 #include "templates/sparse_mla_fwd/layout.h"
+#include "templates/sparse_mla_fwd/wgmma_layout.h"
 
 namespace nsajit {
 namespace {
@@ -143,6 +144,12 @@ SparseMlaLaunch plan_sparse_mla(const SparseMlaProblem& pr, const Variant& v, in
          fmt::format("variant is built for d_qk {} but q has d_qk {}", v.geometry.d_qk, pr.d_qk));
   const int bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
   const NsaSparseMlaLayout l = nsa_sparse_mla_layout(pr.d_qk, bh, bt, w, st);
+  // wgmma variants (knob mma = 1) have their own block size and shared memory.
+  bool wgmma = false;
+  for (const auto& k : v.knobs) wgmma = wgmma || (k.name == "mma" && k.value == 1);
+  const NsaSparseMlaWgmmaLayout wl = nsa_sparse_mla_wgmma_layout(pr.d_qk, bh, bt, w, st);
+  const int block_threads = wgmma ? wl.threads : l.threads;
+  const int block_smem = wgmma ? wl.smem_bytes : l.smem_bytes;
   SparseMlaLaunch launch;
   launch.params = pr.params;
   NsaSparseMlaParams& p = launch.params;
@@ -162,8 +169,8 @@ SparseMlaLaunch plan_sparse_mla(const SparseMlaProblem& pr, const Variant& v, in
   }
   launch.grid = Dim3{static_cast<unsigned>(pr.rows()), static_cast<unsigned>((p.h_q + bh - 1) / bh),
                      static_cast<unsigned>(splits)};
-  launch.block = Dim3{static_cast<unsigned>(l.threads), 1, 1};
-  launch.shared_bytes = static_cast<unsigned>(l.smem_bytes);
+  launch.block = Dim3{static_cast<unsigned>(block_threads), 1, 1};
+  launch.shared_bytes = static_cast<unsigned>(block_smem);
   launch.needs_combine = splits > 1;
   launch.combine_grid = Dim3{static_cast<unsigned>(pr.rows()), static_cast<unsigned>(p.h_q), 1};
   launch.combine_block = Dim3{128, 1, 1};

@@ -1,0 +1,80 @@
+// Shared-memory layout of the Hopper wgmma sparse_mla_fwd kernel (sm90_wgmma.cuh), as constexpr
+// arithmetic shared by the device template and the generator's pruning, so both agree on the
+// block size and the dynamic shared memory.
+//
+// Every tensor-core operand lives in the 128-byte-swizzle K-major layout: a [rows x cols] bf16
+// tile is cut into column panels of 64 elements (128 bytes); panel p holds row r at
+// p * rows * 128 + r * 128, and its 16-byte chunk c at ((c ^ (r & 7)) * 16). Panels start on
+// 1024-byte boundaries, which the hardware swizzle requires.
+#pragma once
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define NSA_WGMMA_HD __host__ __device__
+#else
+#define NSA_WGMMA_HD
+#endif
+
+// Byte offset of 16-byte chunk `chunk` (0..7) of row `row` inside a 128-byte-swizzle panel:
+// the chunk index is XORed with the row's position inside its 8-row, 1024-byte atom, the
+// pattern of wgmma descriptor swizzle mode 1 (address bits [4,7) ^= bits [7,10)).
+NSA_WGMMA_HD constexpr int nsa_sw128_offset(int row, int chunk) {
+  return row * 128 + ((chunk ^ (row & 7)) << 4);
+}
+
+// wgmma shared-memory matrix descriptor (PTX ISA "Matrix Descriptor Format"), 128-byte swizzle:
+// bits 0-13 start address >> 4, 16-29 leading-dimension byte offset >> 4, 32-45 stride-dimension
+// byte offset >> 4, 49-51 base offset (0: atoms are 1024-byte aligned), 62-63 mode (1 = 128B).
+//   K-major:  LBO unused (encoded 1), SBO = 1024 (one 8-row group to the next).
+//   MN-major: LBO = bytes between 64-element panels along M/N, SBO = 1024 (8 K rows to the next 8).
+NSA_WGMMA_HD constexpr unsigned long long nsa_wgmma_desc_sw128(unsigned smem_byte_addr, unsigned lbo_bytes,
+                                                               unsigned sbo_bytes) {
+  return static_cast<unsigned long long>((smem_byte_addr & 0x3FFFFu) >> 4) |
+         (static_cast<unsigned long long>((lbo_bytes & 0x3FFFFu) >> 4) << 16) |
+         (static_cast<unsigned long long>((sbo_bytes & 0x3FFFFu) >> 4) << 32) | (1ull << 62);
+}
+
+struct NsaSparseMlaWgmmaLayout {
+  int d, bh, bt, warps, stages;
+  int dv;              // 512
+  int threads;         // warps * 32: two math warpgroups
+  int warpgroups;      // 2: warpgroup g owns output columns [256 g, 256 g + 256)
+  int chunks;          // 16-byte chunks per q / kv row
+  int panels;          // 64-column panels per q / kv row (d / 64)
+  int q_bytes;         // [bh x d] bf16, swizzled
+  int kv_stage_bytes;  // [bt x d] bf16, swizzled
+  int p_bytes;         // [bh x bt] bf16, swizzled (the softmax numerators of one tile)
+  int idx_bytes;       // stages x bt int32 kv row indices
+  int row_bytes;       // per-head fp32 exchange between the warpgroups: alpha, m, l
+  int align_slack;     // the dynamic shared memory base is rounded up to 1024 bytes
+  int q_off, kv_off, p_off, idx_off, row_off;  // offsets from the aligned base
+  int smem_bytes;                              // dynamic shared memory to request
+  int acc_registers;  // fp32 O-accumulator registers per thread (64 x 256 per warpgroup)
+};
+
+constexpr NsaSparseMlaWgmmaLayout nsa_sparse_mla_wgmma_layout(int d, int bh, int bt, int warps, int stages) {
+  NsaSparseMlaWgmmaLayout l{};
+  l.d = d;
+  l.bh = bh;
+  l.bt = bt;
+  l.warps = warps;
+  l.stages = stages;
+  l.dv = 512;
+  l.threads = warps * 32;
+  l.warpgroups = warps / 4;
+  l.chunks = d / 8;
+  l.panels = d / 64;
+  l.q_bytes = bh * d * 2;
+  l.kv_stage_bytes = bt * d * 2;
+  l.p_bytes = bh * bt * 2;
+  l.idx_bytes = stages * bt * 4;
+  l.row_bytes = 3 * bh * 4;
+  l.align_slack = 1024;
+  l.q_off = 0;
+  l.kv_off = l.q_off + l.q_bytes;
+  l.p_off = l.kv_off + stages * l.kv_stage_bytes;
+  l.idx_off = l.p_off + l.p_bytes;
+  l.row_off = l.idx_off + l.idx_bytes;
+  l.smem_bytes = l.row_off + l.row_bytes + l.align_slack;
+  l.acc_registers = l.warpgroups > 0 ? bh * l.dv / l.warpgroups / 128 : 0;
+  return l;
+}

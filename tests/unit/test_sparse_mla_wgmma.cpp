@@ -1,0 +1,171 @@
+// The wgmma sparse_mla_fwd variants (knob mma = 1): in the space with reasons for the pruned
+// ones, rendered from sm90_wgmma.cuh, planned with their own block and shared memory, and the
+// host-visible pieces of the operand layout (swizzle, descriptor encoding) against the PTX ISA.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <set>
+#include <string>
+
+#include "generator/kernel_family.hpp"
+#include "runtime/error.hpp"
+#include "runtime/sparse_mla_launch.hpp"
+#include "templates/sparse_mla_fwd/wgmma_layout.h"
+
+namespace nsajit {
+namespace {
+
+bool has_mma_knob(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "mma") return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
+  for (int d : {576, 512}) {
+    const auto space =
+        kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{d, 512});
+    std::set<std::string> kept;
+    for (const auto& v : space.kept)
+      if (has_mma_knob(v)) kept.insert(v.name());
+    CHECK(kept == std::set<std::string>{fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w8_st2_mma1", d)});
+
+    int pruned = 0;
+    for (const auto& p : space.pruned) {
+      if (!has_mma_knob(p.variant)) continue;
+      ++pruned;
+      const int bt = p.variant.get("bt"), st = p.variant.get("st");
+      if (bt != 64) {
+        CHECK_MESSAGE(p.reason.find("bt must be 64") != std::string::npos, p.variant.name()
+                                                                               << ": " << p.reason);
+      } else {
+        CHECK(st == 3);
+        CHECK_MESSAGE(p.reason.find("shared memory") != std::string::npos, p.variant.name()
+                                                                               << ": " << p.reason);
+      }
+    }
+    CHECK(pruned == 5);  // bt 32 and 128 at both stage counts, and bt 64 with 3 stages
+  }
+}
+
+TEST_CASE("mma_sync_variant_names_do_not_change_and_wgmma_names_round_trip") {
+  const auto space =
+      kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{576, 512});
+  for (const auto& v : space.kept) {
+    if (has_mma_knob(v)) {
+      CHECK(v.get("mma") == 1);
+      CHECK(v.name().ends_with("_mma1"));
+    } else {
+      CHECK(v.knobs.size() == 4);
+      CHECK(v.name().find("mma") == std::string::npos);
+    }
+    const Variant back = variant_from_name(v.name());
+    CHECK(back.name() == v.name());
+    CHECK(back.knobs == v.knobs);
+  }
+}
+
+TEST_CASE("wgmma_variant_renders_the_wgmma_template_with_its_combine_kernel") {
+  const auto& family = kernel_family(Family::sparse_mla_fwd);
+  const Variant v = variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w8_st2_mma1");
+  const RenderedSource r = family.render(v);
+  REQUIRE(r.kernel_names.size() == 2);
+  CHECK(r.kernel_names[0] == v.name());
+  CHECK(r.kernel_names[1] == v.name() + "_combine");
+  CHECK(r.source.find("#include \"sparse_mla_fwd/sm90_wgmma.cuh\"") != std::string::npos);
+  CHECK(r.source.find("sparse_mla_fwd_sm90_wgmma<576, 64, 64, 8, 2>(p)") != std::string::npos);
+  CHECK(r.source.find("__launch_bounds__(256, 1) " + v.name() + "(") != std::string::npos);
+  CHECK(r.source.find("sparse_mla_combine(p)") != std::string::npos);
+  CHECK(r.source.find("sparse_mla_fwd_sm90<") == std::string::npos);
+
+  const Variant d512 = variant_from_name("nsa_fwd_sm90a_d512_bh64_bt64_w8_st2_mma1");
+  CHECK(family.render(d512).source.find("sparse_mla_fwd_sm90_wgmma<512, 64, 64, 8, 2>(p)") !=
+        std::string::npos);
+  // Pruned wgmma shapes are refused, not rendered into something that cannot run.
+  CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt32_w8_st2_mma1")), Error);
+  CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w8_st3_mma1")), Error);
+  CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh32_bt64_w8_st2_mma1")), Error);
+}
+
+TEST_CASE("wgmma_layout_fits_the_block_and_keeps_swizzle_atoms_1024_byte_aligned") {
+  constexpr NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(576, 64, 64, 8, 2);
+  CHECK(l.threads == 256);
+  CHECK(l.warpgroups == 2);
+  CHECK(l.acc_registers == 128);
+  CHECK(l.q_off == 0);
+  CHECK(l.kv_off == 73728);
+  CHECK(l.p_off == 73728 + 2 * 73728);
+  CHECK(l.idx_off == 229376);
+  CHECK(l.row_off == 229376 + 512);
+  CHECK(l.smem_bytes == 229888 + 768 + 1024);
+  CHECK(l.smem_bytes <= 227 * 1024);
+  for (int off : {l.q_off, l.kv_off, l.kv_off + l.kv_stage_bytes, l.p_off}) CHECK(off % 1024 == 0);
+  CHECK(l.kv_stage_bytes % 1024 == 0);
+  constexpr NsaSparseMlaWgmmaLayout l512 = nsa_sparse_mla_wgmma_layout(512, 64, 64, 8, 2);
+  CHECK(l512.smem_bytes == 65536 * 3 + 8192 + 512 + 768 + 1024);
+  CHECK(nsa_sparse_mla_wgmma_layout(576, 64, 64, 8, 3).smem_bytes > 227 * 1024);
+}
+
+TEST_CASE("sw128_offset_is_cutlass_swizzle_3_4_3_of_the_row_major_offset") {
+  // Swizzle<3,4,3>: address bits [7,10) (row within the 8-row atom) XOR into bits [4,7) (chunk).
+  for (int r = 0; r < 64; ++r)
+    for (int c = 0; c < 8; ++c) {
+      const int linear = r * 128 + c * 16;
+      CHECK(nsa_sw128_offset(r, c) == (linear ^ ((linear & 0x380) >> 3)));
+    }
+  // Each 8-row atom is a permutation of its 64 chunk slots.
+  std::set<int> slots;
+  for (int r = 0; r < 8; ++r)
+    for (int c = 0; c < 8; ++c) slots.insert(nsa_sw128_offset(r, c));
+  CHECK(slots.size() == 64);
+  CHECK(*slots.begin() == 0);
+  CHECK(*slots.rbegin() == 1008);
+}
+
+TEST_CASE("wgmma_descriptor_fields_follow_the_ptx_matrix_descriptor_format") {
+  // K-major operand at 0x400: start 0x400 >> 4, LBO 1 (unused), SBO 1024 >> 4, mode 1 in bits 62-63.
+  CHECK(nsa_wgmma_desc_sw128(0x400, 16, 1024) == 0x4000004000010040ull);
+  // N-major V: LBO = 64 rows x 128 B = 8192 B between 64-column panels.
+  const unsigned long long v = nsa_wgmma_desc_sw128(73728 + 4 * 8192, 8192, 1024);
+  CHECK((v & 0x3FFF) == (73728 + 4 * 8192) >> 4);
+  CHECK(((v >> 16) & 0x3FFF) == 512);
+  CHECK(((v >> 32) & 0x3FFF) == 64);
+  CHECK(((v >> 49) & 0x7) == 0);
+  CHECK((v >> 62) == 1);
+  // Addresses wrap at the 18-bit shared window, as matrix-descriptor-encode specifies.
+  CHECK((nsa_wgmma_desc_sw128(0x40000 + 0x20, 16, 1024) & 0x3FFF) == 2);
+}
+
+TEST_CASE("wgmma_plan_uses_its_own_block_and_shared_memory") {
+  SparseMlaProblem pr;
+  pr.d_qk = 576;
+  pr.params.batch = 1;
+  pr.params.s_q = 10;
+  pr.params.h_q = 128;
+  pr.params.topk = 2048;
+  pr.params.split_len = 2048;
+  pr.params.num_splits = 1;
+  const Variant v = variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w8_st2_mma1");
+  const SparseMlaLaunch one = plan_sparse_mla(pr, v, 1, nullptr);
+  CHECK(one.block.x == 256);
+  CHECK(one.shared_bytes == static_cast<unsigned>(nsa_sparse_mla_wgmma_layout(576, 64, 64, 8, 2).smem_bytes));
+  CHECK(one.grid.x == 10);
+  CHECK(one.grid.y == 2);
+  CHECK(one.grid.z == 1);
+  CHECK(!one.needs_combine);
+
+  float workspace = 0.f;  // only its address is planned with
+  const SparseMlaLaunch four = plan_sparse_mla(pr, v, 4, &workspace);
+  CHECK(four.grid.z == 4);
+  CHECK(four.params.split_len == 512);
+  CHECK(four.needs_combine);
+
+  // The mma.sync variant of the same knobs keeps its own layout.
+  const SparseMlaLaunch old =
+      plan_sparse_mla(pr, variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w8_st2"), 1, nullptr);
+  CHECK(old.shared_bytes != one.shared_bytes);
+}
+
+}  // namespace nsajit
