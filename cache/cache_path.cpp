@@ -30,7 +30,8 @@ std::filesystem::path default_cache_path() {
   if (auto explicit_file = env("NSA_JIT_CACHE")) return *explicit_file;
   if (auto xdg = env("XDG_CACHE_HOME"); xdg && std::filesystem::path(*xdg).is_absolute())
     return std::filesystem::path(*xdg) / "nsa-jit" / "cache.sqlite";
-  if (auto home = home_directory()) return std::filesystem::path(*home) / ".cache" / "nsa-jit" / "cache.sqlite";
+  if (auto home = home_directory())
+    return std::filesystem::path(*home) / ".cache" / "nsa-jit" / "cache.sqlite";
   fail(ErrorCode::cache_error, "find the default cache path", "cache_path",
        "neither NSA_JIT_CACHE, XDG_CACHE_HOME nor HOME is set and the user has no home directory; "
        "pass a cache path explicitly");

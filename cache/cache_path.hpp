@@ -13,6 +13,7 @@ namespace nsajit {
 [[nodiscard]] std::filesystem::path default_cache_path();
 
 // The explicit path (--cache PATH) when given, else default_cache_path().
-[[nodiscard]] std::filesystem::path resolve_cache_path(const std::optional<std::filesystem::path>& explicit_path);
+[[nodiscard]] std::filesystem::path resolve_cache_path(
+    const std::optional<std::filesystem::path>& explicit_path);
 
 }  // namespace nsajit

@@ -1,8 +1,8 @@
 #include "cache/layered_cache.hpp"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 namespace nsajit {
 
@@ -11,14 +11,15 @@ LayeredCache::LayeredCache(const std::filesystem::path& writable_path,
   try {
     writable_.emplace(CacheStore::open(writable_path, OpenMode::read_write));
   } catch (const Error& e) {
-    open_warnings_.push_back(
-        fmt::format("the writable cache {} is not used (nothing will be stored): {}", writable_path.string(), e.what()));
+    open_warnings_.push_back(fmt::format("the writable cache {} is not used (nothing will be stored): {}",
+                                         writable_path.string(), e.what()));
   }
   if (!shipped_path) return;
   try {
     shipped_.emplace(CacheStore::open(*shipped_path, OpenMode::read_only));
   } catch (const Error& e) {
-    open_warnings_.push_back(fmt::format("the shipped cache {} is not used: {}", shipped_path->string(), e.what()));
+    open_warnings_.push_back(
+        fmt::format("the shipped cache {} is not used: {}", shipped_path->string(), e.what()));
   }
 }
 
@@ -29,7 +30,8 @@ std::optional<WinnerRecord> LayeredCache::find_winner(const WinnerKey& key) {
   return std::nullopt;
 }
 
-std::vector<WinnerRecord> LayeredCache::winners_for(std::string_view family, std::string_view geometry, int topk) {
+std::vector<WinnerRecord> LayeredCache::winners_for(std::string_view family, std::string_view geometry,
+                                                    int topk) {
   std::vector<WinnerRecord> rows;
   if (writable_) rows = writable_->winners_for(family, geometry, topk);
   if (shipped_) {
@@ -57,9 +59,13 @@ CacheStore& LayeredCache::writable_or_throw(std::string_view operation) {
   return *writable_;
 }
 
-void LayeredCache::put_winner(const WinnerRecord& winner) { writable_or_throw("store a winner").put_winner(winner); }
+void LayeredCache::put_winner(const WinnerRecord& winner) {
+  writable_or_throw("store a winner").put_winner(winner);
+}
 
-void LayeredCache::put_binary(const BinaryRecord& binary) { writable_or_throw("store a binary").put_binary(binary); }
+void LayeredCache::put_binary(const BinaryRecord& binary) {
+  writable_or_throw("store a binary").put_binary(binary);
+}
 
 void LayeredCache::add_timings(std::span<const TimingRecord> timings) {
   writable_or_throw("store timings").add_timings(timings);

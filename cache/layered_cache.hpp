@@ -21,7 +21,8 @@ class LayeredCache {
 
   [[nodiscard]] std::optional<WinnerRecord> find_winner(const WinnerKey& key);
   // Writable rows first; a shipped row whose key the writable cache has is left out.
-  [[nodiscard]] std::vector<WinnerRecord> winners_for(std::string_view family, std::string_view geometry, int topk);
+  [[nodiscard]] std::vector<WinnerRecord> winners_for(std::string_view family, std::string_view geometry,
+                                                      int topk);
   [[nodiscard]] std::optional<BinaryRecord> find_binary(std::string_view key);
 
   // Throw Error(cache_error) when there is no writable layer.

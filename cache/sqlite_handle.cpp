@@ -1,14 +1,17 @@
 #include "cache/sqlite_handle.hpp"
 
-#include <sqlite3.h>
-
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 namespace nsajit {
 
-void SqliteCloser::operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
+void SqliteCloser::operator()(sqlite3* db) const noexcept {
+  sqlite3_close_v2(db);
+}
 
-void Statement::Finalizer::operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
+void Statement::Finalizer::operator()(sqlite3_stmt* stmt) const noexcept {
+  sqlite3_finalize(stmt);
+}
 
 void check_sqlite(sqlite3* db, int rc, std::string_view what, std::string_view file) {
   if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return;
@@ -35,9 +38,9 @@ Statement::Statement(sqlite3* db, std::string_view sql, std::string_view file)
 }
 
 Statement& Statement::bind(int index, std::string_view text) {
-  check_sqlite(db_,
-               sqlite3_bind_text64(stmt_.get(), index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8),
-               "bind a text parameter", file_);
+  check_sqlite(
+      db_, sqlite3_bind_text64(stmt_.get(), index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8),
+      "bind a text parameter", file_);
   return *this;
 }
 
@@ -74,10 +77,13 @@ bool Statement::step() {
 std::string Statement::text(int column) const {
   const unsigned char* p = sqlite3_column_text(stmt_.get(), column);
   if (p == nullptr) return {};
-  return std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), column)));
+  return std::string(reinterpret_cast<const char*>(p),
+                     static_cast<std::size_t>(sqlite3_column_bytes(stmt_.get(), column)));
 }
 
-std::int64_t Statement::integer(int column) const { return sqlite3_column_int64(stmt_.get(), column); }
+std::int64_t Statement::integer(int column) const {
+  return sqlite3_column_int64(stmt_.get(), column);
+}
 
 std::optional<double> Statement::real(int column) const {
   if (sqlite3_column_type(stmt_.get(), column) == SQLITE_NULL) return std::nullopt;

@@ -69,7 +69,6 @@ class Statement {
   std::string file_;
 };
 
-
 // Runs `body`, retrying while it throws SqliteBusy, for at most `patience` in total. The
 // busy timeout already waits inside SQLite; this covers the cases it does not (busy on
 // BEGIN IMMEDIATE after a WAL restart, on PRAGMA journal_mode, on recovery).

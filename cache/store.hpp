@@ -92,11 +92,11 @@ struct ExportReport {
 // timings are not imported (exports carry none).
 struct ImportReport {
   std::size_t winners_added = 0;
-  std::size_t winners_replaced = 0;     // the imported row was newer
-  std::size_t winners_kept = 0;         // the existing row was as new or newer
+  std::size_t winners_replaced = 0;  // the imported row was newer
+  std::size_t winners_kept = 0;      // the existing row was as new or newer
   std::size_t binaries_added = 0;
-  std::size_t binaries_present = 0;     // key already here
-  std::size_t binaries_corrupt = 0;     // failed their checksum in the imported file; skipped
+  std::size_t binaries_present = 0;  // key already here
+  std::size_t binaries_corrupt = 0;  // failed their checksum in the imported file; skipped
 };
 
 // UTC now as "YYYY-MM-DDTHH:MM:SSZ" (the created_at format; compares as text).
@@ -122,9 +122,10 @@ class CacheStore {
   // ---- winners ----
   [[nodiscard]] std::optional<WinnerRecord> find_winner(const WinnerKey& key);
   // Every device's winner for this family, geometry and topk (to say "tuned, but for another GPU").
-  [[nodiscard]] std::vector<WinnerRecord> winners_for(std::string_view family, std::string_view geometry, int topk);
+  [[nodiscard]] std::vector<WinnerRecord> winners_for(std::string_view family, std::string_view geometry,
+                                                      int topk);
   [[nodiscard]] std::vector<WinnerRecord> list_winners();  // ordered by device, family, geometry, topk
-  void put_winner(const WinnerRecord& winner);              // insert or replace (same key)
+  void put_winner(const WinnerRecord& winner);             // insert or replace (same key)
 
   // ---- binaries ----
   // nullopt when absent, or when the stored bytes fail their checksum (a warning is recorded).
@@ -135,7 +136,8 @@ class CacheStore {
 
   // ---- timings ----
   void add_timings(std::span<const TimingRecord> timings);
-  [[nodiscard]] std::vector<TimingRecord> timings_for(std::string_view device, std::string_view family, int topk);
+  [[nodiscard]] std::vector<TimingRecord> timings_for(std::string_view device, std::string_view family,
+                                                      int topk);
 
   // What one tune of one topk produced, in one transaction: a tune killed midway leaves
   // either all of it or none of it.
@@ -151,7 +153,8 @@ class CacheStore {
   // those winners reference: a binary whose arch equals the winner's arch and whose variant
   // is the winner's default_variant or appears as a JSON string ("name") in its rule.
   // Built in a temporary file beside `out`, then renamed over it atomically.
-  ExportReport export_to(const std::filesystem::path& out, const std::optional<std::string>& device = std::nullopt);
+  ExportReport export_to(const std::filesystem::path& out,
+                         const std::optional<std::string>& device = std::nullopt);
 
   // Merges another cache file into this one (policy: see ImportReport). The file is
   // validated first (schema, quick_check); a bad file is refused before anything is written.

@@ -1,7 +1,6 @@
 // Export to a self-contained file and import (merge) from one.
-#include <unistd.h>
-
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "cache/store.hpp"
 
@@ -25,7 +24,8 @@ void remove_with_sidecars(const fs::path& p) {
 ExportReport CacheStore::export_to(const fs::path& out, const std::optional<std::string>& device) {
   std::string where = fmt::format("export the cache to {}", out.string());
   if (same_file(path_, out))
-    fail(ErrorCode::cache_error, where, fmt::format("cache file {}", file_), "the target is this cache file itself");
+    fail(ErrorCode::cache_error, where, fmt::format("cache file {}", file_),
+         "the target is this cache file itself");
 
   std::vector<WinnerRecord> winners =
       device ? query_winners("WHERE device = ?1", [&](Statement& s) { s.bind(1, *device); }) : list_winners();
@@ -90,7 +90,8 @@ ImportReport CacheStore::import_from(const fs::path& in) {
       insert_winner(w);
       ++(existing ? report.winners_replaced : report.winners_added);
     }
-    for (const BinaryRecord& b : binaries.good) ++(insert_binary(b) ? report.binaries_added : report.binaries_present);
+    for (const BinaryRecord& b : binaries.good)
+      ++(insert_binary(b) ? report.binaries_added : report.binaries_present);
   });
   return report;
 }

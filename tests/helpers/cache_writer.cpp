@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cache_writer: %s\n", e.what());
     return 1;
   }
-  std::fprintf(stderr, "usage: cache_writer PATH burst WRITER COUNT START_FILE | cache_writer PATH loop WRITER\n");
+  std::fprintf(stderr,
+               "usage: cache_writer PATH burst WRITER COUNT START_FILE | cache_writer PATH loop WRITER\n");
   return 2;
 }

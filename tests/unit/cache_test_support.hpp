@@ -1,10 +1,9 @@
 // Shared fixtures of the cache tests: a temporary directory, file bytes, raw SQL.
 #pragma once
 
+#include <doctest/doctest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
-
-#include <doctest/doctest.h>
 
 #include <filesystem>
 #include <fstream>
@@ -65,33 +64,39 @@ inline std::string raw_query(const std::filesystem::path& p, const std::string& 
   REQUIRE(sqlite3_open_v2(p.string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
   std::string value;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW &&
-      sqlite3_column_text(stmt, 0) != nullptr)
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr)
     value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   return value;
 }
 
-inline WinnerRecord sample_winner(const std::string& device, int topk, const std::string& variant = "nsa_fwd_v1") {
-  return WinnerRecord{.key = {.device = device, .family = "sparse_mla_fwd", .geometry = "d576v512", .topk = topk},
-                      .rule = "{\"h_q\":{\"16\":\"" + variant + "\",\"64\":\"" + variant + "_big\"},\"split\":2}",
-                      .default_variant = variant,
-                      .template_hash = "0123456789abcdef",
-                      .generator_version = "0.1.0",
-                      .compiler = "nvrtc 13.0",
-                      .driver = "cuda 13.0 (580.65)",
-                      .arch = "sm_90a",
-                      .tuned_shape = "h_q=16,32,64,128 s_q=4096 s_kv=32768",
-                      .created_at = "2025-03-01T10:00:00Z"};
+inline WinnerRecord sample_winner(const std::string& device, int topk,
+                                  const std::string& variant = "nsa_fwd_v1") {
+  return WinnerRecord{
+      .key = {.device = device, .family = "sparse_mla_fwd", .geometry = "d576v512", .topk = topk},
+      .rule = "{\"h_q\":{\"16\":\"" + variant + "\",\"64\":\"" + variant + "_big\"},\"split\":2}",
+      .default_variant = variant,
+      .template_hash = "0123456789abcdef",
+      .generator_version = "0.1.0",
+      .compiler = "nvrtc 13.0",
+      .driver = "cuda 13.0 (580.65)",
+      .arch = "sm_90a",
+      .tuned_shape = "h_q=16,32,64,128 s_q=4096 s_kv=32768",
+      .created_at = "2025-03-01T10:00:00Z"};
 }
 
 inline BinaryRecord sample_binary(const std::string& key, const std::string& variant = "nsa_fwd_v1",
                                   std::size_t size = 300, const std::string& arch = "sm_90a") {
   std::vector<std::uint8_t> bytes(size);
   for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<std::uint8_t>((i * 131 + key.size()) & 0xff);
-  return BinaryRecord{.key = key, .variant = variant, .arch = arch, .compiler = "nvrtc 13.0",
-                      .created_at = "2025-03-01T10:00:00Z", .binary = std::move(bytes)};
+  return BinaryRecord{.key = key,
+                      .variant = variant,
+                      .arch = arch,
+                      .compiler = "nvrtc 13.0",
+                      .created_at = "2025-03-01T10:00:00Z",
+                      .binary = std::move(bytes)};
 }
 
 // Fails the test unless `body` throws Error(cache_error) whose message contains every fragment.
@@ -102,7 +107,8 @@ void require_cache_error(Body&& body, std::initializer_list<std::string> fragmen
     FAIL("expected Error(cache_error), nothing was thrown");
   } catch (const Error& e) {
     CHECK(e.code() == ErrorCode::cache_error);
-    for (const std::string& f : fragments) CHECK_MESSAGE(std::string(e.what()).find(f) != std::string::npos, e.what());
+    for (const std::string& f : fragments)
+      CHECK_MESSAGE(std::string(e.what()).find(f) != std::string::npos, e.what());
   }
 }
 

@@ -11,7 +11,8 @@ using namespace nsajit;
 using namespace nsajit::test;
 
 TEST_CASE("embedded_schema_equals_cache_schema_sql") {
-  auto file = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "cache" / "schema.sql";
+  auto file =
+      std::filesystem::path(__FILE__).parent_path().parent_path().parent_path() / "cache" / "schema.sql";
   std::ifstream in(file, std::ios::binary);
   REQUIRE_MESSAGE(in.good(), "cannot read " << file);
   std::stringstream text;
@@ -25,7 +26,8 @@ TEST_CASE("new_cache_carries_application_id_and_current_schema_version") {
   CacheStore store = CacheStore::open(path, OpenMode::read_write);
   CHECK(store.schema_version() == kCacheSchemaVersion);
   CHECK(raw_query(path, "PRAGMA application_id") == std::to_string(0x4E53414A));
-  CHECK(raw_query(path, "SELECT value FROM meta WHERE key = 'schema_version'") == std::to_string(kCacheSchemaVersion));
+  CHECK(raw_query(path, "SELECT value FROM meta WHERE key = 'schema_version'") ==
+        std::to_string(kCacheSchemaVersion));
   CHECK(raw_query(path, "PRAGMA journal_mode") == "wal");
   CHECK(store.check() == "ok");
 }

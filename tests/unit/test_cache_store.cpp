@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <regex>
 
 #include "tests/unit/cache_test_support.hpp"
@@ -106,7 +108,8 @@ TEST_CASE("corrupt_binary_is_never_returned_warns_and_is_repaired_by_put") {
   CacheStore store = CacheStore::open(path, OpenMode::read_write);
   CHECK_FALSE(store.find_binary("key").has_value());
   REQUIRE(store.warnings().size() == 1);
-  CHECK(store.warnings()[0].find("binary key (variant nsa_fwd_v1, arch sm_90a) is corrupt") != std::string::npos);
+  CHECK(store.warnings()[0].find("binary key (variant nsa_fwd_v1, arch sm_90a) is corrupt") !=
+        std::string::npos);
   store.put_binary(good);
   CHECK(store.find_binary("key") == good);
 }
@@ -115,9 +118,18 @@ TEST_CASE("timings_round_trip_in_insert_order_with_every_status") {
   TempDir dir;
   CacheStore store = CacheStore::open(dir / "c.sqlite", OpenMode::read_write);
   auto timing = [](std::string variant, TimingStatus status, std::optional<double> ms, std::string detail) {
-    return TimingRecord{.device = "gpu", .family = "sparse_mla_fwd", .geometry = "d576v512", .topk = 2048,
-                        .variant = std::move(variant), .h_q = 64, .s_q = 4096, .s_kv = 262144, .status = status,
-                        .median_ms = ms, .detail = std::move(detail), .run_id = "run-1",
+    return TimingRecord{.device = "gpu",
+                        .family = "sparse_mla_fwd",
+                        .geometry = "d576v512",
+                        .topk = 2048,
+                        .variant = std::move(variant),
+                        .h_q = 64,
+                        .s_q = 4096,
+                        .s_kv = 262144,
+                        .status = status,
+                        .median_ms = ms,
+                        .detail = std::move(detail),
+                        .run_id = "run-1",
                         .created_at = "2025-03-01T10:00:00Z"};
   };
   std::vector<TimingRecord> rows = {
@@ -142,9 +154,17 @@ TEST_CASE("record_tune_result_stores_winner_binaries_and_timings_together") {
   CacheStore store = CacheStore::open(dir / "c.sqlite", OpenMode::read_write);
   WinnerRecord w = sample_winner("gpu", 2048);
   std::vector<BinaryRecord> bins = {sample_binary("k1", "nsa_fwd_v1"), sample_binary("k2", "nsa_fwd_v1_big")};
-  TimingRecord t{.device = "gpu", .family = "sparse_mla_fwd", .geometry = "d576v512", .topk = 2048,
-                 .variant = "nsa_fwd_v1", .h_q = 16, .s_q = 4096, .s_kv = 32768, .median_ms = 1.0,
-                 .run_id = "r", .created_at = "2025-03-01T10:00:00Z"};
+  TimingRecord t{.device = "gpu",
+                 .family = "sparse_mla_fwd",
+                 .geometry = "d576v512",
+                 .topk = 2048,
+                 .variant = "nsa_fwd_v1",
+                 .h_q = 16,
+                 .s_q = 4096,
+                 .s_kv = 32768,
+                 .median_ms = 1.0,
+                 .run_id = "r",
+                 .created_at = "2025-03-01T10:00:00Z"};
   store.record_tune_result(w, bins, std::span(&t, 1));
   CHECK(store.find_winner(w.key) == w);
   CHECK(store.find_binary("k1") == bins[0]);
@@ -155,8 +175,15 @@ TEST_CASE("record_tune_result_stores_winner_binaries_and_timings_together") {
 TEST_CASE("clear_without_filter_empties_and_with_device_keeps_other_devices_rows") {
   TempDir dir;
   CacheStore store = CacheStore::open(dir / "c.sqlite", OpenMode::read_write);
-  TimingRecord ta{.device = "gpu-a", .family = "sparse_mla_fwd", .geometry = "d576v512", .topk = 2048,
-                  .variant = "only_a", .h_q = 16, .s_q = 1, .s_kv = 1, .median_ms = 1.0};
+  TimingRecord ta{.device = "gpu-a",
+                  .family = "sparse_mla_fwd",
+                  .geometry = "d576v512",
+                  .topk = 2048,
+                  .variant = "only_a",
+                  .h_q = 16,
+                  .s_q = 1,
+                  .s_kv = 1,
+                  .median_ms = 1.0};
   TimingRecord tb = ta;
   tb.device = "gpu-b";
   store.record_tune_result(sample_winner("gpu-a", 2048, "only_a"), std::vector{sample_binary("ka", "only_a")},
@@ -231,4 +258,52 @@ TEST_CASE("read_write_open_creates_missing_parent_directories") {
   CHECK(std::filesystem::is_regular_file(path));
   CHECK(store.path() == path);
   CHECK_FALSE(store.read_only());
+}
+
+namespace {
+
+// Opens `path` read-only and reads `key`; 0 when found. Runs as an unprivileged user when we
+// are root (root ignores permissions, so the read-only directory would not be read-only).
+int read_winner_without_write_permission(const std::filesystem::path& path, const WinnerKey& key) {
+  auto attempt = [&] {
+    try {
+      CacheStore store = CacheStore::open(path, OpenMode::read_only);
+      return store.find_winner(key).has_value() && store.check() == "ok" ? 0 : 1;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return 2;
+    }
+  };
+  if (geteuid() != 0) return attempt();
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    _exit(attempt());
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 4;
+}
+
+}  // namespace
+
+TEST_CASE("read_only_mode_reads_a_wal_cache_in_a_read_only_directory") {
+  TempDir dir;
+  auto shelf = dir / "shelf";
+  auto path = shelf / "cache.sqlite";
+  WinnerRecord w = sample_winner("gpu", 2048);
+  CacheStore::open(path, OpenMode::read_write).put_winner(w);  // a WAL-mode file, closed: no -shm left
+  REQUIRE(file_bytes(path).at(18) == 2);                       // header: WAL mode
+  REQUIRE_FALSE(std::filesystem::exists(path.string() + "-shm"));
+  namespace fs = std::filesystem;
+  auto r_x = fs::perms::owner_read | fs::perms::owner_exec | fs::perms::group_read | fs::perms::group_exec |
+             fs::perms::others_read | fs::perms::others_exec;
+  fs::permissions(dir.path(), r_x);
+  fs::permissions(shelf, r_x);
+  fs::permissions(path, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  auto before = file_bytes(path);
+  CHECK(read_winner_without_write_permission(path, w.key) == 0);
+  CHECK(file_bytes(path) == before);
+  CHECK_FALSE(fs::exists(path.string() + "-shm"));
+  fs::permissions(shelf, fs::perms::owner_all);
 }
