@@ -3,6 +3,8 @@
 // can never disagree about shared memory or registers.
 #pragma once
 
+#include "common/host_device.h"
+
 struct NsaSparseMlaLayout {
   int d, bh, bt, warps, stages;
   int dv;           // 512
@@ -18,7 +20,7 @@ struct NsaSparseMlaLayout {
   int acc_registers;  // fp32 O-accumulator registers per thread
 };
 
-constexpr NsaSparseMlaLayout nsa_sparse_mla_layout(int d, int bh, int bt, int warps, int stages) {
+NSA_HOST_DEVICE constexpr NsaSparseMlaLayout nsa_sparse_mla_layout(int d, int bh, int bt, int warps, int stages) {
   NsaSparseMlaLayout l{};
   l.d = d;
   l.bh = bh;

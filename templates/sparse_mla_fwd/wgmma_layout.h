@@ -8,6 +8,8 @@
 // 1024-byte boundaries, which the hardware swizzle requires.
 #pragma once
 
+#include "common/host_device.h"
+
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define NSA_WGMMA_HD __host__ __device__
 #else
@@ -51,7 +53,7 @@ struct NsaSparseMlaWgmmaLayout {
   int acc_registers;  // fp32 O-accumulator registers per thread (64 x 256 per warpgroup)
 };
 
-constexpr NsaSparseMlaWgmmaLayout nsa_sparse_mla_wgmma_layout(int d, int bh, int bt, int warps, int stages) {
+NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaLayout nsa_sparse_mla_wgmma_layout(int d, int bh, int bt, int warps, int stages) {
   NsaSparseMlaWgmmaLayout l{};
   l.d = d;
   l.bh = bh;
