@@ -7,7 +7,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT"
-B=./build
+B=${BUILD:-./build}
+export LD_LIBRARY_PATH="$PWD/${B#./}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 SECTIONS=${*:-all}
 declare -a SUMMARY=()
 want() { [[ " $SECTIONS " == *" all "* || " $SECTIONS " == *" $1 "* ]]; }
@@ -27,7 +28,7 @@ if want info; then
   step "nsa-tune devices" devices.log $B/nsa-tune devices
 fi
 if want gpu; then
-  step "gpu tests" gpu-tests.log $B/tests/nsajit_gpu_tests -s
+  step "gpu tests" gpu-tests.log timeout 400 $B/tests/nsajit_gpu_tests ${GPU_TEST_ARGS:-}
 fi
 if want sanitize; then
   step "compute-sanitizer memcheck" sanitizer.log compute-sanitizer --tool memcheck --error-exitcode 9 \
@@ -37,11 +38,11 @@ if want tune; then
   step "tune topk 2048" tune.log $B/nsa-tune tune --topk 2048
 fi
 if want bench; then
-  step "bench sparse_mla_fwd" bench.log $B/nsa-tune bench
+  step "bench sparse_mla_fwd" bench.log timeout 300 $B/nsa-tune bench ${BENCH_ARGS:-}
   step "bench topk_select" bench-topk.log $B/nsa-tune bench --family topk_select
 fi
 if want python; then
-  step "python gpu tests" python.log env NSA_JIT_LIBRARY=$PWD/build/libnsajit.so PYTHONUNBUFFERED=1 python3 -m pytest -q python/tests
+  step "python gpu tests" python.log env NSA_JIT_LIBRARY=$PWD/${B#./}/libnsajit.so PYTHONUNBUFFERED=1 python3 -m pytest -q python/tests
 fi
 echo
 echo "==== device-check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"
