@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <unistd.h>
 
 #include "generator/kernel_family.hpp"
@@ -24,6 +26,7 @@ struct CompileOptions {
   bool all = false;
   bool report = false;
   int jobs = 0;
+  std::string save_dir;
 };
 
 int run_compile(const CompileOptions& o, const GlobalOptions& g) {
@@ -66,6 +69,12 @@ int run_compile(const CompileOptions& o, const GlobalOptions& g) {
                             json_string(r.variant.name()), json_string(r.error));
       continue;
     }
+    if (!o.save_dir.empty()) {
+      std::filesystem::create_directories(o.save_dir);
+      const auto file = std::filesystem::path(o.save_dir) / (r.variant.name() + (target.vendor == Vendor::nvidia ? ".cubin" : ".co"));
+      std::ofstream(file, std::ios::binary).write(reinterpret_cast<const char*>(r.result->binary.data()),
+                                                   static_cast<std::streamsize>(r.result->binary.size()));
+    }
     std::vector<KernelResources> res;
     if (o.report) res = binary_resources(target.vendor, r.result->binary);
     if (g.json) {
@@ -107,6 +116,7 @@ void register_compile(CLI::App& app, GlobalOptions& g) {
   cmd->add_flag("--all", o.all, "every unpruned variant")->excludes(variant);
   cmd->add_flag("--report", o.report, "registers, spills, shared memory / LDS per kernel");
   cmd->add_option("--jobs", o.jobs, "parallel compiles (0 = all cores)");
+  cmd->add_option("--save-dir", o.save_dir, "also write each binary (.cubin / .co) into this folder");
   cmd->add_flag("--json", g.json, "machine-readable output");
   cmd->callback([&g] {
     if (const int failed = run_compile(o, g); failed > 0)
