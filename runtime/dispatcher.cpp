@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 
 #include "cache/cache_path.hpp"
 
@@ -16,6 +17,8 @@
 #include "runtime/error.hpp"
 #include "runtime/sparse_mla_launch.hpp"
 #include "runtime/sparse_mla_runner.hpp"
+#include "runtime/tensor_view.hpp"
+#include "runtime/topk_select_launch.hpp"
 #include "templates/sparse_mla_fwd/layout.h"
 #include "templates/sparse_mla_fwd/wgmma_layout.h"
 
@@ -123,6 +126,11 @@ LoadedVariant& Dispatcher::load(const Variant& variant, const std::string& key_h
         }
       }
     }
+  }
+  if (variant.family == Family::topk_select) {
+    const auto bytes = static_cast<int>(topk_select_dynamic_shared_bytes(variant, device_->info()));
+    device_->set_max_dynamic_shared(lv->kernels[0], bytes);
+    lv->configured_shared_bytes = bytes;
   }
   if (variant.family == Family::sparse_mla_fwd && variant.target.vendor == Vendor::nvidia) {
     const auto l = nsa_sparse_mla_layout(variant.geometry.d_qk, variant.get("bh"), variant.get("bt"), variant.get("w"),
@@ -236,8 +244,61 @@ LoadedVariant& Dispatcher::sparse_mla_variant_for(int d_qk, int topk, int h_q, s
   return *r.loaded[static_cast<std::size_t>(&entry - r.rule.entries.data())];
 }
 
-void Dispatcher::topk_select(const nsajit_topk_args&, void*) {
-  fail(ErrorCode::unavailable, "topk_select", std::string(kWhere), "the topk_select family is not built yet");
+LoadedVariant& Dispatcher::topk_select_variant_for(int k) {
+  std::lock_guard lock(mutex_);
+  device_->make_current();
+  const Resolved& r = resolve(Family::topk_select, Geometry{0, 0}, k);
+  return *r.loaded.front();
+}
+
+static TopkSelectProblem validate_topk_args(const nsajit_topk_args& a) {
+  constexpr std::string_view op = "topk_select";
+  TensorCheck scores{op, "scores", a.scores};
+  scores.required().dtype(NSAJIT_DTYPE_FP32).ndim_in(2, 2).contiguous_last().nonnegative_strides().aligned(4);
+  const std::int64_t batch = a.scores.shape[0], length = a.scores.shape[1];
+  TensorCheck out{op, "indices", a.indices};
+  out.required().dtype(NSAJIT_DTYPE_INT32).ndim_in(2, 2).contiguous_last().nonnegative_strides().aligned(4);
+  out.dim(0, batch, "B, as in scores").dim(1, a.k, "k");
+  TensorCheck len{op, "lengths", a.lengths};
+  if (len.present()) len.dtype(NSAJIT_DTYPE_INT32).ndim_in(1, 1).dim(0, batch, "B, as in scores").contiguous_last().aligned(4);
+  if (batch > std::numeric_limits<int>::max() || length > std::numeric_limits<int>::max())
+    scores.fail_with(fmt::format("shape [{}, {}] is too large", batch, length));
+  TopkSelectProblem p;
+  p.scores = static_cast<const float*>(a.scores.data);
+  p.score_row_stride = batch > 1 ? a.scores.strides[0] : length;
+  p.batch = static_cast<int>(batch);
+  p.length = static_cast<int>(length);
+  p.lengths = static_cast<const std::int32_t*>(a.lengths.data);
+  p.indices = static_cast<std::int32_t*>(a.indices.data);
+  p.out_row_stride = batch > 1 ? a.indices.strides[0] : a.k;
+  p.k = a.k;
+  p.sorted = a.sorted != 0;
+  validate_topk_select_problem(p);
+  return p;
+}
+
+void Dispatcher::topk_select(const nsajit_topk_args& args, void* stream) {
+  const TopkSelectProblem problem = validate_topk_args(args);
+  std::lock_guard lock(mutex_);
+  device_->make_current();
+  const Resolved& r = resolve(Family::topk_select, Geometry{0, 0}, problem.k);
+  bool exact = false;
+  LoadedVariant& lv = *r.loaded[static_cast<std::size_t>(&r.rule.for_h_q(0, exact) - r.rule.entries.data())];
+  const std::size_t ws_bytes = topk_select_workspace_bytes(lv.variant, device_->info());
+  void* workspace = nullptr;
+  if (ws_bytes > 0) {
+    // Zeroed once; every launch leaves it zeroed again (its row counters), so no per-call memset.
+    auto& ws = topk_workspaces_[{stream, lv.variant.name()}];
+    if (ws.bytes() < ws_bytes) {
+      ws = device_->allocate(ws_bytes);
+      device_->fill_bytes(ws.get(), 0, ws_bytes);
+    }
+    workspace = ws.get();
+  }
+  const TopkSelectLaunch launch = plan_topk_select(lv.variant, device_->info(), problem, workspace, ws_bytes);
+  nsa_topk_params params = launch.params;
+  void* kargs[] = {&params};
+  device_->launch(lv.kernels[0], launch.grid, launch.block, launch.dynamic_shared_bytes, stream, kargs);
 }
 
 }  // namespace nsajit

@@ -44,6 +44,9 @@ class Dispatcher {
   // `splits_rule` receives the winner's split rule ("fill_sms" or "none").
   LoadedVariant& sparse_mla_variant_for(int d_qk, int topk, int h_q, std::string* splits_rule = nullptr);
 
+  // The loaded topk_select variant a call with this k would use (for benches).
+  LoadedVariant& topk_select_variant_for(int k);
+
   [[nodiscard]] std::int64_t compile_count() const;
   [[nodiscard]] const DeviceInfo& device_info() const;
   [[nodiscard]] Device& device();
@@ -70,6 +73,7 @@ class Dispatcher {
   std::map<std::string, Resolved> table_;                            // family|geometry|topk
   std::map<std::string, std::unique_ptr<LoadedVariant>> variants_;  // by variant name
   std::map<void*, DeviceMemory> workspaces_;                         // per stream: splits
+  std::map<std::pair<void*, std::string>, DeviceMemory> topk_workspaces_;  // per stream and variant
   std::int64_t compiles_ = 0;
   std::vector<std::string> notices_;
   std::set<std::string> said_;

@@ -18,11 +18,10 @@
 #include "runtime/error.hpp"
 #include "tools/nsa-tune/commands.hpp"
 #include "tools/nsa-tune/progress.hpp"
+#include "tools/nsa-tune/tune_record.hpp"
 #include "tuner/sparse_mla_tuner.hpp"
+#include "tuner/topk_select_tuner.hpp"
 
-#ifndef NSAJIT_VERSION_STRING
-#define NSAJIT_VERSION_STRING "0.0.0"
-#endif
 
 namespace nsajit::cli {
 namespace {
@@ -36,6 +35,8 @@ struct TuneCliOptions {
   int d_qk = 576;
   int reps = 20;
   std::string devices = "0";
+  std::vector<int> batches;  // topk_select: batch sizes timed (default 16,128)
+  int length = 131072;       // topk_select: row length timed
 };
 
 std::vector<int> parse_devices(const std::string& spec, Backend& backend) {
@@ -70,34 +71,19 @@ Backend& gpu_backend() {
   return cuda_backend();
 }
 
-void print_candidates(const TopkTuneResult& r, const std::string& device) {
-  fmt::print("\n== sparse_mla_fwd topk {} on {} ({:.1f} s)\n", r.topk, device, r.seconds);
-  fmt::print("   {:<5} {:<46} {:<14} {:>10}  {}\n", "h_q", "variant", "status", "median_ms", "detail");
-  for (const auto& c : r.candidates) {
-    bool win = false;
-    for (const auto& e : r.rule.entries) win |= (e.h_q == c.h_q && e.variant == c.variant);
-    fmt::print(" {} {:<5} {:<46} {:<14} {:>10}  {}\n", win ? "*" : " ", c.h_q ? std::to_string(c.h_q) : "-", c.variant,
-               c.status, c.median_ms >= 0 ? fmt::format("{:.4f}", c.median_ms) : "-", c.detail.substr(0, 80));
-  }
-  for (const auto& e : r.rule.entries) fmt::print("   winner h_q {:<4} {} ({:.4f} ms)\n", e.h_q, e.variant, e.median_ms);
-}
-
-TimingStatus status_of(const std::string& s) { return timing_status_from_string(s); }
-
 void run_tune(const TuneCliOptions& o, const GlobalOptions& g) {
-  if (o.family != "sparse_mla_fwd") {
-    run_tune_topk_select(o.topks, o.devices, g.cache_path);
-    return;
-  }
+  const Family family = family_from_string(o.family);
+  const bool topk_family = family == Family::topk_select;
+  const Geometry geometry = topk_family ? Geometry{0, 0} : Geometry{o.d_qk, 512};
   if (o.topks.empty()) fail(ErrorCode::invalid_argument, "tuning", "nsa-tune tune", "--topk is required, e.g. --topk 512,2048");
   for (int t : o.topks)
-    if (t < 1 || t > 16384) fail(ErrorCode::invalid_argument, "tuning", "nsa-tune tune", fmt::format("topk {} is outside [1, 16384]", t));
+    if (t < 1 || t > (topk_family ? 4096 : 16384)) fail(ErrorCode::invalid_argument, "tuning", "nsa-tune tune", fmt::format("topk {} is outside [1, {}]", t, topk_family ? 4096 : 16384));
   Backend& backend = gpu_backend();
   const std::vector<int> devices = parse_devices(o.devices, backend);
   std::optional<std::filesystem::path> explicit_path;
   if (!g.cache_path.empty()) explicit_path = g.cache_path;
   const auto cache_path = resolve_cache_path(explicit_path);
-  fmt::print(stderr, "tuning sparse_mla_fwd topk {} on {} GPU(s) into {}\n", fmt::join(o.topks, ","), devices.size(),
+  fmt::print(stderr, "tuning {} topk {} on {} GPU(s) into {}\n", o.family, fmt::join(o.topks, ","), devices.size(),
              cache_path.string());
 
   std::atomic<std::size_t> next{0};
@@ -140,33 +126,19 @@ void run_tune(const TuneCliOptions& o, const GlobalOptions& g) {
       to.s_kv = o.s_kv;
       to.d_qk = o.d_qk;
       to.reps = std::max(20, o.reps);
+      TopkSelectTuneOptions tk;
+      tk.reps = to.reps;
+      if (!o.batches.empty()) tk.batches = o.batches;
+      tk.length = o.length;
       for (std::size_t i = next++; i < o.topks.size(); i = next++) {
         const int topk = o.topks[i];
-        TopkTuneResult r = tune_sparse_mla_topk(*device, *compiler, to, topk, ev);
+        TopkTuneResult r = topk_family ? tune_topk_select_k(*device, *compiler, tk, topk, ev)
+                                       : tune_sparse_mla_topk(*device, *compiler, to, topk, ev);
         progress.end();
-        const std::string run_id = fmt::format("{}-{}-{}", utc_timestamp_now(), ordinal, topk);
-        WinnerRecord w;
-        w.key = WinnerKey{dkey, "sparse_mla_fwd", Geometry{o.d_qk, 512}.key(), topk};
-        w.rule = r.rule.to_json();
-        w.default_variant = r.rule.entries.front().variant;
-        w.template_hash = template_hash();
-        w.generator_version = NSAJIT_VERSION_STRING;
-        w.compiler = fmt::format("{} {}", compiler->name(), compiler->version());
-        w.driver = device->info().driver_version;
-        w.arch = device->info().arch;
-        w.tuned_shape = r.tuned_shape;
-        std::vector<BinaryRecord> bins;
-        for (const auto& b : r.binaries) bins.push_back({b.key, b.variant, b.arch, b.compiler, "", b.binary});
-        std::vector<TimingRecord> times;
-        for (const auto& c : r.candidates) {
-          TimingRecord t{dkey, "sparse_mla_fwd", w.key.geometry, topk, c.variant, c.h_q, o.s_q, o.s_kv, status_of(c.status),
-                         std::nullopt, c.detail, run_id, ""};
-          if (c.median_ms >= 0) t.median_ms = c.median_ms;
-          times.push_back(std::move(t));
-        }
-        cache.record_tune_result(w, bins, times);
+        record_tune_result(cache, *device, *compiler, family, geometry, r, topk_family ? 0 : o.s_q,
+                           topk_family ? o.length : o.s_kv, ordinal);
         std::lock_guard l(print_mutex);
-        print_candidates(r, fmt::format("{} (GPU {})", dkey, ordinal));
+        print_tune_result(r, family, fmt::format("{} (GPU {})", dkey, ordinal), topk_family ? "B" : "h_q");
       }
     } catch (const std::exception& e) {
       std::lock_guard l(print_mutex);
@@ -199,6 +171,8 @@ void register_tune(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--s-kv", o.s_kv, "kv rows of the tuning shape")->capture_default_str();
   cmd->add_option("--d-qk", o.d_qk, "576 or 512")->capture_default_str();
   cmd->add_option("--reps", o.reps, "timed runs per candidate (>= 20)")->capture_default_str();
+  cmd->add_option("--batch", o.batches, "topk_select: batch sizes to time (default 16,128)")->delimiter(',');
+  cmd->add_option("--length", o.length, "topk_select: row length to time")->capture_default_str();
   cmd->add_option("--devices", o.devices, "GPUs to tune on: all, or ordinals like 0,1")->capture_default_str();
   cmd->callback([&g] { run_tune(o, g); });
 }

@@ -28,8 +28,3 @@ namespace nsajit::cli {
 // nsa-tune bench --family topk_select (tools/nsa-tune/cmd_bench_topk.cpp).
 void run_bench_topk(const std::vector<int>& ks, int device, bool json);
 }  // namespace nsajit::cli
-
-namespace nsajit::cli {
-// nsa-tune tune --family topk_select (tools/nsa-tune/cmd_tune_topk.cpp).
-void run_tune_topk_select(const std::vector<int>& ks, const std::string& devices, const std::string& cache_path);
-}  // namespace nsajit::cli

@@ -1,0 +1,155 @@
+#include "tuner/topk_select_tuner.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <chrono>
+#include <cmath>
+#include <random>
+
+#include "generator/compile_request.hpp"
+#include "generator/kernel_family.hpp"
+#include "runtime/error.hpp"
+#include "runtime/topk_select_launch.hpp"
+#include "tuner/compile_pool.hpp"
+#include "tuner/timing.hpp"
+#include "tuner/topk_select_check.hpp"
+
+namespace nsajit {
+
+TopkTiming time_topk_select(Device& device, LoadedVariant& loaded, int batch, int length, int k, int warmup, int reps,
+                            void* stream) {
+  std::vector<float> host(static_cast<std::size_t>(batch) * length);
+  std::mt19937 rng(static_cast<unsigned>(batch * 7919 + length));
+  std::normal_distribution<float> normal;
+  for (auto& x : host) x = normal(rng);
+  DeviceMemory scores = device.allocate(host.size() * 4);
+  device.copy_to_device(scores.get(), host.data(), host.size() * 4);
+  DeviceMemory out = device.allocate(static_cast<std::size_t>(batch) * k * 4);
+  const std::size_t ws_bytes = topk_select_workspace_bytes(loaded.variant, device.info());
+  DeviceMemory ws;
+  if (ws_bytes > 0) {
+    ws = device.allocate(ws_bytes);
+    device.fill_bytes(ws.get(), 0, ws_bytes);
+  }
+  const auto smem = static_cast<int>(topk_select_dynamic_shared_bytes(loaded.variant, device.info()));
+  if (loaded.configured_shared_bytes < smem) {
+    device.set_max_dynamic_shared(loaded.kernels[0], smem);
+    loaded.configured_shared_bytes = smem;
+  }
+  TopkSelectProblem p;
+  p.scores = scores.as<const float>();
+  p.score_row_stride = length;
+  p.batch = batch;
+  p.length = length;
+  p.indices = out.as<std::int32_t>();
+  p.out_row_stride = k;
+  p.k = k;
+  const TopkSelectLaunch launch = plan_topk_select(loaded.variant, device.info(), p, ws.get(), ws_bytes);
+  nsa_topk_params params = launch.params;
+  void* args[] = {&params};
+  const double ms = median_ms(device, stream, warmup, reps, [&] {
+    device.launch(loaded.kernels[0], launch.grid, launch.block, launch.dynamic_shared_bytes, stream, args);
+  });
+  return {ms, static_cast<double>(host.size()) * 4.0 / (ms * 1e-3) / 1e9};
+}
+
+TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, const TopkSelectTuneOptions& o, int k,
+                                  TuneEvents& events) {
+  const auto t0 = std::chrono::steady_clock::now();
+  TopkTuneResult result;
+  result.topk = k;
+  result.tuned_shape = fmt::format("B={} L={}", fmt::join(o.batches, ","), o.length);
+  const Target target = target_from_arch(device.info().arch);
+  const auto& family = kernel_family(Family::topk_select);
+  const auto space = family.space(target, Geometry{0, 0});
+
+  struct Candidate {
+    Variant variant;
+    RenderedSource rendered;
+    std::string key;
+    std::vector<std::uint8_t> binary;
+    std::unique_ptr<LoadedVariant> loaded;
+    double score = 0;  // sum of log(ms) over the batches
+  };
+  std::vector<Candidate> candidates;
+  std::vector<Variant> to_compile;
+  for (const auto& v : space.kept) {
+    Candidate c{v, family.render(v), "", {}, nullptr, 0};
+    c.key = binary_key(make_compile_request(v, c.rendered), compiler);
+    if (auto cached = events.cached_binary(c.key)) c.binary = std::move(*cached);
+    else to_compile.push_back(v);
+    candidates.push_back(std::move(c));
+  }
+  events.begin(fmt::format("k {}: compile", k), to_compile.size());
+  auto compiled = compile_variants(compiler, to_compile, o.jobs,
+                                   [&](const CompiledVariant& cv, std::size_t, std::size_t) { events.step(cv.variant.name()); });
+  for (auto& cv : compiled)
+    for (auto& c : candidates)
+      if (c.variant.name() == cv.variant.name()) {
+        if (cv.ok()) c.binary = std::move(cv.result->binary);
+        else result.candidates.push_back({c.variant.name(), 0, "compile_failed", -1, cv.error.substr(0, 2000)});
+      }
+
+  // Exact check: ties and mixed lengths at this k, on a row long enough to need several passes.
+  std::random_device rd;
+  tuner::TopkCase check;
+  check.batch = 5;
+  check.length = std::max(3 * k, 20000);
+  check.k = k;
+  check.data = tuner::TopkData::ties;
+  check.lengths = tuner::TopkLengths::mixed;
+  check.seed = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  const auto problem = tuner::make_topk_problem(check);
+  events.begin(fmt::format("k {}: verify", k), candidates.size());
+  for (auto& c : candidates) {
+    if (!c.binary.empty()) {
+      try {
+        c.loaded = load_variant(device, c.variant, c.binary, c.rendered.kernel_names);
+        device.set_max_dynamic_shared(c.loaded->kernels[0],
+                                      static_cast<int>(topk_select_dynamic_shared_bytes(c.variant, device.info())));
+        c.loaded->configured_shared_bytes = static_cast<int>(topk_select_dynamic_shared_bytes(c.variant, device.info()));
+        const std::string why = tuner::check_topk_variant(device, c.loaded->kernels[0], c.variant, problem);
+        if (!why.empty()) {
+          result.candidates.push_back({c.variant.name(), 0, "wrong", -1, why.substr(0, 500)});
+          events.note(fmt::format("  {} is WRONG against the reference: excluded", c.variant.name()));
+          c.loaded.reset();
+        }
+      } catch (const Error& e) {
+        result.candidates.push_back({c.variant.name(), 0, "launch_failed", -1, e.what()});
+        c.loaded.reset();
+      }
+    }
+    events.step(c.variant.name());
+  }
+
+  auto stream = device.create_stream();
+  for (int batch : o.batches) {
+    events.begin(fmt::format("k {}: time B {} L {}", k, batch, o.length), candidates.size());
+    for (auto& c : candidates) {
+      if (c.loaded) {
+        try {
+          const TopkTiming t = time_topk_select(device, *c.loaded, batch, o.length, k, o.warmup, o.reps, stream->native());
+          result.candidates.push_back({c.variant.name(), batch, "ok", t.median_ms, fmt::format("B={} {:.0f} GB/s", batch, t.gbps)});
+          c.score += std::log(t.median_ms);
+        } catch (const Error& e) {
+          result.candidates.push_back({c.variant.name(), batch, "launch_failed", -1, e.what()});
+          c.loaded.reset();
+        }
+      }
+      events.step(c.variant.name());
+    }
+  }
+  const Candidate* best = nullptr;
+  for (const auto& c : candidates)
+    if (c.loaded && (best == nullptr || c.score < best->score)) best = &c;
+  if (best == nullptr)
+    fail(ErrorCode::internal, fmt::format("tuning topk_select k {}", k), "tuner", "no candidate compiled, verified and ran");
+  result.rule.entries.push_back({0, best->variant.name(), best->key, std::exp(best->score / static_cast<double>(o.batches.size()))});
+  result.rule.split = "none";
+  result.binaries.push_back({best->key, best->variant.name(), target.arch, compiler.version(), best->binary});
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace nsajit
