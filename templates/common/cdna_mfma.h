@@ -3,6 +3,8 @@
 // with a minimal prelude: they use compiler builtins only, never ocml/ockl or std headers.
 #pragma once
 
+#include "common/hip_prelude.h"
+
 namespace nsajit {
 namespace cdna {
 

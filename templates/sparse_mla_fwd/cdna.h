@@ -19,6 +19,7 @@
 // 16-row b128 reads of K, the b32 reads of V, and the b128 writes of the gather.
 #pragma once
 
+#include "common/hip_prelude.h"  // the clang-19 path needs it; empty under hipRTC
 #include "common/cdna_mfma.h"
 #include "sparse_mla_fwd/cdna_layout.h"
 #include "sparse_mla_fwd/params.h"
