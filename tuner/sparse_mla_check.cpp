@@ -155,18 +155,47 @@ SparseMlaFixture::~SparseMlaFixture() = default;
 
 const SparseMlaCase& SparseMlaFixture::spec() const { return impl_->c; }
 
+const nsajit_sparse_mla_args& SparseMlaFixture::args() const { return impl_->args; }
+
+void SparseMlaFixture::poison_outputs() {
+  Impl& m = *impl_;
+  const std::size_t n_row = static_cast<std::size_t>(m.c.batch) * m.c.s_q * m.c.h_q;
+  m.device.fill_bytes(m.out.get(), 0xff, n_row * 512 * 2);  // bf16 0xffff = NaN
+  m.device.fill_bytes(m.ml.get(), 0xff, n_row * 4);
+  m.device.fill_bytes(m.lse.get(), 0xff, n_row * 4);
+}
+
+bool SparseMlaFixture::outputs_untouched() {
+  Impl& m = *impl_;
+  m.device.synchronize();
+  const std::size_t n_row = static_cast<std::size_t>(m.c.batch) * m.c.s_q * m.c.h_q;
+  std::vector<std::uint8_t> bytes(n_row * 512 * 2);
+  m.device.copy_to_host(bytes.data(), m.out.get(), bytes.size());
+  bool all = std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0xff; });
+  bytes.resize(n_row * 4);
+  for (const DeviceMemory* d : {&m.ml, &m.lse}) {
+    m.device.copy_to_host(bytes.data(), d->get(), bytes.size());
+    all = all && std::all_of(bytes.begin(), bytes.end(), [](std::uint8_t b) { return b == 0xff; });
+  }
+  return all;
+}
+
 SparseMlaCheck SparseMlaFixture::run_and_compare(LoadedVariant& loaded, void* stream) {
+  Impl& m = *impl_;
+  return run_and_compare([&](const nsajit_sparse_mla_args& a) {
+    const SparseMlaProblem pr = validate_sparse_mla(a);
+    const SparseMlaLaunch plan = plan_sparse_mla(pr, loaded.variant, m.c.splits, m.workspace.get());
+    launch_sparse_mla(m.device, loaded, plan, stream);
+  });
+}
+
+SparseMlaCheck SparseMlaFixture::run_and_compare(const std::function<void(const nsajit_sparse_mla_args&)>& call) {
   Impl& m = *impl_;
   const auto& c = m.c;
   const long rows = static_cast<long>(c.batch) * c.s_q;
   const std::size_t n_out = static_cast<std::size_t>(rows) * c.h_q * 512, n_row = static_cast<std::size_t>(rows) * c.h_q;
-  m.device.fill_bytes(m.out.get(), 0xff, n_out * 2);  // bf16 0xffff = NaN
-  m.device.fill_bytes(m.ml.get(), 0xff, n_row * 4);
-  m.device.fill_bytes(m.lse.get(), 0xff, n_row * 4);
-
-  const SparseMlaProblem pr = validate_sparse_mla(m.args);
-  const SparseMlaLaunch plan = plan_sparse_mla(pr, loaded.variant, c.splits, m.workspace.get());
-  launch_sparse_mla(m.device, loaded, plan, stream);
+  poison_outputs();
+  call(m.args);
   m.device.synchronize();
 
   std::vector<std::uint16_t> out(n_out);

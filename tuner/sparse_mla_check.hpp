@@ -3,11 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "runtime/backend.hpp"
+#include "nsajit/nsajit.h"
 #include "runtime/loaded_variant.hpp"
 #include "tests/reference/sparse_mla_reference.hpp"
 
@@ -44,6 +46,14 @@ class SparseMlaFixture {
   [[nodiscard]] const SparseMlaCase& spec() const;
   // Poisons the outputs, runs `loaded` (an NVIDIA variant) on `stream`, compares.
   [[nodiscard]] SparseMlaCheck run_and_compare(LoadedVariant& loaded, void* stream);
+  // Poisons the outputs, lets `call` launch with the fixture's C ABI arguments (e.g. through
+  // the dispatcher), synchronises and compares.
+  [[nodiscard]] SparseMlaCheck run_and_compare(const std::function<void(const nsajit_sparse_mla_args&)>& call);
+  // The C ABI arguments of the fixture's buffers (outputs included), for negative tests.
+  [[nodiscard]] const nsajit_sparse_mla_args& args() const;
+  // True when every output still holds the poison (nothing was written).
+  [[nodiscard]] bool outputs_untouched();
+  void poison_outputs();
 
  private:
   struct Impl;

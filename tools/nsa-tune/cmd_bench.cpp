@@ -7,6 +7,10 @@
 #include "runtime/error.hpp"
 #include "tools/nsa-tune/commands.hpp"
 #include "tuner/bench_sparse_mla.hpp"
+#include "tuner/sparse_mla_check.hpp"
+
+#include <algorithm>
+#include <chrono>
 
 namespace nsajit::cli {
 namespace {
@@ -19,7 +23,47 @@ struct BenchCliOptions {
   int d_qk = 576;
   int reps = 30;
   int device = 0;
+  bool overhead = false;
 };
+
+// Issue 4's dispatcher numbers: cold start on a populated cache (open, load, first launch)
+// and the host cost of one dispatched call on a cache hit. Run first thing in a process.
+void run_overhead(const BenchCliOptions& o, const GlobalOptions& g) {
+  using clock = std::chrono::steady_clock;
+  const int topk = o.topks.empty() ? 2048 : o.topks.front();
+  const int h_q = o.h_qs.empty() ? 16 : o.h_qs.front();
+  const auto t0 = clock::now();
+  DispatcherOptions dopt;
+  dopt.device_ordinal = o.device;
+  dopt.cache_path = g.cache_path;
+  Dispatcher dispatcher(dopt);
+  const auto t1 = clock::now();
+  SparseMlaFixture f(dispatcher.device(), {.label = "overhead", .s_q = 1, .h_q = h_q, .s_kv = 8192, .topk = topk}, 11);
+  auto stream = dispatcher.device().create_stream();
+  const auto t2 = clock::now();
+  dispatcher.sparse_mla_fwd(f.args(), stream->native());
+  stream->synchronize();
+  const auto t3 = clock::now();
+  const std::int64_t cold_compiles = dispatcher.compile_count();
+  constexpr int kCalls = 1000;
+  std::vector<double> per_call;
+  for (int round = 0; round < 5; ++round) {
+    const auto a = clock::now();
+    for (int i = 0; i < kCalls; ++i) dispatcher.sparse_mla_fwd(f.args(), stream->native());
+    const auto b = clock::now();
+    stream->synchronize();
+    per_call.push_back(std::chrono::duration<double, std::micro>(b - a).count() / kCalls);
+  }
+  std::sort(per_call.begin(), per_call.end());
+  const auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+  fmt::print(
+      "dispatcher on {} (topk {}, h_q {}):\n"
+      "  cold start, populated cache: open {:.1f} ms + first call (SQLite winner, cached binary, load, launch, sync) "
+      "{:.1f} ms = {:.1f} ms, {} compile(s)\n"
+      "  host time per dispatched call on a cache hit: median {:.2f} us (5 rounds of {} calls, min {:.2f} us)\n",
+      dispatcher.device_info().name, topk, h_q, ms(t1 - t0), ms(t3 - t2), ms(t1 - t0) + ms(t3 - t2), cold_compiles,
+      per_call[2], kCalls, per_call[0]);
+}
 
 void run_bench_sparse_mla(const BenchCliOptions& o, const GlobalOptions& g) {
   DispatcherOptions dopt;
@@ -69,9 +113,11 @@ void register_bench(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--d-qk", o.d_qk, "576 or 512")->capture_default_str();
   cmd->add_option("--reps", o.reps, "timed runs per shape (>= 20)")->capture_default_str();
   cmd->add_option("--device", o.device, "GPU ordinal")->capture_default_str();
+  cmd->add_flag("--overhead", o.overhead, "dispatcher cold start and per-call host overhead (run on a tuned cache)");
   cmd->add_flag("--json", g.json, "machine-readable output");
   cmd->callback([&g] {
-    if (o.family == "sparse_mla_fwd") run_bench_sparse_mla(o, g);
+    if (o.overhead) run_overhead(o, g);
+    else if (o.family == "sparse_mla_fwd") run_bench_sparse_mla(o, g);
     else run_bench_topk(o.topks, o.device, g.json);
   });
 }
