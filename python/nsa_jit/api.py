@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from typing import Any, Dict, Optional, Tuple
 
@@ -88,6 +89,15 @@ class Context:
             self._lib.nsajit_destroy(self._handle)
             self._handle = None
 
+    def __del__(self) -> None:
+        # Shared per-device contexts live until the process ends; at interpreter shutdown the
+        # GPU driver may already be gone, so nothing is destroyed then.
+        if getattr(self, "_handle", None) is not None and not getattr(self, "_shared", False) and not sys.is_finalizing():
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001  (a destructor must not raise)
+                pass
+
     def __enter__(self) -> "Context":
         return self
 
@@ -131,10 +141,12 @@ def configure(
 
 def get_context(device: int) -> Context:
     """The shared context of one GPU ordinal, created on first use and kept for the process."""
+    device = T.require_int(device, "device", 0)
     with _contexts_lock:
         context = _contexts.get(device)
         if context is None:
             context = Context(device, **_context_defaults)
+            context._shared = True
             _contexts[device] = context
         return context
 
@@ -152,9 +164,11 @@ def library_version() -> str:
     return version.decode() if version else ""
 
 
-def compile_count(device: Optional[int] = None) -> int:
-    """Kernels compiled by the shared context of `device` (default: the current GPU)."""
-    return get_context(_default_device() if device is None else device).compile_count()
+def compile_count(device: Any = None) -> int:
+    """Kernels compiled by the shared context of `device` (an ordinal or a torch.device;
+    default: the current GPU)."""
+    index = getattr(device, "index", device)
+    return get_context(_default_device() if index is None else index).compile_count()
 
 
 # ---- helpers ---------------------------------------------------------------------------------

@@ -180,3 +180,17 @@ def test_context_creation_failure_carries_the_library_message(fake_library):
 def test_library_version_and_path(fake_library):
     assert nsa_jit.library_version() == "0.1.0-fake"
     assert nsa_jit.library_path() == str(fake_library.path)
+
+
+def test_a_dropped_private_context_is_destroyed_but_shared_ones_live_on(fake_library):
+    import gc
+
+    destroys = fake_library.count("destroys")
+    nsa_jit.Context(0)  # no reference kept
+    gc.collect()
+    assert fake_library.count("destroys") == destroys + 1
+    shared = nsa_jit.get_context(0)
+    assert nsa_jit.get_context(0) is shared
+    del shared
+    gc.collect()
+    assert fake_library.count("destroys") == destroys + 1

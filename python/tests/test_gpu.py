@@ -15,7 +15,7 @@ import os
 import pytest
 
 import nsa_jit
-from nsa_jit import _lib
+from nsa_jit import _lib, api
 
 torch = pytest.importorskip("torch") if os.environ.get("NSA_JIT_REQUIRE_GPU") != "1" else __import__("torch")
 
@@ -40,6 +40,7 @@ def _why_not_runnable():
 def gpu():
     """The device to test on; skips (or fails under NSA_JIT_REQUIRE_GPU=1) with the reason."""
     _lib.reset_for_tests()  # a CPU test may have loaded the fake library in this process
+    api._reset_contexts_for_tests()
     reason = _why_not_runnable()
     if reason is not None:
         if os.environ.get("NSA_JIT_REQUIRE_GPU") == "1":
