@@ -35,14 +35,18 @@ if want sanitize; then
     $B/tests/nsajit_gpu_tests -tc='*sanitizer_subset*'
 fi
 if want tune; then
-  step "tune topk 2048" tune.log $B/nsa-tune tune --topk 2048
+  step "tune sparse_mla_fwd 2048" tune.log $B/nsa-tune tune --topk ${TUNE_TOPK:-2048}
+  step "tune topk_select 2048" tune-topk.log $B/nsa-tune tune --family topk_select --topk 2048
+  step "dispatcher overhead" overhead.log $B/nsa-tune bench --overhead --topk 2048 --h-q 16
 fi
 if want bench; then
   step "bench sparse_mla_fwd" bench.log timeout 300 $B/nsa-tune bench ${BENCH_ARGS:-}
   step "bench topk_select" bench-topk.log $B/nsa-tune bench --family topk_select
+  step "topk_select vs torch.topk" bench-topk-torch.log env NSA_JIT_LIBRARY=$PWD/${B#./}/libnsajit.so python3 tools/bench_topk.py
 fi
 if want python; then
-  step "python gpu tests" python.log env NSA_JIT_LIBRARY=$PWD/${B#./}/libnsajit.so PYTHONUNBUFFERED=1 python3 -m pytest -q python/tests
+  step "python gpu tests" python.log env NSA_JIT_LIBRARY=$PWD/${B#./}/libnsajit.so NSA_JIT_REQUIRE_GPU=1 PYTHONUNBUFFERED=1 python3 -m pytest -q python/tests/test_gpu.py
+  step "python example" example.log env NSA_JIT_LIBRARY=$PWD/${B#./}/libnsajit.so python3 examples/sglang_nsa_backend.py
 fi
 echo
 echo "==== device-check summary ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1))"

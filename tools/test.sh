@@ -16,5 +16,5 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure
 if [[ -d python/tests ]]; then
   cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build -j"$(nproc)" --target nsajit
-  NSA_JIT_LIBRARY="$PWD/build/libnsajit.so" python3 -m pytest -q python/tests
+  NSA_JIT_LIBRARY="$PWD/build/libnsajit.so" /usr/bin/python3 -m pytest -q python/tests
 fi
