@@ -40,9 +40,6 @@ Backend& pick_backend(const std::string& name) {
                    hip_backend().devices_unavailable_reason()));
 }
 
-std::string table_key(Family f, const Geometry& g, int topk) {
-  return fmt::format("{}|{}|{}", to_string(f), g.key(), topk);
-}
 
 }  // namespace
 
@@ -149,7 +146,7 @@ LoadedVariant& Dispatcher::load(const Variant& variant, const std::string& key_h
 }
 
 const Dispatcher::Resolved& Dispatcher::resolve(Family family, const Geometry& geometry, int topk) {
-  const std::string key = table_key(family, geometry, topk);
+  const TableKey key{family, geometry.d_qk, topk};
   if (auto it = table_.find(key); it != table_.end()) return it->second;
 
   std::optional<DispatchRule> rule;
@@ -207,10 +204,14 @@ const Dispatcher::Resolved& Dispatcher::resolve(Family family, const Geometry& g
   return table_[key] = std::move(resolved);
 }
 
-void* Dispatcher::workspace_for(void* stream, std::size_t bytes) {
-  auto& ws = workspaces_[stream];
-  if (ws.bytes() < bytes) ws = device_->allocate(bytes);  // grows once per shape class, never in steady state
-  return ws.get();
+void* Dispatcher::split_workspace(std::size_t bytes) {
+  if (split_workspace_.bytes() < bytes) {
+    // A split happens only while rows x head blocks < SMs, so splits x rows x h_q stays under
+    // 2 x SMs x 128 heads: one allocation of that bound serves every later split.
+    const std::size_t bound = 2ull * static_cast<std::size_t>(device_->info().multiprocessors) * 128 * (512 + 2) * sizeof(float);
+    split_workspace_ = device_->allocate(std::max(bytes, bound));
+  }
+  return split_workspace_.get();
 }
 
 void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream) {
@@ -230,7 +231,7 @@ void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream
     const long long ctas = problem.rows() * ((problem.params.h_q + bh - 1) / bh);
     splits = choose_topk_splits(ctas, device_->info().multiprocessors, problem.params.topk, bt);
   }
-  void* workspace = splits > 1 ? workspace_for(stream, sparse_mla_workspace_bytes(problem, splits)) : nullptr;
+  void* workspace = splits > 1 ? split_workspace(sparse_mla_workspace_bytes(problem, splits)) : nullptr;
   launch_sparse_mla(*device_, lv, plan_sparse_mla(problem, lv.variant, splits, workspace), stream);
 }
 
@@ -288,7 +289,7 @@ void Dispatcher::topk_select(const nsajit_topk_args& args, void* stream) {
   void* workspace = nullptr;
   if (ws_bytes > 0) {
     // Zeroed once; every launch leaves it zeroed again (its row counters), so no per-call memset.
-    auto& ws = topk_workspaces_[{stream, lv.variant.name()}];
+    auto& ws = topk_workspaces_[lv.variant.name()];
     if (ws.bytes() < ws_bytes) {
       ws = device_->allocate(ws_bytes);
       device_->fill_bytes(ws.get(), 0, ws_bytes);

@@ -60,7 +60,7 @@ class Dispatcher {
   };
   const Resolved& resolve(Family family, const Geometry& geometry, int topk);
   LoadedVariant& load(const Variant& variant, const std::string& binary_key);
-  void* workspace_for(void* stream, std::size_t bytes);
+  void* split_workspace(std::size_t bytes);
   void say_once(const std::string& message);
 
   DispatcherOptions options_;
@@ -70,10 +70,19 @@ class Dispatcher {
   std::string device_key_;
   std::unique_ptr<LayeredCache> cache_;
   mutable std::mutex mutex_;
-  std::map<std::string, Resolved> table_;                            // family|geometry|topk
+  struct TableKey {
+    Family family;
+    int d_qk;
+    int topk;
+    auto operator<=>(const TableKey&) const = default;
+  };
+  std::map<TableKey, Resolved> table_;
   std::map<std::string, std::unique_ptr<LoadedVariant>> variants_;  // by variant name
-  std::map<void*, DeviceMemory> workspaces_;                         // per stream: splits
-  std::map<std::pair<void*, std::string>, DeviceMemory> topk_workspaces_;  // per stream and variant
+  // Workspaces are allocated once, at the first call that needs one, at their largest size,
+  // so a later call (also one being captured into a graph) never allocates. They are shared
+  // by every stream of this context: calls that need one must not run on two streams at once.
+  DeviceMemory split_workspace_;                           // sparse_mla_fwd topk splits
+  std::map<std::string, DeviceMemory> topk_workspaces_;   // topk_select, per variant (zeroed once)
   std::int64_t compiles_ = 0;
   std::vector<std::string> notices_;
   std::set<std::string> said_;

@@ -40,8 +40,12 @@ std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
   return budget;
 }
 
+// Split rows until about kSplitFill blocks per SM are in flight: one block per row leaves the
+// memory system idle at B = 128 on 132 SMs (measured: 0.137 ms at L 131072, 491 GB/s).
+constexpr int kSplitFill = 4;
+
 std::size_t counter_bytes(const DeviceInfo& device) {
-  const std::size_t bytes = sizeof(unsigned) * static_cast<std::size_t>(std::max(device.multiprocessors, 1));
+  const std::size_t bytes = sizeof(unsigned) * kSplitFill * static_cast<std::size_t>(std::max(device.multiprocessors, 1));
   return (bytes + kCounterAlign - 1) / kCounterAlign * kCounterAlign;
 }
 
@@ -50,7 +54,7 @@ std::size_t counter_bytes(const DeviceInfo& device) {
 int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p) {
   const int most = v.get("s");
   if (most <= 1) return 1;
-  const int by_sms = std::max(device.multiprocessors, 1) / p.batch;
+  const int by_sms = kSplitFill * std::max(device.multiprocessors, 1) / p.batch;
   const int by_length = p.length / (4 * p.k);
   return std::max(1, std::min({most, by_sms, by_length}));
 }
@@ -103,8 +107,8 @@ std::size_t topk_select_dynamic_shared_bytes(const Variant& v, const DeviceInfo&
 std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& device) {
   check_topk_select_variant(v);
   if (v.get("s") <= 1) return 0;
-  // splits > 1 only when batch * splits <= multiprocessors.
-  return counter_bytes(device) + sizeof(unsigned long long) * kTopkMaxK *
+  // splits > 1 only when batch * splits <= kSplitFill * multiprocessors.
+  return counter_bytes(device) + sizeof(unsigned long long) * kTopkMaxK * kSplitFill *
                                      static_cast<std::size_t>(std::max(device.multiprocessors, 1));
 }
 

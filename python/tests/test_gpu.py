@@ -528,6 +528,7 @@ def test_library_refuses_a_bad_struct_with_a_message_and_launches_nothing(gpu, r
     lib = _lib.load_library()
     context = nsa_jit.get_context(gpu.index)
     args = _raw_sparse_args(arguments, outputs)
+    corrupt(args)
     status = lib.nsajit_sparse_mla_fwd(context.handle, ctypes.byref(args), torch.cuda.current_stream(gpu).cuda_stream or None)
     torch.cuda.synchronize()
     assert status == _lib.ERROR_INVALID_ARGUMENT, f"{name}: status {status}, message {_lib.last_error(lib)!r}"
