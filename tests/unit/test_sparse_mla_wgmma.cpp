@@ -96,7 +96,8 @@ TEST_CASE("warp_specialised_wgmma_variant_renders_the_ping_pong_template") {
     const Variant v = variant_from_name(fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d));
     const RenderedSource r = family.render(v);
     CHECK(r.source.find("#include \"sparse_mla_fwd/sm90_wgmma_ws.cuh\"") != std::string::npos);
-    CHECK(r.source.find(fmt::format("sparse_mla_fwd_sm90_wgmma_ws<{}, 64, 64, 12, 2>(p)", d)) != std::string::npos);
+    CHECK(r.source.find(fmt::format("sparse_mla_fwd_sm90_wgmma_ws<{}, 64, 64, 12, 2>(p)", d)) !=
+          std::string::npos);
     // The register cap at entry (384 threads, 1 block) is what lets setmaxnreg take effect.
     CHECK(r.source.find("__launch_bounds__(384, 1) " + v.name() + "(") != std::string::npos);
     CHECK(r.source.find("sparse_mla_combine(p)") != std::string::npos);
