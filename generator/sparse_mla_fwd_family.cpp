@@ -35,10 +35,12 @@ std::string nvidia_prune_reason(const Target& t, const Geometry& g, int bh, int 
   return {};
 }
 
-// ---- wgmma (sm90_wgmma.cuh) variants: knob "mma" = 1, appended last so the mma.sync
-// variants keep their names. 64 heads per CTA, two math warpgroups.
+// ---- wgmma variants: knob "mma" = 1, appended last so the mma.sync variants keep their
+// names. 64 heads per CTA. w 8: sm90_wgmma.cuh (two math warpgroups, all gather);
+// w 12: sm90_wgmma_ws.cuh (two ping-pong math warpgroups + a producer warpgroup).
 constexpr int kWgmmaBlockTopk[] = {32, 64, 128};
 constexpr int kWgmmaStages[] = {2, 3};
+constexpr int kWgmmaWarps[] = {8, 12};
 
 bool is_wgmma_variant(const Variant& v) {
   for (const auto& k : v.knobs)
@@ -46,15 +48,17 @@ bool is_wgmma_variant(const Variant& v) {
   return false;
 }
 
-Variant make_wgmma_variant(const Target& t, const Geometry& g, int bt, int st) {
-  return Variant{Family::sparse_mla_fwd, t, g, {{"bh", 64}, {"bt", bt}, {"w", 8}, {"st", st}, {"mma", 1}}};
+Variant make_wgmma_variant(const Target& t, const Geometry& g, int bt, int w, int st) {
+  return Variant{Family::sparse_mla_fwd, t, g, {{"bh", 64}, {"bt", bt}, {"w", w}, {"st", st}, {"mma", 1}}};
 }
 
 std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
   if (!t.has_wgmma) return "wgmma: the target has no warpgroup tensor-core instructions";
-  if (bh != 64 || w != 8) return "wgmma: the kernel is built for 64 heads and 8 warps (two math warpgroups)";
+  if (bh != 64 || (w != 8 && w != 12))
+    return "wgmma: the kernel is built for 64 heads and 8 warps (two math warpgroups) or 12 (plus a producer)";
   if (bt != 64) return fmt::format("wgmma: S is one m64n64 tile and P one 128-byte swizzle panel, so bt must be 64, not {}", bt);
   if (st < 2) return "stages 1: the kernel gathers tile i+1 while computing tile i, so it needs >= 2 stages";
+  if (w == 12 && st != 2) return "wgmma w12: the ping-pong kernel has exactly two kv buffers (even and odd tile)";
   const NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(g.d_qk, bh, bt, w, st);
   if (l.smem_bytes > t.max_shared_bytes)
     return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
@@ -86,15 +90,16 @@ class SparseMlaFwdFamily final : public KernelFamily {
               s.pruned.push_back({std::move(v), std::move(why)});
             }
           }
-    for (int bt : kWgmmaBlockTopk)
-      for (int st : kWgmmaStages) {
-        Variant v = make_wgmma_variant(t, g, bt, st);
-        if (std::string why = wgmma_prune_reason(t, g, 64, bt, 8, st); why.empty()) {
-          s.kept.push_back(std::move(v));
-        } else {
-          s.pruned.push_back({std::move(v), std::move(why)});
+    for (int w : kWgmmaWarps)
+      for (int bt : kWgmmaBlockTopk)
+        for (int st : kWgmmaStages) {
+          Variant v = make_wgmma_variant(t, g, bt, w, st);
+          if (std::string why = wgmma_prune_reason(t, g, 64, bt, w, st); why.empty()) {
+            s.kept.push_back(std::move(v));
+          } else {
+            s.pruned.push_back({std::move(v), std::move(why)});
+          }
         }
-      }
     return s;
   }
 
@@ -128,20 +133,22 @@ class SparseMlaFwdFamily final : public KernelFamily {
     if (std::string why = wgmma_prune_reason(v.target, v.geometry, bh, bt, w, st); !why.empty())
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "pruned: " + why);
     const std::string name = v.name();
+    const char* header = w == 12 ? "sm90_wgmma_ws.cuh" : "sm90_wgmma.cuh";
+    const char* entry = w == 12 ? "sparse_mla_fwd_sm90_wgmma_ws" : "sparse_mla_fwd_sm90_wgmma";
     RenderedSource r;
     r.kernel_names = {name, name + "_combine"};
     r.source = fmt::format(
-        "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/sm90_wgmma.cuh\n"
+        "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/{header}\n"
         "#include \"sparse_mla_fwd/sm90.cuh\"\n"
-        "#include \"sparse_mla_fwd/sm90_wgmma.cuh\"\n\n"
+        "#include \"sparse_mla_fwd/{header}\"\n\n"
         "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {name}(const NsaSparseMlaParams p) {{\n"
-        "  nsajit::sparse_mla_fwd_sm90_wgmma<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
+        "  nsajit::{entry}<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
         "}}\n\n"
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_combine(p);\n"
         "}}\n",
-        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh),
-        fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st));
+        fmt::arg("name", name), fmt::arg("header", header), fmt::arg("entry", entry), fmt::arg("threads", w * 32),
+        fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st));
     return r;
   }
 

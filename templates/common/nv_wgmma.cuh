@@ -39,6 +39,58 @@ __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
+// Arrives on named barrier `id` without waiting: the producer side of a bar.arrive / bar.sync
+// pair over `threads` threads in total.
+__device__ __forceinline__ void named_barrier_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+// ---- mbarriers (shared::cta, 64-bit), for the warp-specialised wgmma kernel
+__device__ __forceinline__ void mbarrier_init(unsigned bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+// One ordinary arrival (release): this thread's earlier shared-memory stores are visible to a
+// thread that completes a wait on the phase.
+__device__ __forceinline__ void mbarrier_arrive(unsigned bar) {
+  asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(bar) : "memory");
+}
+// One arrival that fires when all of this thread's earlier cp.async copies have landed; .noinc:
+// the arrival is one of the count the barrier was initialised with.
+__device__ __forceinline__ void cp_async_mbarrier_arrive_noinc(unsigned bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+// Blocks until the phase with parity `parity` has completed (parity 1 on a fresh barrier: at once).
+// The retry loop lives inside the asm: a C++ loop is a divergent branch to ptxas, which then
+// serialises the wgmmas whose accumulators are live across it (C7520).
+__device__ __forceinline__ void mbarrier_wait_parity(unsigned bar, unsigned parity) {
+  asm volatile(
+      "{\n.reg .pred p;\n"
+      "WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra WAIT_%=;\n"
+      "}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+
+// Per-warpgroup register budget (sm_90a); needs a register cap at kernel entry.
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+template <int M, int N>
+__device__ __forceinline__ void wgmma_fence_operands(unsigned (&r)[M][N]) {
+#pragma unroll
+  for (int i = 0; i < M; ++i)
+#pragma unroll
+    for (int j = 0; j < N; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
+}
+
 // D[64 x 64] = A[64 x 16] * B[16 x 64] + (scale_d ? D : 0), fp32 accumulators; A from
 // a shared-memory descriptor (K-major), B from a shared-memory descriptor, K-major.
 __device__ __forceinline__ void wgmma_m64n64k16_ss(float (&d)[32], unsigned long long desc_a,

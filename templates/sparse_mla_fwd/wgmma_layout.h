@@ -51,9 +51,51 @@ struct NsaSparseMlaWgmmaLayout {
   int q_off, kv_off, p_off, idx_off, row_off;  // offsets from the aligned base
   int smem_bytes;                              // dynamic shared memory to request
   int acc_registers;  // fp32 O-accumulator registers per thread (64 x 256 per warpgroup)
+  // Warp-specialised layout (warps 12: two math warpgroups + one producer), else 0:
+  int p0_off, p1_off;  // P of the even / odd tile (at d 576 the even P reuses the K rope panel)
+  int valid_off;       // [2][bt] int32: is kv row r of buffer b a valid index
+  int bar_off;         // 8 mbarriers: ready[buffer][half], free[buffer][half]
 };
 
-NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaLayout nsa_sparse_mla_wgmma_layout(int d, int bh, int bt, int warps, int stages) {
+// warps 12 (sm90_wgmma_ws.cuh): Q, two kv buffers (stages must be 2), the odd tile's P, at d 512
+// also the even tile's P (at d 576 it lives in buffer 0's rope panel, which S has finished
+// with), validity flags, per-row exchange (max, two row sums) and the mbarriers.
+NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaLayout nsa_sparse_mla_wgmma_ws_layout(int d, int bh, int bt,
+                                                                                 int warps, int stages) {
+  NsaSparseMlaWgmmaLayout l{};
+  l.d = d;
+  l.bh = bh;
+  l.bt = bt;
+  l.warps = warps;
+  l.stages = stages;
+  l.dv = 512;
+  l.threads = warps * 32;
+  l.warpgroups = 2;
+  l.chunks = d / 8;
+  l.panels = d / 64;
+  l.q_bytes = bh * d * 2;
+  l.kv_stage_bytes = bt * d * 2;
+  l.p_bytes = bh * bt * 2;
+  l.idx_bytes = 2 * bt * 4;
+  l.row_bytes = 3 * bh * 4;
+  l.align_slack = 1024;
+  l.q_off = 0;
+  l.kv_off = l.q_bytes;
+  l.p1_off = l.kv_off + 2 * l.kv_stage_bytes;
+  l.p0_off = d > l.dv ? l.kv_off + (l.dv / 64) * bt * 128 : l.p1_off + l.p_bytes;
+  l.p_off = l.p1_off;
+  l.valid_off = (d > l.dv ? l.p1_off : l.p0_off) + l.p_bytes;
+  l.idx_off = l.valid_off;
+  l.row_off = l.valid_off + l.idx_bytes;
+  l.bar_off = l.row_off + l.row_bytes;
+  l.smem_bytes = l.bar_off + 8 * 8 + l.align_slack;
+  l.acc_registers = bh * l.dv / 2 / 128;
+  return l;
+}
+
+NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaLayout nsa_sparse_mla_wgmma_layout(int d, int bh, int bt,
+                                                                              int warps, int stages) {
+  if (warps == 12) return nsa_sparse_mla_wgmma_ws_layout(d, bh, bt, warps, stages);
   NsaSparseMlaWgmmaLayout l{};
   l.d = d;
   l.bh = bh;

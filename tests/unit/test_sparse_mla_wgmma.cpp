@@ -30,7 +30,8 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
     std::set<std::string> kept;
     for (const auto& v : space.kept)
       if (has_mma_knob(v)) kept.insert(v.name());
-    CHECK(kept == std::set<std::string>{fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w8_st2_mma1", d)});
+    CHECK(kept == std::set<std::string>{fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w8_st2_mma1", d),
+                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d)});
 
     int pruned = 0;
     for (const auto& p : space.pruned) {
@@ -42,11 +43,11 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
                                                                                << ": " << p.reason);
       } else {
         CHECK(st == 3);
-        CHECK_MESSAGE(p.reason.find("shared memory") != std::string::npos, p.variant.name()
-                                                                               << ": " << p.reason);
+        const char* why = p.variant.get("w") == 12 ? "exactly two kv buffers" : "shared memory";
+        CHECK_MESSAGE(p.reason.find(why) != std::string::npos, p.variant.name() << ": " << p.reason);
       }
     }
-    CHECK(pruned == 5);  // bt 32 and 128 at both stage counts, and bt 64 with 3 stages
+    CHECK(pruned == 10);  // per warp count: bt 32 and 128 at both stage counts, bt 64 with 3 stages
   }
 }
 
@@ -87,6 +88,48 @@ TEST_CASE("wgmma_variant_renders_the_wgmma_template_with_its_combine_kernel") {
   CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt32_w8_st2_mma1")), Error);
   CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w8_st3_mma1")), Error);
   CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh32_bt64_w8_st2_mma1")), Error);
+}
+
+TEST_CASE("warp_specialised_wgmma_variant_renders_the_ping_pong_template") {
+  const auto& family = kernel_family(Family::sparse_mla_fwd);
+  for (int d : {576, 512}) {
+    const Variant v = variant_from_name(fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d));
+    const RenderedSource r = family.render(v);
+    CHECK(r.source.find("#include \"sparse_mla_fwd/sm90_wgmma_ws.cuh\"") != std::string::npos);
+    CHECK(r.source.find(fmt::format("sparse_mla_fwd_sm90_wgmma_ws<{}, 64, 64, 12, 2>(p)", d)) !=
+          std::string::npos);
+    // The register cap at entry (384 threads, 1 block) is what lets setmaxnreg take effect.
+    CHECK(r.source.find("__launch_bounds__(384, 1) " + v.name() + "(") != std::string::npos);
+    CHECK(r.source.find("sparse_mla_combine(p)") != std::string::npos);
+  }
+  CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w12_st3_mma1")), Error);
+}
+
+TEST_CASE("warp_specialised_layout_fits_227_kb_with_the_even_p_in_the_rope_panel") {
+  constexpr NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(576, 64, 64, 12, 2);
+  CHECK(l.threads == 384);
+  CHECK(l.warpgroups == 2);  // math warpgroups; the third one gathers
+  CHECK(l.kv_off == 73728);
+  CHECK(l.p1_off == 73728 + 2 * 73728);
+  // The even tile's P overwrites panel 8 (the rope columns 512-575) of kv buffer 0.
+  CHECK(l.p0_off == l.kv_off + 8 * 64 * 128);
+  CHECK(l.p0_off + l.p_bytes == l.kv_off + l.kv_stage_bytes);
+  CHECK(l.valid_off == l.p1_off + 8192);
+  CHECK(l.row_off == l.valid_off + 2 * 64 * 4);
+  CHECK(l.bar_off == l.row_off + 3 * 64 * 4);
+  CHECK(l.bar_off % 8 == 0);
+  CHECK(l.smem_bytes == l.bar_off + 64 + 1024);
+  CHECK(l.smem_bytes <= 227 * 1024);
+  for (int off : {l.q_off, l.kv_off, l.kv_off + l.kv_stage_bytes, l.p0_off, l.p1_off}) CHECK(off % 1024 == 0);
+
+  // d 512 has no rope panel: the even P gets its own buffer after the odd one.
+  constexpr NsaSparseMlaWgmmaLayout l512 = nsa_sparse_mla_wgmma_layout(512, 64, 64, 12, 2);
+  CHECK(l512.p1_off == 65536 * 3);
+  CHECK(l512.p0_off == l512.p1_off + 8192);
+  CHECK(l512.valid_off == l512.p0_off + 8192);
+  CHECK(l512.smem_bytes <= 227 * 1024);
+  // The two-warpgroup layout is unchanged by the warp-specialised one.
+  CHECK(nsa_sparse_mla_wgmma_layout(576, 64, 64, 8, 2).p0_off == 0);
 }
 
 TEST_CASE("wgmma_layout_fits_the_block_and_keeps_swizzle_atoms_1024_byte_aligned") {
@@ -161,6 +204,13 @@ TEST_CASE("wgmma_plan_uses_its_own_block_and_shared_memory") {
   CHECK(four.grid.z == 4);
   CHECK(four.params.split_len == 512);
   CHECK(four.needs_combine);
+
+  const SparseMlaLaunch ws =
+      plan_sparse_mla(pr, variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w12_st2_mma1"), 1, nullptr);
+  CHECK(ws.block.x == 384);
+  CHECK(ws.shared_bytes == static_cast<unsigned>(nsa_sparse_mla_wgmma_layout(576, 64, 64, 12, 2).smem_bytes));
+  CHECK(ws.grid.x == 10);
+  CHECK(ws.grid.y == 2);
 
   // The mma.sync variant of the same knobs keeps its own layout.
   const SparseMlaLaunch old =

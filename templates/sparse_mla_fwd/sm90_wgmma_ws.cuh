@@ -1,0 +1,495 @@
+// sparse_mla_fwd for Hopper (sm_90a), warp-specialised ping-pong on the warpgroup tensor cores.
+// Same contract and outputs as sm90_wgmma.cuh (the two-warpgroup kernel it replaces for speed);
+// the topk split writes the same partials, merged by sparse_mla_combine from sm90.cuh.
+//
+// One CTA = one query row (b, s) x 64 heads, 384 threads = three warpgroups:
+// - Warpgroup 2 (producer, 56 registers) gathers: tile 2j goes to kv buffer 0, tile 2j+1 to
+//   buffer 1, each buffer in two halves, L = panels 0-3 (V columns 0-255) and R = panels 4..
+//   (V columns 256-511 and the rope panel). Each half is a 16-byte cp.async per thread and row
+//   chunk, signalled on its "ready" mbarrier with cp.async.mbarrier.arrive.noinc; the producer
+//   refills a half once its "free" mbarrier says the math warpgroups are done with it. The
+//   order 0L, 1R, 0R, 1L follows the order in which the halves are freed.
+// - Warpgroup 0 computes S = Q K^T of the even tile, warpgroup 1 of the odd tile (m64n64k16,
+//   both operands from shared memory, no duplicated work), so one warpgroup's softmax runs
+//   while the other's wgmmas keep the tensor cores busy.
+// - The running row max is chained through shared memory: WG0 takes max(old, even tile), WG1
+//   max(that, odd tile); WG0 then rescales its P to WG1's max. Each warpgroup owns 256 output
+//   columns (WG0 0-255, WG1 256-511) and adds both tiles to them: its own P straight from the
+//   S accumulator registers (wgmma RS form), the other warpgroup's P from shared memory.
+// - Invalid indices are zero-filled rows whose logits are masked to -inf; the running max
+//   starts at -1e30 (not -inf) so that exp2 of a fully masked tile is 0, never NaN.
+#pragma once
+
+#include "common/nv_ptx.cuh"
+#include "common/nv_wgmma.cuh"
+#include "sparse_mla_fwd/params.h"
+#include "sparse_mla_fwd/wgmma_layout.h"
+
+namespace nsajit {
+
+template <int D, int BH, int BT, int WARPS, int STAGES>
+struct SparseMlaSm90WgmmaWs {
+  static constexpr NsaSparseMlaWgmmaLayout L = nsa_sparse_mla_wgmma_layout(D, BH, BT, WARPS, STAGES);
+  static_assert(BH == 64 && BT == 64, "one m64n64 S tile per warpgroup; P is one swizzle panel");
+  static_assert(WARPS == 12, "two math warpgroups and one producer warpgroup");
+  static_assert(STAGES == 2, "two kv buffers: the even and the odd tile of a pair");
+  static_assert(D % 64 == 0 && L.dv == 512 && D >= L.dv, "d is 512 or 512 + whole 64-column panels");
+  static constexpr int kPanels = D / 64;
+  static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
+  static constexpr int kORegs = 128;     // 64 x 256 fp32 per warpgroup
+  static constexpr float kInitMax = -1e30f;
+  // Named barriers (0 is __syncthreads), 256 threads = both math warpgroups.
+  static constexpr int kBarMax0 = 1, kBarMax1 = 2, kBarP0 = 3, kBarP1 = 4, kBarSum = 5;
+
+  const NsaSparseMlaParams& p;
+  unsigned char* base;  // 1024-byte aligned
+  unsigned base_addr;   // its shared-state-space address
+  int* valid_s;         // [2][BT]
+  float* m_s;           // [BH] the max handed from one math warpgroup to the other
+  float* l_s;           // [2][BH] row sums at the end
+  int t_begin, t_end, n_tiles;
+
+  // mbarrier addresses: ready[b][h] at 2b + h, free[b][h] at 4 + 2b + h (h 0 = L, 1 = R).
+  __device__ __forceinline__ unsigned ready_bar(int b, int h) const {
+    return base_addr + L.bar_off + 8 * (2 * b + h);
+  }
+  __device__ __forceinline__ unsigned free_bar(int b, int h) const {
+    return base_addr + L.bar_off + 8 * (4 + 2 * b + h);
+  }
+
+  static __device__ __forceinline__ int tile_offset(int rows, int r, int k) {
+    return (k >> 3) * rows * 128 + nsa_sw128_offset(r, k & 7);
+  }
+  __device__ __forceinline__ unsigned long long q_desc(int kk) const {
+    return nsa_wgmma_desc_sw128(base_addr + L.q_off + (kk >> 2) * BH * 128 + (kk & 3) * 32, 16, 1024);
+  }
+  __device__ __forceinline__ unsigned long long k_desc(int b, int kk) const {
+    return nsa_wgmma_desc_sw128(
+        base_addr + L.kv_off + b * L.kv_stage_bytes + (kk >> 2) * BT * 128 + (kk & 3) * 32, 16, 1024);
+  }
+  __device__ __forceinline__ unsigned long long p_desc(int p_off, int kk) const {
+    return nsa_wgmma_desc_sw128(base_addr + p_off + kk * 32, 16, 1024);
+  }
+  // V[16 tokens x 256 dims] of buffer b, column half `half`, N-major (see sm90_wgmma.cuh).
+  __device__ __forceinline__ unsigned long long v_desc(int b, int half, int kk) const {
+    return nsa_wgmma_desc_sw128(
+        base_addr + L.kv_off + b * L.kv_stage_bytes + (half * 4) * BT * 128 + kk * 16 * 128, BT * 128, 1024);
+  }
+
+  // S += Q K^T over panels [p_begin, p_end) of buffer b (4 k-steps per panel).
+  // Each batch starts with its own wgmma.fence: a batch that follows a branch (an mbarrier wait)
+  // without one makes ptxas insert a fence and serialise the wgmmas (C7520).
+  __device__ __forceinline__ void issue_s(float (&s)[32], int b, int p_begin, int p_end, bool first) const {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 4 * p_begin; kk < 4 * p_end; ++kk)
+      wgmma_m64n64k16_ss(s, q_desc(kk), k_desc(b, kk), (first && kk == 4 * p_begin) ? 0 : 1);
+  }
+
+  // ---------------------------------------------------------------- producer warpgroup
+  __device__ __forceinline__ void produce(int ptid, int b, int s, const int* idx_g, int n_pairs) {
+    const int group = ptid >> 3, ch = ptid & 7;  // rows group + 16 k, 16-byte chunk ch of a panel
+    auto index_of = [&](int tile, int r) -> int {
+      const int pos = t_begin + tile * BT + r;
+      if (tile >= n_tiles || pos >= t_end) return -1;
+      const int v = __ldg(idx_g + pos);
+      return (v >= 0 && v < p.s_kv) ? v : -1;
+    };
+    // Q, zero rows past h_q; covered by every ready barrier (noinc tracks all earlier copies).
+    const int h0 = blockIdx.y * BH;
+    const unsigned short* q_g = p.q + b * p.q_stride_b + s * p.q_stride_s;
+    for (int c = ptid; c < BH * L.chunks; c += 128) {
+      const int r = c / L.chunks, k = c - r * L.chunks;
+      const bool ok = h0 + r < p.h_q;
+      cp_async_16(base + L.q_off + tile_offset(BH, r, k), ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q,
+                  ok ? 16 : 0);
+    }
+    int idx[2][4];
+#pragma unroll
+    for (int t = 0; t < 2; ++t)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) idx[t][k] = index_of(t, group + 16 * k);
+
+    for (int j = 0; j < n_pairs; ++j) {
+      // (buffer, half) in the order the math warpgroups free them: 0L, 1R, 0R, 1L.
+#pragma unroll
+      for (int step = 0; step < 4; ++step) {
+        const int buf = step & 1;
+        const int half = (step == 1 || step == 2) ? 1 : 0;
+        if (j > 0) mbarrier_wait_parity(free_bar(buf, half), (j - 1) & 1);
+        unsigned char* dst = base + L.kv_off + buf * L.kv_stage_bytes;
+        const int pb = half == 0 ? 0 : kHalfPanels, pe = half == 0 ? kHalfPanels : kPanels;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int r = group + 16 * k, row = idx[buf][k];
+          const unsigned short* src =
+              row >= 0 ? p.kv + static_cast<long long>(row) * p.kv_row_stride + ch * 8 : p.kv;
+#pragma unroll
+          for (int pn = pb; pn < pe; ++pn)
+            cp_async_16(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), row >= 0 ? src + pn * 64 : src,
+                        row >= 0 ? 16 : 0);
+          // The flags travel with the half each tile is loaded first (0L, 1R); the warpgroup that
+          // masks with them frees that half only after masking.
+          if (step < 2 && ch == 0) valid_s[buf * BT + r] = row >= 0 ? 1 : 0;
+        }
+        cp_async_mbarrier_arrive_noinc(ready_bar(buf, half));
+        mbarrier_arrive(ready_bar(buf, half));  // release: the flags above
+        if (step == 3) {
+#pragma unroll
+          for (int t = 0; t < 2; ++t)
+#pragma unroll
+            for (int k = 0; k < 4; ++k) idx[t][k] = index_of(2 * j + 2 + t, group + 16 * k);
+        }
+      }
+    }
+    cp_async_wait<0>();  // no copy may land after this thread exits
+  }
+
+  // ---------------------------------------------------------------- math warpgroups
+  // Scale, mask with the tile's flags; returns this thread's row maxima (after the quad reduce).
+  __device__ __forceinline__ void scale_and_mask(float (&sacc)[32], int buf, int c0) const {
+    const int* flags = valid_s + buf * BT;
+#pragma unroll
+    for (int j = 0; j < BT / 8; ++j) {
+      const int2 ok = *reinterpret_cast<const int2*>(flags + 8 * j + c0);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        sacc[4 * j + 2 * h] = ok.x ? sacc[4 * j + 2 * h] * p.scale_log2 : neg_inf();
+        sacc[4 * j + 2 * h + 1] = ok.y ? sacc[4 * j + 2 * h + 1] * p.scale_log2 : neg_inf();
+      }
+    }
+  }
+  static __device__ __forceinline__ float row_max(const float (&sacc)[32], int h) {
+    float mx = neg_inf();
+#pragma unroll
+    for (int j = 0; j < BT / 8; ++j) mx = fmaxf(mx, fmaxf(sacc[4 * j + 2 * h], sacc[4 * j + 2 * h + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    return fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  }
+  // sacc <- exp2(sacc - m) per row; returns the row sums of this thread's columns.
+  static __device__ __forceinline__ void exponentiate(float (&sacc)[32], const float (&m)[2],
+                                                      float (&sum)[2]) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      sum[h] = 0.f;
+#pragma unroll
+      for (int j = 0; j < BT / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float& v = sacc[4 * j + 2 * h + e];
+          v = fast_exp2(v - m[h]);
+          sum[h] += v;
+        }
+    }
+  }
+  // The S accumulator is the RS A fragment: k-step kk takes registers 8 kk .. 8 kk + 7.
+  static __device__ __forceinline__ void to_fragments(const float (&sacc)[32], unsigned (&a)[4][4], float f) {
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk)
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        a[kk][i] = pack_bf16x2(sacc[8 * kk + 2 * i] * f, sacc[8 * kk + 2 * i + 1] * f);
+  }
+  // P (bf16, times f) to a swizzled [64 x 64] panel, the layout the SS wgmma reads.
+  __device__ __forceinline__ void store_p(const float (&sacc)[32], int p_off, int r0, int c0, float f0,
+                                          float f1) const {
+#pragma unroll
+    for (int j = 0; j < BT / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float f = h ? f1 : f0;
+        *reinterpret_cast<unsigned*>(base + p_off + nsa_sw128_offset(r0 + 8 * h, j) + c0 * 2) =
+            pack_bf16x2(sacc[4 * j + 2 * h] * f, sacc[4 * j + 2 * h + 1] * f);
+      }
+  }
+  static __device__ __forceinline__ void scale_o(float (&o)[kORegs], float f0, float f1) {
+#pragma unroll
+    for (int j = 0; j < kORegs / 4; ++j) {
+      o[4 * j] *= f0;
+      o[4 * j + 1] *= f0;
+      o[4 * j + 2] *= f1;
+      o[4 * j + 3] *= f1;
+    }
+  }
+  __device__ __forceinline__ void pv_rs(float (&o)[kORegs], unsigned (&a)[4][4], int buf, int half) const {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16_rs_tb(o, a[kk], v_desc(buf, half, kk), 1);
+  }
+  __device__ __forceinline__ void pv_ss(float (&o)[kORegs], int p_off, int buf, int half) const {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16_ss_tb(o, p_desc(p_off, kk), v_desc(buf, half, kk), 1);
+  }
+
+  // Warpgroup 0: even tiles (buffer 0), output columns 0-255.
+  __device__ __forceinline__ void math0(float (&o)[kORegs], float (&m_run)[2], float (&l_run)[2], int r0,
+                                        int c0, int lane, int n_pairs) const {
+    float sacc[32];
+    unsigned a[4][4];
+    if (n_pairs > 0) {
+      mbarrier_wait_parity(ready_bar(0, 0), 0);
+      fence_proxy_async_smem();  // the landed copies -> the tensor cores
+      issue_s(sacc, 0, 0, kHalfPanels, true);
+      mbarrier_wait_parity(ready_bar(0, 1), 0);
+      fence_proxy_async_smem();  // the landed copies -> the tensor cores
+      issue_s(sacc, 0, kHalfPanels, kPanels, false);
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operands(sacc);
+    }
+    for (int j = 0; j < n_pairs; ++j) {
+      scale_and_mask(sacc, 0, c0);
+      float m_new[2], f[2], sum[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        m_new[h] = fmaxf(m_run[h], row_max(sacc, h));
+        f[h] = fast_exp2(m_run[h] - m_new[h]);
+      }
+      exponentiate(sacc, m_new, sum);
+      if ((lane & 3) == 0) {
+        m_s[r0] = m_new[0];
+        m_s[r0 + 8] = m_new[1];
+      }
+      named_barrier_arrive(kBarMax0, 256);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) l_run[h] = l_run[h] * f[h] + sum[h];
+      scale_o(o, f[0], f[1]);
+      to_fragments(sacc, a, 1.f);
+      // O += P(even) V(even) columns 0-255, P from registers.
+      pv_rs(o, a, 0, 0);
+      wgmma_commit();
+
+      // WG1's max covers both tiles: rescale this tile's P to it for WG1's half of the columns.
+      named_barrier_sync(kBarMax1, 256);
+      float g[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const float m1 = m_s[r0 + 8 * h];
+        g[h] = fast_exp2(m_new[h] - m1);
+        m_run[h] = m1;
+      }
+      store_p(sacc, L.p0_off, r0, c0, g[0], g[1]);
+      fence_proxy_async_smem();
+      named_barrier_arrive(kBarP0, 256);
+
+      wgmma_wait<0>();
+      wgmma_fence_operands(o);
+      wgmma_fence_operands(a);
+      mbarrier_arrive(free_bar(0, 0));  // V(even) columns 0-255 read: panels 0-3 of buffer 0
+
+      named_barrier_sync(kBarP1, 256);
+      scale_o(o, g[0], g[1]);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) l_run[h] *= g[h];
+      // O += P(odd) V(odd) columns 0-255, P from shared memory (written by WG1).
+      pv_ss(o, L.p1_off, 1, 0);
+      wgmma_commit();
+      if (j + 1 < n_pairs) {
+        mbarrier_wait_parity(ready_bar(0, 0), (j + 1) & 1);
+        fence_proxy_async_smem();
+        issue_s(sacc, 0, 0, kHalfPanels, true);
+        wgmma_commit();
+        wgmma_wait<1>();  // the P(odd) V wgmmas are done
+        wgmma_fence_operands(o);
+        mbarrier_arrive(free_bar(1, 0));
+        mbarrier_wait_parity(ready_bar(0, 1), (j + 1) & 1);
+        fence_proxy_async_smem();
+        issue_s(sacc, 0, kHalfPanels, kPanels, false);
+        wgmma_commit();
+        wgmma_wait<0>();
+        wgmma_fence_operands(sacc);
+      } else {
+        wgmma_wait<0>();
+        wgmma_fence_operands(o);
+        mbarrier_arrive(free_bar(1, 0));
+      }
+    }
+  }
+
+  // Warpgroup 1: odd tiles (buffer 1), output columns 256-511.
+  __device__ __forceinline__ void math1(float (&o)[kORegs], float (&m_run)[2], float (&l_run)[2], int r0,
+                                        int c0, int lane, int n_pairs) const {
+    float sacc[32];
+    unsigned a[4][4];
+    for (int j = 0; j < n_pairs; ++j) {
+      mbarrier_wait_parity(ready_bar(1, 1), j & 1);
+      fence_proxy_async_smem();  // the landed copies -> the tensor cores
+      issue_s(sacc, 1, kHalfPanels, kPanels, true);
+      mbarrier_wait_parity(ready_bar(1, 0), j & 1);
+      fence_proxy_async_smem();  // the landed copies -> the tensor cores
+      issue_s(sacc, 1, 0, kHalfPanels, false);
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operands(sacc);
+      scale_and_mask(sacc, 1, c0);
+      float mx[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) mx[h] = row_max(sacc, h);
+
+      named_barrier_sync(kBarMax0, 256);
+      float m_new[2], f[2], sum[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        m_new[h] = fmaxf(m_s[r0 + 8 * h], mx[h]);  // WG0's max already includes the old one
+        f[h] = fast_exp2(m_run[h] - m_new[h]);
+        m_run[h] = m_new[h];
+      }
+      __syncwarp();  // every lane of the quad read m_s before its leader overwrites it
+      if ((lane & 3) == 0) {
+        m_s[r0] = m_new[0];
+        m_s[r0 + 8] = m_new[1];
+      }
+      named_barrier_arrive(kBarMax1, 256);
+      exponentiate(sacc, m_new, sum);
+#pragma unroll
+      for (int h = 0; h < 2; ++h) l_run[h] = l_run[h] * f[h] + sum[h];
+      scale_o(o, f[0], f[1]);
+      to_fragments(sacc, a, 1.f);
+      // O += P(odd) V(odd) columns 256-511, P from registers.
+      pv_rs(o, a, 1, 1);
+      wgmma_commit();
+      store_p(sacc, L.p1_off, r0, c0, 1.f, 1.f);
+      fence_proxy_async_smem();
+      named_barrier_arrive(kBarP1, 256);
+
+      // O += P(even) V(even) columns 256-511, P from shared memory (written by WG0).
+      named_barrier_sync(kBarP0, 256);
+      pv_ss(o, L.p0_off, 0, 1);
+      wgmma_commit();
+      wgmma_wait<1>();
+      wgmma_fence_operands(a);
+      mbarrier_arrive(free_bar(1, 1));  // V(odd) columns 256-511 and the odd rope panel read
+      wgmma_wait<0>();
+      wgmma_fence_operands(o);
+      mbarrier_arrive(free_bar(0, 1));  // V(even) columns 256-511 and P(even) read
+    }
+  }
+
+  __device__ __forceinline__ void run() {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wg = warp >> 2;
+    const long long row = blockIdx.x;
+    const int b = static_cast<int>(row / p.s_q), s = static_cast<int>(row - (row / p.s_q) * p.s_q);
+    const int h0 = blockIdx.y * BH;
+    const int split = blockIdx.z;
+
+    int count = p.topk;
+    if (p.topk_length != nullptr) {
+      const int len = p.topk_length[b * p.len_stride_b + s * p.len_stride_s];
+      count = len < 0 ? 0 : (len < p.topk ? len : p.topk);
+    }
+    t_begin = split * p.split_len;
+    t_end = count < t_begin + p.split_len ? count : t_begin + p.split_len;
+    n_tiles = t_end > t_begin ? (t_end - t_begin + BT - 1) / BT : 0;
+    const int n_pairs = (n_tiles + 1) / 2;  // an odd count ends with one all-invalid tile
+
+    if (tid == 0) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        mbarrier_init(base_addr + L.bar_off + 8 * i, 256);  // ready: 128 noinc + 128
+#pragma unroll
+      for (int i = 4; i < 8; ++i) mbarrier_init(base_addr + L.bar_off + 8 * i, 128);  // free: one warpgroup
+    }
+    __syncthreads();
+
+    // Each role is one branch of a single if/else, so that setmaxnreg takes effect.
+    if (wg == 2) {
+      setmaxnreg_dec<72>();
+      produce(tid - 256, b, s, p.indices + b * p.idx_stride_b + s * p.idx_stride_s, n_pairs);
+    } else {
+      setmaxnreg_inc<216>();
+      consume(wg, warp, lane, b, s, row, h0, split, n_pairs);
+    }
+  }
+
+  __device__ __forceinline__ void consume(int wg, int warp, int lane, int b, int s, long long row, int h0,
+                                          int split, int n_pairs) {
+    const int r0 = (warp & 3) * 16 + (lane >> 2);  // accumulator rows r0, r0 + 8
+    const int c0 = 2 * (lane & 3);                 // columns c0, c0 + 1 of every 8-column block
+    float o[kORegs];
+#pragma unroll
+    for (int i = 0; i < kORegs; ++i) o[i] = 0.f;
+    float m_run[2] = {kInitMax, kInitMax};
+    float l_run[2] = {0.f, 0.f};
+    if (wg == 0) {
+      math0(o, m_run, l_run, r0, c0, lane, n_pairs);
+    } else {
+      math1(o, m_run, l_run, r0, c0, lane, n_pairs);
+    }
+
+    // ---- row sums: both warpgroups hold the same final max; add their partial sums
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 1);
+      l_run[h] += __shfl_xor_sync(0xffffffffu, l_run[h], 2);
+    }
+    if ((lane & 3) == 0) {
+      l_s[wg * BH + r0] = l_run[0];
+      l_s[wg * BH + r0 + 8] = l_run[1];
+    }
+    named_barrier_sync(kBarSum, 256);
+
+    // ---- epilogue
+    constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = r0 + 8 * h;
+      const int head = h0 + r;
+      if (head >= p.h_q) continue;
+      const float l = l_s[r] + l_s[BH + r];
+      const bool empty = !(l > 0.f);
+      const float m = m_run[h];
+      const float lse2 = empty ? neg_inf() : m + __log2f(l);
+      const int col0 = wg * 256 + c0;
+      if (p.num_splits > 1) {
+        const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + head;
+        const float inv = empty ? 0.f : 1.f / l;
+        float* dst = p.partial_out + prow * L.dv + col0;
+#pragma unroll
+        for (int j = 0; j < kORegs / 4; ++j)
+          *reinterpret_cast<float2*>(dst + 8 * j) =
+              make_float2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+        if (wg == 0 && (lane & 3) == 0) {
+          p.partial_stats[prow * 2] = empty ? neg_inf() : m;
+          p.partial_stats[prow * 2 + 1] = lse2;
+        }
+        continue;
+      }
+      float denom = l;
+      if (p.attn_sink != nullptr && !empty) denom += fast_exp2(p.attn_sink[head] * kLog2e - m);
+      const float inv = empty ? 0.f : 1.f / denom;
+      unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + head * p.out_stride_h + col0;
+#pragma unroll
+      for (int j = 0; j < kORegs / 4; ++j)
+        *reinterpret_cast<unsigned*>(dst + 8 * j) =
+            pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+      if (wg == 0 && (lane & 3) == 0) {
+        float ml = empty ? neg_inf() : m, ls = lse2;
+        if (p.natural_log) {
+          ml = empty ? neg_inf() : ml * kLn2;
+          ls = empty ? pos_inf() : ls * kLn2;
+        }
+        p.max_logits[b * p.ml_stride_b + s * p.ml_stride_s + head * p.ml_stride_h] = ml;
+        p.lse[b * p.lse_stride_b + s * p.lse_stride_s + head * p.lse_stride_h] = ls;
+      }
+    }
+  }
+};
+
+template <int D, int BH, int BT, int WARPS, int STAGES>
+__device__ __forceinline__ void sparse_mla_fwd_sm90_wgmma_ws(const NsaSparseMlaParams& p) {
+  using K = SparseMlaSm90WgmmaWs<D, BH, BT, WARPS, STAGES>;
+  extern __shared__ __align__(1024) unsigned char smem_wgmma_ws[];
+  K k{p};
+  const unsigned raw = smem_addr(smem_wgmma_ws);
+  const unsigned pad = (1024u - (raw & 1023u)) & 1023u;
+  k.base = smem_wgmma_ws + pad;
+  k.base_addr = raw + pad;
+  k.valid_s = reinterpret_cast<int*>(k.base + K::L.valid_off);
+  k.m_s = reinterpret_cast<float*>(k.base + K::L.row_off);
+  k.l_s = k.m_s + BH;
+  k.run();
+}
+
+}  // namespace nsajit
