@@ -87,7 +87,7 @@ struct SparseMlaSm90 {
     for (int c = tid; c < BH * L.chunks; c += L.threads) {
       const int r = c / L.chunks, k = c - r * L.chunks;
       const bool ok = h0 + r < p.h_q;
-      cp_async_16(q_s + r * L.qk_stride + k * 8, ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q,
+      cp_async_16(q_s + r * L.q_stride + k * 8, ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q,
                   ok ? 16 : 0);
     }
     cp_async_commit();
@@ -118,7 +118,7 @@ struct SparseMlaSm90 {
       for (int kk = 0; kk < L.kq; ++kk)
 #pragma unroll
         for (int mt = 0; mt < L.mt; ++mt)
-          ldmatrix_x4(qf[kk][mt], q_s + (q_row + mt * 16) * L.qk_stride + d0 + kk * 16 + (lane >> 4) * 8);
+          ldmatrix_x4(qf[kk][mt], q_s + (q_row + mt * 16) * L.q_stride + d0 + kk * 16 + (lane >> 4) * 8);
       // The loop's first barrier orders these reads before any partial-S write reusing q_s.
     }
 
@@ -162,7 +162,7 @@ struct SparseMlaSm90 {
 #pragma unroll
             for (int j = 0; j < 4; ++j) a[mt][j] = qf[L.q_regs ? kk : 0][mt][j];
           } else {
-            ldmatrix_x4(a[mt], q_s + (q_row + mt * 16) * L.qk_stride + d0 + kk * 16 + (lane >> 4) * 8);
+            ldmatrix_x4(a[mt], q_s + (q_row + mt * 16) * L.q_stride + d0 + kk * 16 + (lane >> 4) * 8);
           }
         }
 #pragma unroll
