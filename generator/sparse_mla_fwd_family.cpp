@@ -15,7 +15,7 @@ namespace {
 constexpr int kBlockTopk[] = {32, 64, 128};
 constexpr int kBlockH[] = {16, 32, 64, 128};
 constexpr int kWarps[] = {4, 8};
-constexpr int kStages[] = {1, 2, 3};
+constexpr int kStages[] = {1, 2, 3, 4};
 constexpr int kMaxAccumulatorRegisters = 128;  // leaves room for S, fragments and addresses
 
 Variant make_variant(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {

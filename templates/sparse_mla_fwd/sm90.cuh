@@ -18,6 +18,8 @@ struct SparseMlaSm90 {
   static_assert(STAGES >= 2, "the pipeline issues tile i+STAGES-1 before computing tile i");
   static_assert(BH % 16 == 0 && BT % 16 == 0 && L.cn % 8 == 0 && L.on % 16 == 0, "tile shape");
   static_assert(L.threads >= BT, "one thread per tile row loads the indices");
+  static_assert(L.kq * L.ks * 16 == D && L.sc % 8 == 0,
+                "S split: whole k-steps per d slice, whole n-tiles per column group");
 
   const NsaSparseMlaParams& p;
   unsigned short* q_s;
@@ -26,6 +28,7 @@ struct SparseMlaSm90 {
   int* idx_s;
   float* red_max;
   float* red_sum;
+  float* rs_s;  // partial S, [ks][BH][rs_stride] fp32
   const int* idx_g;
   int t_begin, t_end, n_tiles;
 
@@ -38,16 +41,25 @@ struct SparseMlaSm90 {
   }
 
   // Starts the asynchronous gather of tile `tile` into stage `stage` (zero-fill invalid rows).
+  // kTpr threads share a kv row, each copying every kTpr-th 16-byte chunk, so one warp
+  // instruction moves 4 rows x 128 contiguous bytes; the row index is read once per row and
+  // the chunk offsets are compile-time immediates (no per-chunk division or 64-bit math).
+  static constexpr int kTpr = 8, kRowsPerPass = L.threads / kTpr, kPasses = BT / kRowsPerPass;
+  static constexpr int kChunksPerThread = L.chunks / kTpr;
+  static_assert(L.chunks % kTpr == 0 && BT % kRowsPerPass == 0, "gather mapping");
   __device__ __forceinline__ void issue_tile(int tile, int stage) const {
     if (tile >= n_tiles) return;
-    unsigned short* dst = kv_s + stage * BT * L.qk_stride;
-    const int* idx = idx_s + stage * BT;
-#pragma unroll 4
-    for (int c = threadIdx.x; c < BT * L.chunks; c += L.threads) {
-      const int r = c / L.chunks, k = c - r * L.chunks;
-      const int row = idx[r];
-      const unsigned short* src = row >= 0 ? p.kv + row * p.kv_row_stride + k * 8 : p.kv;
-      cp_async_16(dst + r * L.qk_stride + k * 8, src, row >= 0 ? 16 : 0);
+    const int r0 = threadIdx.x / kTpr, k0 = (threadIdx.x % kTpr) * 8;
+    unsigned short* dst = kv_s + stage * BT * L.qk_stride + r0 * L.qk_stride + k0;
+    const int* idx = idx_s + stage * BT + r0;
+#pragma unroll
+    for (int pass = 0; pass < kPasses; ++pass) {
+      const int row = idx[pass * kRowsPerPass];
+      const unsigned short* src = p.kv + (row >= 0 ? row * p.kv_row_stride : 0) + k0;
+      const int bytes = row >= 0 ? 16 : 0;
+      unsigned short* d = dst + pass * kRowsPerPass * L.qk_stride;
+#pragma unroll
+      for (int c = 0; c < kChunksPerThread; ++c) cp_async_16(d + c * kTpr * 8, src + c * kTpr * 8, bytes);
     }
   }
 
@@ -69,13 +81,16 @@ struct SparseMlaSm90 {
     n_tiles = t_end > t_begin ? (t_end - t_begin + BT - 1) / BT : 0;
     idx_g = p.indices + b * p.idx_stride_b + s * p.idx_stride_s;
 
-    // Q tile (heads past h_q are zero; they are never stored). Joins the first tile's group.
+    // Q tile (heads past h_q are zero; they are never stored), in its own cp.async group so it
+    // can be moved to registers before the first kv tile lands.
     const unsigned short* q_g = p.q + b * p.q_stride_b + s * p.q_stride_s;
     for (int c = tid; c < BH * L.chunks; c += L.threads) {
       const int r = c / L.chunks, k = c - r * L.chunks;
       const bool ok = h0 + r < p.h_q;
-      cp_async_16(q_s + r * L.qk_stride + k * 8, ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q, ok ? 16 : 0);
+      cp_async_16(q_s + r * L.q_stride + k * 8, ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q,
+                  ok ? 16 : 0);
     }
+    cp_async_commit();
 
     // Prologue: indices of tiles 0..STAGES-2 straight to shared memory, then their gathers.
     if (tid < BT) {
@@ -89,6 +104,23 @@ struct SparseMlaSm90 {
       cp_async_commit();
     }
     int pending = tid < BT ? load_index(STAGES - 1, tid) : -1;  // one tile ahead, hides latency
+
+    // This warp's S role: d slice ks_i (kq k-steps from d0), column group cs_i.
+    const int ks_i = wn % L.ks, cs_i = wn / L.ks;
+    const int d0 = ks_i * L.kq * 16;
+    const int q_row = wm * L.rm + (lane & 15);
+    unsigned qf[L.q_regs ? L.kq : 1][L.mt][4];
+    if constexpr (L.q_regs) {
+      // Groups committed: Q, then STAGES-1 tiles; waiting down to STAGES-1 pending = Q landed.
+      cp_async_wait<STAGES - 1>();
+      __syncthreads();
+#pragma unroll
+      for (int kk = 0; kk < L.kq; ++kk)
+#pragma unroll
+        for (int mt = 0; mt < L.mt; ++mt)
+          ldmatrix_x4(qf[kk][mt], q_s + (q_row + mt * 16) * L.q_stride + d0 + kk * 16 + (lane >> 4) * 8);
+      // The loop's first barrier orders these reads before any partial-S write reusing q_s.
+    }
 
     float o[L.mt][L.nt_o][4];
     float m_run[L.mt][2], l_run[L.mt][2];
@@ -113,38 +145,102 @@ struct SparseMlaSm90 {
       const unsigned short* k_s = kv_s + st * BT * L.qk_stride;
       const int* tile_idx = idx_s + st * BT;
 
-      // ---- S = Q K^T over d (this warp: rows wm*rm.., columns wn*cn..)
-      float sacc[L.mt][L.nt_s][4];
+      // ---- S = Q K^T: partial over this warp's d slice, columns cs_i*sc.., mt*nt_p chains
+      float sp[L.mt][L.nt_p][4];
 #pragma unroll
       for (int mt = 0; mt < L.mt; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < L.nt_s; ++nt) sacc[mt][nt][0] = sacc[mt][nt][1] = sacc[mt][nt][2] = sacc[mt][nt][3] = 0.f;
-#pragma unroll 4
-      for (int kk = 0; kk < D / 16; ++kk) {
+        for (int nt = 0; nt < L.nt_p; ++nt)
+          sp[mt][nt][0] = sp[mt][nt][1] = sp[mt][nt][2] = sp[mt][nt][3] = 0.f;
+      const unsigned short* k_warp = k_s + (cs_i * L.sc) * L.qk_stride + d0;
+#pragma unroll
+      for (int kk = 0; kk < L.kq; ++kk) {
         unsigned a[L.mt][4];
 #pragma unroll
-        for (int mt = 0; mt < L.mt; ++mt)
-          ldmatrix_x4(a[mt], q_s + (wm * L.rm + mt * 16 + (lane & 15)) * L.qk_stride + kk * 16 + (lane >> 4) * 8);
+        for (int mt = 0; mt < L.mt; ++mt) {
+          if constexpr (L.q_regs) {
 #pragma unroll
-        for (int np = 0; np < L.nt_s / 2; ++np) {
+            for (int j = 0; j < 4; ++j) a[mt][j] = qf[L.q_regs ? kk : 0][mt][j];
+          } else {
+            ldmatrix_x4(a[mt], q_s + (q_row + mt * 16) * L.q_stride + d0 + kk * 16 + (lane >> 4) * 8);
+          }
+        }
+#pragma unroll
+        for (int np = 0; np < L.nt_p / 2; ++np) {
           unsigned bb[4];
-          ldmatrix_x4(bb, k_s + (wn * L.cn + np * 16 + (lane & 7) + ((lane >> 4) << 3)) * L.qk_stride + kk * 16 +
+          ldmatrix_x4(bb, k_warp + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * L.qk_stride + kk * 16 +
                               ((lane >> 3) & 1) * 8);
 #pragma unroll
           for (int mt = 0; mt < L.mt; ++mt) {
-            mma_bf16_16816(sacc[mt][2 * np], a[mt], bb[0], bb[1]);
-            mma_bf16_16816(sacc[mt][2 * np + 1], a[mt], bb[2], bb[3]);
+            mma_bf16_16816(sp[mt][2 * np], a[mt], bb[0], bb[1]);
+            mma_bf16_16816(sp[mt][2 * np + 1], a[mt], bb[2], bb[3]);
           }
         }
-        if constexpr (L.nt_s % 2 == 1) {
+        if constexpr (L.nt_p % 2 == 1) {
           unsigned bb[2];
-          ldmatrix_x2(bb, k_s + (wn * L.cn + (L.nt_s - 1) * 8 + (lane & 7)) * L.qk_stride + kk * 16 + ((lane >> 3) & 1) * 8);
+          ldmatrix_x2(
+              bb, k_warp + ((L.nt_p - 1) * 8 + (lane & 7)) * L.qk_stride + kk * 16 + ((lane >> 3) & 1) * 8);
 #pragma unroll
-          for (int mt = 0; mt < L.mt; ++mt) mma_bf16_16816(sacc[mt][L.nt_s - 1], a[mt], bb[0], bb[1]);
+          for (int mt = 0; mt < L.mt; ++mt) mma_bf16_16816(sp[mt][L.nt_p - 1], a[mt], bb[0], bb[1]);
+        }
+      }
+
+      // ---- sum the ks partials: this warp ends with S for rows wm*rm.., columns wn*cn..
+      float sacc[L.mt][L.nt_s][4];
+      if constexpr (L.ks == 1) {
+        static_assert(L.ks > 1 || L.nt_p == L.nt_s, "one d slice means one column group");
+#pragma unroll
+        for (int mt = 0; mt < L.mt; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < L.nt_s; ++nt)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) sacc[mt][nt][j] = sp[mt][nt % L.nt_p][j];
+      } else {
+        // Written after this tile's first barrier, read before the row-max barrier: the next
+        // tile's writes cannot overtake a slower warp's reads.
+#pragma unroll
+        for (int mt = 0; mt < L.mt; ++mt) {
+          const int r = wm * L.rm + mt * 16 + (lane >> 2);
+#pragma unroll
+          for (int nt = 0; nt < L.nt_p; ++nt) {
+            float* dst = rs_s + (ks_i * BH + r) * L.rs_stride + cs_i * L.sc + nt * 8 + 2 * (lane & 3);
+            *reinterpret_cast<float2*>(dst) = make_float2(sp[mt][nt][0], sp[mt][nt][1]);
+            *reinterpret_cast<float2*>(dst + 8 * L.rs_stride) = make_float2(sp[mt][nt][2], sp[mt][nt][3]);
+          }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int mt = 0; mt < L.mt; ++mt) {
+          const int r = wm * L.rm + mt * 16 + (lane >> 2);
+#pragma unroll
+          for (int nt = 0; nt < L.nt_s; ++nt) {
+            float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+#pragma unroll
+            for (int q = 0; q < L.ks; ++q) {
+              const float* src = rs_s + (q * BH + r) * L.rs_stride + wn * L.cn + nt * 8 + 2 * (lane & 3);
+              const float2 lo = *reinterpret_cast<const float2*>(src);
+              const float2 hi = *reinterpret_cast<const float2*>(src + 8 * L.rs_stride);
+              s0 += lo.x;
+              s1 += lo.y;
+              s2 += hi.x;
+              s3 += hi.y;
+            }
+            sacc[mt][nt][0] = s0;
+            sacc[mt][nt][1] = s1;
+            sacc[mt][nt][2] = s2;
+            sacc[mt][nt][3] = s3;
+          }
         }
       }
 
       // ---- scale, mask invalid columns, row max (quad, then across the wn warps of a row)
+      bool col_ok[L.nt_s][2];
+#pragma unroll
+      for (int nt = 0; nt < L.nt_s; ++nt) {
+        const int2 ix = *reinterpret_cast<const int2*>(tile_idx + wn * L.cn + nt * 8 + 2 * (lane & 3));
+        col_ok[nt][0] = ix.x >= 0;
+        col_ok[nt][1] = ix.y >= 0;
+      }
       float tile_max[L.mt][2];
 #pragma unroll
       for (int mt = 0; mt < L.mt; ++mt) {
@@ -155,8 +251,7 @@ struct SparseMlaSm90 {
           for (int nt = 0; nt < L.nt_s; ++nt) {
 #pragma unroll
             for (int j = 0; j < 2; ++j) {
-              const int col = wn * L.cn + nt * 8 + 2 * (lane & 3) + j;
-              const float v = tile_idx[col] >= 0 ? sacc[mt][nt][half * 2 + j] * p.scale_log2 : neg_inf();
+              const float v = col_ok[nt][j] ? sacc[mt][nt][half * 2 + j] * p.scale_log2 : neg_inf();
               sacc[mt][nt][half * 2 + j] = v;
               mx = fmaxf(mx, v);
             }
@@ -177,7 +272,8 @@ struct SparseMlaSm90 {
           for (int half = 0; half < 2; ++half) {
             float mx = neg_inf();
 #pragma unroll
-            for (int w = 0; w < L.wn; ++w) mx = fmaxf(mx, red_max[w * BH + wm * L.rm + mt * 16 + half * 8 + (lane >> 2)]);
+            for (int w = 0; w < L.wn; ++w)
+              mx = fmaxf(mx, red_max[w * BH + wm * L.rm + mt * 16 + half * 8 + (lane >> 2)]);
             tile_max[mt][half] = mx;
           }
       }
@@ -198,7 +294,8 @@ struct SparseMlaSm90 {
             const float p0 = fast_exp2(sacc[mt][nt][half * 2] - m_use);
             const float p1 = fast_exp2(sacc[mt][nt][half * 2 + 1] - m_use);
             sum += p0 + p1;
-            *reinterpret_cast<unsigned*>(p_s + prow * L.p_stride + wn * L.cn + nt * 8 + 2 * (lane & 3)) = pack_bf16x2(p0, p1);
+            *reinterpret_cast<unsigned*>(p_s + prow * L.p_stride + wn * L.cn + nt * 8 + 2 * (lane & 3)) =
+                pack_bf16x2(p0, p1);
           }
           l_run[mt][half] = l_run[mt][half] * alpha + sum;
 #pragma unroll
@@ -216,12 +313,13 @@ struct SparseMlaSm90 {
         unsigned a[L.mt][4];
 #pragma unroll
         for (int mt = 0; mt < L.mt; ++mt)
-          ldmatrix_x4(a[mt], p_s + (wm * L.rm + mt * 16 + (lane & 15)) * L.p_stride + kk * 16 + (lane >> 4) * 8);
+          ldmatrix_x4(a[mt],
+                      p_s + (wm * L.rm + mt * 16 + (lane & 15)) * L.p_stride + kk * 16 + (lane >> 4) * 8);
 #pragma unroll
         for (int np = 0; np < L.nt_o / 2; ++np) {
           unsigned bb[4];
-          ldmatrix_x4_trans(bb, k_s + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * L.qk_stride + wn * L.on + np * 16 +
-                                    (lane >> 4) * 8);
+          ldmatrix_x4_trans(bb, k_s + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * L.qk_stride +
+                                    wn * L.on + np * 16 + (lane >> 4) * 8);
 #pragma unroll
           for (int mt = 0; mt < L.mt; ++mt) {
             mma_bf16_16816(o[mt][2 * np], a[mt], bb[0], bb[1]);
@@ -277,7 +375,8 @@ struct SparseMlaSm90 {
           float* dst = p.partial_out + prow * L.dv + wn * L.on + 2 * (lane & 3);
 #pragma unroll
           for (int nt = 0; nt < L.nt_o; ++nt)
-            *reinterpret_cast<float2*>(dst + nt * 8) = make_float2(o[mt][nt][half * 2] * inv, o[mt][nt][half * 2 + 1] * inv);
+            *reinterpret_cast<float2*>(dst + nt * 8) =
+                make_float2(o[mt][nt][half * 2] * inv, o[mt][nt][half * 2 + 1] * inv);
           if (wn == 0 && (lane & 3) == 0) {
             p.partial_stats[prow * 2] = empty ? neg_inf() : m;
             p.partial_stats[prow * 2 + 1] = lse2;
@@ -287,10 +386,12 @@ struct SparseMlaSm90 {
         float denom = l;
         if (p.attn_sink != nullptr && !empty) denom += fast_exp2(p.attn_sink[h] * kLog2e - m);
         const float inv = empty ? 0.f : 1.f / denom;
-        unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + h * p.out_stride_h + wn * L.on + 2 * (lane & 3);
+        unsigned short* dst =
+            p.out + b * p.out_stride_b + s * p.out_stride_s + h * p.out_stride_h + wn * L.on + 2 * (lane & 3);
 #pragma unroll
         for (int nt = 0; nt < L.nt_o; ++nt)
-          *reinterpret_cast<unsigned*>(dst + nt * 8) = pack_bf16x2(o[mt][nt][half * 2] * inv, o[mt][nt][half * 2 + 1] * inv);
+          *reinterpret_cast<unsigned*>(dst + nt * 8) =
+              pack_bf16x2(o[mt][nt][half * 2] * inv, o[mt][nt][half * 2 + 1] * inv);
         if (wn == 0 && (lane & 3) == 0) {
           float ml = empty ? neg_inf() : m, ls = lse2;
           if (p.natural_log) {
@@ -310,12 +411,13 @@ __device__ __forceinline__ void sparse_mla_fwd_sm90(const NsaSparseMlaParams& p)
   using K = SparseMlaSm90<D, BH, BT, WARPS, STAGES>;
   extern __shared__ __align__(128) unsigned char smem[];
   K k{p};
-  k.q_s = reinterpret_cast<unsigned short*>(smem);
-  k.kv_s = reinterpret_cast<unsigned short*>(smem + K::L.q_bytes);
-  k.p_s = reinterpret_cast<unsigned short*>(smem + K::L.q_bytes + STAGES * K::L.kv_stage_bytes);
-  k.idx_s = reinterpret_cast<int*>(smem + K::L.q_bytes + STAGES * K::L.kv_stage_bytes + K::L.p_bytes);
-  k.red_max = reinterpret_cast<float*>(smem + K::L.q_bytes + STAGES * K::L.kv_stage_bytes + K::L.p_bytes + K::L.idx_bytes);
+  k.q_s = reinterpret_cast<unsigned short*>(smem + K::L.q_off);
+  k.kv_s = reinterpret_cast<unsigned short*>(smem + K::L.kv_off);
+  k.p_s = reinterpret_cast<unsigned short*>(smem + K::L.p_off);
+  k.idx_s = reinterpret_cast<int*>(smem + K::L.idx_off);
+  k.red_max = reinterpret_cast<float*>(smem + K::L.red_off);
   k.red_sum = k.red_max + K::L.wn * BH;
+  k.rs_s = reinterpret_cast<float*>(smem + K::L.rs_off);
   k.run();
 }
 
@@ -336,7 +438,8 @@ __device__ __forceinline__ void sparse_mla_combine(const NsaSparseMlaParams& p) 
   const bool empty = lmax == neg_inf();
   float sum = 0.f;
   if (!empty)
-    for (int i = 0; i < p.num_splits; ++i) sum += fast_exp2(p.partial_stats[((i * rows + row) * p.h_q + h) * 2 + 1] - lmax);
+    for (int i = 0; i < p.num_splits; ++i)
+      sum += fast_exp2(p.partial_stats[((i * rows + row) * p.h_q + h) * 2 + 1] - lmax);
   const float lse2 = empty ? neg_inf() : lmax + __log2f(sum);
   float sink_factor = 1.f;
   if (p.attn_sink != nullptr && !empty) sink_factor = 1.f / (1.f + fast_exp2(p.attn_sink[h] * kLog2e - lse2));

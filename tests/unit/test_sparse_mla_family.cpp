@@ -13,7 +13,7 @@ namespace nsajit {
 TEST_CASE("sparse_mla_space_covers_the_issue_grid_and_says_why_it_prunes") {
   for (int d : {576, 512}) {
     const auto space = kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{d, 512});
-    CHECK(space.kept.size() + space.pruned.size() == 3 * 4 * 2 * 3 + 3 * 2);  // + wgmma (mma1) variants
+    CHECK(space.kept.size() + space.pruned.size() == 3 * 4 * 2 * 4 + 2 * 3 * 2);  // + wgmma (mma1) variants: w8 and w12
     CHECK(space.kept.size() >= 10);
     for (const auto& p : space.pruned) CHECK_MESSAGE(!p.reason.empty(), p.variant.name());
     std::set<int> heads;
