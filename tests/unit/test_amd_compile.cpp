@@ -109,6 +109,10 @@ void check_outcome(const ArchOutcome& o) {
   int total = 0, compiled = 0, spilled = 0, max_vgprs = 0, max_lds = 0, min_waves = 8;
   for (std::size_t b = 0; b < o.batches.size(); ++b) {
     CAPTURE(o.batches[b].label);
+    const int batch_compiled = static_cast<int>(std::count_if(
+        o.results[b].begin(), o.results[b].end(), [](const CompiledVariant& cv) { return cv.ok(); }));
+    MESSAGE(fmt::format("{} {}: {} of {} compiled", o.arch, o.batches[b].label, batch_compiled,
+                        o.results[b].size()));
     REQUIRE_FALSE(o.batches[b].variants.empty());
     REQUIRE(o.results[b].size() == o.batches[b].variants.size());
     for (const CompiledVariant& cv : o.results[b]) {
