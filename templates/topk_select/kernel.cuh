@@ -17,17 +17,23 @@
 // from those splits*k candidates, which must contain it (the composite order is total).
 //
 // Knobs: T threads per block, I items each thread loads per batch (loads in flight), R radix
-// bits per pass, W warp size. No inline PTX; the two vendor intrinsics are behind macros.
+// bits per pass, W warp size (32 NVIDIA, 64 CDNA). No inline PTX; the two vendor intrinsics are
+// behind macros (common/gpu_compat.h).
 #pragma once
 
+#include "common/gpu_compat.h"
 #include "topk_select/params.h"
 
-#if defined(__HIPCC__)
-#define NSA_TOPK_SHFL_UP(v, d) __shfl_up((v), (d))
-#define NSA_TOPK_LOAD_COHERENT(ptr) __atomic_load_n((ptr), __ATOMIC_RELAXED)
+// W lanes shuffle together: the whole warp (32, NVIDIA) or wavefront (64, CDNA).
+#define NSA_TOPK_SHFL_UP(v, d) NSA_SHFL_UP(v, d)
+#define NSA_TOPK_LOAD_COHERENT(ptr) NSA_LOAD_COHERENT(ptr)
+
+// The block-wide steps. AMDGPU gives an out-of-line call a stack frame in scratch memory (the
+// object and its by-reference arguments live there), so on CDNA they are always inlined.
+#if defined(NSA_GPU_HIP)
+#define NSA_TOPK_BLOCK_FN __device__ __forceinline__
 #else
-#define NSA_TOPK_SHFL_UP(v, d) __shfl_up_sync(0xffffffffu, (v), (d))
-#define NSA_TOPK_LOAD_COHERENT(ptr) __ldcg(ptr)
+#define NSA_TOPK_BLOCK_FN __device__
 #endif
 
 namespace nsa_topk {
@@ -112,7 +118,7 @@ struct BlockSelect {
   int* warp_sums;  // [T / W]
   int cand_capacity;
 
-  __device__ int inclusive_scan(int v) {
+  NSA_TOPK_BLOCK_FN int inclusive_scan(int v) {
     const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
     constexpr int kWarps = T / W;
 #pragma unroll
@@ -142,7 +148,7 @@ struct BlockSelect {
   }
 
   template <class Src>
-  __device__ void histogram(const Src& src, int shift, int bits) {
+  NSA_TOPK_BLOCK_FN void histogram(const Src& src, int shift, int bits) {
     for (int i = (int)threadIdx.x; i < (1 << bits); i += T) hist[i] = 0u;
     __syncthreads();
     const u64 mask = st->mask, prefix = st->prefix;
@@ -155,7 +161,7 @@ struct BlockSelect {
 
   // Finds the digit whose bucket holds the need-th largest matching element (scanning the
   // buckets from the top) and fixes it in prefix.
-  __device__ void narrow(int shift, int bits) {
+  NSA_TOPK_BLOCK_FN void narrow(int shift, int bits) {
     const int buckets = 1 << bits;
     const int need = st->need;
     const int per = (buckets + T - 1) / T;
@@ -184,7 +190,7 @@ struct BlockSelect {
 
   // Emits everything above the threshold bucket, copies the bucket into cand.
   template <class Src>
-  __device__ void compact(const Src& src) {
+  NSA_TOPK_BLOCK_FN void compact(const Src& src) {
     const u64 mask = st->mask, prefix = st->prefix;
     for_each<T, I>(src, [&](u64 c) {
       const u64 m = c & mask;
@@ -197,7 +203,7 @@ struct BlockSelect {
   }
 
   template <class Src>
-  __device__ void emit_selected(const Src& src) {
+  NSA_TOPK_BLOCK_FN void emit_selected(const Src& src) {
     const u64 mask = st->mask, prefix = st->prefix;
     for_each<T, I>(src, [&](u64 c) {
       if ((c & mask) >= prefix) emit(c);
@@ -207,7 +213,7 @@ struct BlockSelect {
   // Writes the top min(k, valid) composites of src into sel[0, st->selected).
   // `valid` = number of non-empty entries in src, or any value > k when it is known to be > k.
   template <class Src>
-  __device__ void select(const Src& src, int valid, int k) {
+  NSA_TOPK_BLOCK_FN void select(const Src& src, int valid, int k) {
     if (threadIdx.x == 0) {
       st->prefix = 0ull;
       st->mask = 0ull;
@@ -252,7 +258,7 @@ struct BlockSelect {
   }
 
   // Descending bitonic sort of sel[0, count), padded with empty (0) entries to a power of 2.
-  __device__ void sort_selected(int count) {
+  NSA_TOPK_BLOCK_FN void sort_selected(int count) {
     int size = 1;
     while (size < count) size <<= 1;
     for (int i = count + (int)threadIdx.x; i < size; i += T) sel[i] = 0ull;
@@ -274,7 +280,7 @@ struct BlockSelect {
     }
   }
 
-  __device__ void write_row(const nsa_topk_params& p, int row) {
+  NSA_TOPK_BLOCK_FN void write_row(const nsa_topk_params& p, int row) {
     const int count = st->selected;
     if (p.sorted) sort_selected(count);
     int* out = p.indices + (long long)row * p.out_row_stride;
@@ -286,6 +292,10 @@ template <int T, int I, int R, int W>
 __device__ __forceinline__ void topk_select(const nsa_topk_params& p) {
   static_assert(T % W == 0 && T / W <= 32, "block must hold at most 32 warps");
   static_assert(R >= 4 && R <= 12, "radix bits out of range");
+#if defined(NSA_GPU_HIP) && defined(__AMDGCN_WAVEFRONT_SIZE)
+  // The scans shuffle across all W lanes: W must be the hardware wavefront.
+  static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");
+#endif
   extern __shared__ unsigned long long nsa_topk_smem[];
   __shared__ SelectState state;
   __shared__ int warp_sums[T / W];
