@@ -32,7 +32,9 @@ std::size_t histogram_bytes(const Variant& v) {
 std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
   std::size_t limit = device.shared_memory_per_block_optin;
   if (limit == 0) limit = static_cast<std::size_t>(v.target.max_shared_bytes);
-  const std::size_t budget = std::min(limit, kSharedBudget);
+  std::size_t budget = std::min(limit, kSharedBudget);
+  // On AMD the kernel's static LDS (<= 104 B) shares the 64 KB with the dynamic part.
+  if (v.target.vendor == Vendor::amd) budget -= 256;
   if (budget < topk_select_min_shared_bytes(v))
     fail(ErrorCode::invalid_argument, "planning a topk_select launch", kWhere,
          fmt::format("device {} offers {} B of shared memory per block; {} needs {} B", device.name, limit,
