@@ -42,9 +42,10 @@ std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
   return budget;
 }
 
-// Split rows until about kSplitFill blocks per SM are in flight: one block per row leaves the
-// memory system idle at B = 128 on 132 SMs (measured: 0.137 ms at L 131072, 491 GB/s).
-constexpr int kSplitFill = 4;
+// Blocks per row are capped at kSplitFill x SMs / B. Tried 4 (more blocks in flight at
+// B = 128): measured slower on the H200 (B 64, L 131072: 0.057 -> 0.097 ms; the last block's
+// merge over splits x k candidates grows), so one block per SM it is (docs/perf-log.md).
+constexpr int kSplitFill = 1;
 
 std::size_t counter_bytes(const DeviceInfo& device) {
   const std::size_t bytes = sizeof(unsigned) * kSplitFill * static_cast<std::size_t>(std::max(device.multiprocessors, 1));

@@ -111,15 +111,14 @@ TEST_CASE("topk_plan_splits_long_rows_when_the_batch_leaves_sms_idle") {
     return plan_topk_select(variant(16), dev, problem(batch, length, k), ws.data(), ws_bytes);
   };
   CHECK(plan(1, 262144, 2048).params.splits == 16);  // capped by s
-  CHECK(plan(16, 131072, 2048).params.splits == 16);  // 4 x 132 SMs / 16 rows, capped by L / 4k
-  CHECK(plan(64, 131072, 2048).params.splits == 8);   // 4 x 132 / 64
-  CHECK(plan(128, 131072, 2048).params.splits == 4);  // one block per row would leave bandwidth idle
-  CHECK(plan(600, 131072, 2048).params.splits == 1);  // the batch alone fills 4 blocks per SM
+  CHECK(plan(16, 131072, 2048).params.splits == 8);  // 132 SMs / 16 rows
+  CHECK(plan(64, 131072, 2048).params.splits == 2);
+  CHECK(plan(128, 131072, 2048).params.splits == 1);  // the batch fills the SMs
   CHECK(plan(1, 8192, 2048).params.splits == 1);      // slices would hold < 4k
   CHECK(plan(1, 32768, 2048).params.splits == 4);
   const TopkSelectLaunch l = plan(16, 131072, 2048);
-  CHECK(l.grid.x == 16 * 16);
-  CHECK(l.params.slice == 131072 / 16);
+  CHECK(l.grid.x == 16 * 8);
+  CHECK(l.params.slice == 131072 / 8);
   CHECK(l.workspace_bytes <= ws_bytes);
   CHECK(reinterpret_cast<void*>(l.params.row_counters) == ws.data());
   CHECK(l.params.slice_workspace != nullptr);
@@ -136,7 +135,7 @@ TEST_CASE("topk_workspace_bound_covers_every_valid_problem") {
             plan_topk_select(variant(16), dev, problem(batch, length, k), ws.data(), bound);
         CHECK(l.workspace_bytes <= bound);
         CHECK(static_cast<long long>(l.params.slice) * l.params.splits >= length);
-        CHECK(l.params.splits * batch <= std::max(batch, 4 * dev.multiprocessors));
+        CHECK(l.params.splits * batch <= std::max(batch, dev.multiprocessors));
       }
   CHECK(topk_select_workspace_bytes(variant(1), dev) == 0);
 }
