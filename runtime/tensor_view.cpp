@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "runtime/error.hpp"
 
 namespace nsajit {
@@ -13,6 +15,17 @@ std::string_view dtype_name(int dtype) noexcept {
     case NSAJIT_DTYPE_INT32: return "int32";
     default: return "unknown dtype";
   }
+}
+
+nsajit_tensor make_tensor(void* data, nsajit_dtype dtype, std::initializer_list<std::int64_t> shape,
+                          std::initializer_list<std::int64_t> strides) {
+  nsajit_tensor t{};
+  t.data = data;
+  t.dtype = dtype;
+  t.ndim = static_cast<int>(shape.size());
+  std::copy(shape.begin(), shape.end(), t.shape);
+  std::copy(strides.begin(), strides.end(), t.strides);
+  return t;
 }
 
 void TensorCheck::fail_with(const std::string& why) const {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 
@@ -29,5 +30,9 @@ struct TensorCheck {
 };
 
 [[nodiscard]] std::string_view dtype_name(int dtype) noexcept;
+
+// A tensor description from a pointer, dtype, shape and strides (elements).
+[[nodiscard]] nsajit_tensor make_tensor(void* data, nsajit_dtype dtype, std::initializer_list<std::int64_t> shape,
+                                        std::initializer_list<std::int64_t> strides);
 
 }  // namespace nsajit

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "runtime/error.hpp"
+#include "runtime/tensor_view.hpp"
 #include "runtime/sparse_mla_runner.hpp"
 #include "templates/bench/bench_random.h"
 
@@ -16,16 +17,6 @@ namespace {
 constexpr std::string_view kWhere = "tuner/bench_sparse_mla";
 constexpr int kDv = 512;
 
-nsajit_tensor tensor(void* data, nsajit_dtype dtype, std::initializer_list<std::int64_t> shape,
-                     std::initializer_list<std::int64_t> strides) {
-  nsajit_tensor t{};
-  t.data = data;
-  t.dtype = dtype;
-  t.ndim = static_cast<int>(shape.size());
-  std::copy(shape.begin(), shape.end(), t.shape);
-  std::copy(strides.begin(), strides.end(), t.strides);
-  return t;
-}
 
 std::size_t bytes_of(long long elements, std::size_t size) {
   return std::max<std::size_t>(16, static_cast<std::size_t>(elements) * size);
@@ -121,12 +112,12 @@ SparseMlaBenchInputs::SparseMlaBenchInputs(BenchKernels& kernels, const BenchSha
 
   for (int set = 0; set < index_sets; ++set) {
     nsajit_sparse_mla_args a{};
-    a.q = tensor(q_.get(), NSAJIT_DTYPE_BF16, {S, H, D}, {H * D, D, 1});
-    a.kv = tensor(kv_.get(), NSAJIT_DTYPE_BF16, {KV, 1, D}, {D, D, 1});
-    a.indices = tensor(const_cast<int*>(indices(set)), NSAJIT_DTYPE_INT32, {S, 1, K}, {K, K, 1});
-    a.out = tensor(out_.get(), NSAJIT_DTYPE_BF16, {S, H, kDv}, {H * kDv, kDv, 1});
-    a.max_logits = tensor(max_logits_.get(), NSAJIT_DTYPE_FP32, {S, H}, {H, 1});
-    a.lse = tensor(lse_.get(), NSAJIT_DTYPE_FP32, {S, H}, {H, 1});
+    a.q = make_tensor(q_.get(), NSAJIT_DTYPE_BF16, {S, H, D}, {H * D, D, 1});
+    a.kv = make_tensor(kv_.get(), NSAJIT_DTYPE_BF16, {KV, 1, D}, {D, D, 1});
+    a.indices = make_tensor(const_cast<int*>(indices(set)), NSAJIT_DTYPE_INT32, {S, 1, K}, {K, K, 1});
+    a.out = make_tensor(out_.get(), NSAJIT_DTYPE_BF16, {S, H, kDv}, {H * kDv, kDv, 1});
+    a.max_logits = make_tensor(max_logits_.get(), NSAJIT_DTYPE_FP32, {S, H}, {H, 1});
+    a.lse = make_tensor(lse_.get(), NSAJIT_DTYPE_FP32, {S, H}, {H, 1});
     a.sm_scale = 1.0f / std::sqrt(static_cast<float>(D));
     a.d_v = kDv;
     problems_.push_back(validate_sparse_mla(a));

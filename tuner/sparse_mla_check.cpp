@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "runtime/error.hpp"
+#include "runtime/tensor_view.hpp"
 #include "runtime/sparse_mla_launch.hpp"
 #include "runtime/sparse_mla_runner.hpp"
 #include "tests/reference/bf16_host.hpp"
@@ -29,16 +30,6 @@ struct SparseMlaFixture::Impl {
 
 namespace {
 
-nsajit_tensor tensor(void* data, nsajit_dtype dtype, std::initializer_list<std::int64_t> shape,
-                     std::initializer_list<std::int64_t> strides) {
-  nsajit_tensor t{};
-  t.data = data;
-  t.dtype = dtype;
-  t.ndim = static_cast<int>(shape.size());
-  std::copy(shape.begin(), shape.end(), t.shape);
-  std::copy(strides.begin(), strides.end(), t.strides);
-  return t;
-}
 
 template <class T>
 DeviceMemory upload(Device& d, const std::vector<T>& host) {
@@ -126,22 +117,22 @@ SparseMlaFixture::SparseMlaFixture(Device& device, const SparseMlaCase& c, std::
   const std::int64_t qs = c.shared_q_rows ? 0 : H * D;
   auto& a = m.args;
   if (c.batch > 1) {
-    a.q = tensor(m.q.get(), NSAJIT_DTYPE_BF16, {B, S, H, D}, {S * qs, qs, D, 1});
-    a.indices = tensor(m.idx.get(), NSAJIT_DTYPE_INT32, {B, S, 1, K}, {S * K, K, K, 1});
-    a.out = tensor(m.out.get(), NSAJIT_DTYPE_BF16, {B, S, H, 512}, {S * H * 512, H * 512, 512, 1});
-    a.max_logits = tensor(m.ml.get(), NSAJIT_DTYPE_FP32, {B, S, H}, {S * H, H, 1});
-    a.lse = tensor(m.lse.get(), NSAJIT_DTYPE_FP32, {B, S, H}, {S * H, H, 1});
-    if (c.with_lengths) a.topk_length = tensor(m.len.get(), NSAJIT_DTYPE_INT32, {B, S}, {S, 1});
+    a.q = make_tensor(m.q.get(), NSAJIT_DTYPE_BF16, {B, S, H, D}, {S * qs, qs, D, 1});
+    a.indices = make_tensor(m.idx.get(), NSAJIT_DTYPE_INT32, {B, S, 1, K}, {S * K, K, K, 1});
+    a.out = make_tensor(m.out.get(), NSAJIT_DTYPE_BF16, {B, S, H, 512}, {S * H * 512, H * 512, 512, 1});
+    a.max_logits = make_tensor(m.ml.get(), NSAJIT_DTYPE_FP32, {B, S, H}, {S * H, H, 1});
+    a.lse = make_tensor(m.lse.get(), NSAJIT_DTYPE_FP32, {B, S, H}, {S * H, H, 1});
+    if (c.with_lengths) a.topk_length = make_tensor(m.len.get(), NSAJIT_DTYPE_INT32, {B, S}, {S, 1});
   } else {
-    a.q = tensor(m.q.get(), NSAJIT_DTYPE_BF16, {S, H, D}, {qs, D, 1});
-    a.indices = tensor(m.idx.get(), NSAJIT_DTYPE_INT32, {S, 1, K}, {K, K, 1});
-    a.out = tensor(m.out.get(), NSAJIT_DTYPE_BF16, {S, H, 512}, {H * 512, 512, 1});
-    a.max_logits = tensor(m.ml.get(), NSAJIT_DTYPE_FP32, {S, H}, {H, 1});
-    a.lse = tensor(m.lse.get(), NSAJIT_DTYPE_FP32, {S, H}, {H, 1});
-    if (c.with_lengths) a.topk_length = tensor(m.len.get(), NSAJIT_DTYPE_INT32, {S}, {1});
+    a.q = make_tensor(m.q.get(), NSAJIT_DTYPE_BF16, {S, H, D}, {qs, D, 1});
+    a.indices = make_tensor(m.idx.get(), NSAJIT_DTYPE_INT32, {S, 1, K}, {K, K, 1});
+    a.out = make_tensor(m.out.get(), NSAJIT_DTYPE_BF16, {S, H, 512}, {H * 512, 512, 1});
+    a.max_logits = make_tensor(m.ml.get(), NSAJIT_DTYPE_FP32, {S, H}, {H, 1});
+    a.lse = make_tensor(m.lse.get(), NSAJIT_DTYPE_FP32, {S, H}, {H, 1});
+    if (c.with_lengths) a.topk_length = make_tensor(m.len.get(), NSAJIT_DTYPE_INT32, {S}, {1});
   }
-  a.kv = tensor(m.kv.get(), NSAJIT_DTYPE_BF16, {c.s_kv, 1, D}, {D + c.kv_pad, D + c.kv_pad, 1});
-  if (c.with_sink) a.attn_sink = tensor(m.sink.get(), NSAJIT_DTYPE_FP32, {H}, {1});
+  a.kv = make_tensor(m.kv.get(), NSAJIT_DTYPE_BF16, {c.s_kv, 1, D}, {D + c.kv_pad, D + c.kv_pad, 1});
+  if (c.with_sink) a.attn_sink = make_tensor(m.sink.get(), NSAJIT_DTYPE_FP32, {H}, {1});
   a.sm_scale = P.sm_scale;
   a.d_v = 512;
   a.flags = c.natural_log ? NSAJIT_LSE_NATURAL_LOG : 0u;

@@ -16,6 +16,7 @@
 #include "tuner/bench_sparse_mla.hpp"
 #include "tuner/compile_pool.hpp"
 #include "tuner/sparse_mla_check.hpp"
+#include "tuner/tune_candidates.hpp"
 
 namespace nsajit {
 
@@ -31,32 +32,8 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
   const auto space = family.space(target, geometry);
 
   // 1. compile (binaries already in the cache are reused)
-  struct Candidate {
-    Variant variant;
-    RenderedSource rendered;
-    std::string key;
-    std::vector<std::uint8_t> binary;
-    std::unique_ptr<LoadedVariant> loaded;
-  };
-  std::vector<Candidate> candidates;
-  std::vector<Variant> to_compile;
-  for (const auto& v : space.kept) {
-    Candidate c{v, family.render(v), "", {}, nullptr};
-    c.key = binary_key(make_compile_request(v, c.rendered), compiler);
-    if (auto cached = events.cached_binary(c.key)) c.binary = std::move(*cached);
-    else to_compile.push_back(v);
-    candidates.push_back(std::move(c));
-  }
-  events.begin(fmt::format("topk {}: compile", topk), to_compile.size());
-  auto compiled = compile_variants(compiler, to_compile, o.jobs,
-                                   [&](const CompiledVariant& cv, std::size_t, std::size_t) { events.step(cv.variant.name()); });
-  for (auto& cv : compiled) {
-    for (auto& c : candidates)
-      if (c.variant.name() == cv.variant.name()) {
-        if (cv.ok()) c.binary = std::move(cv.result->binary);
-        else result.candidates.push_back({c.variant.name(), 0, "compile_failed", -1, cv.error.substr(0, 2000)});
-      }
-  }
+  std::vector<TuneCandidate> candidates =
+      prepare_candidates(compiler, space.kept, o.jobs, fmt::format("topk {}: compile", topk), events, result.candidates);
 
   // 2. verify each against the CPU reference on fresh random data (h_q 24: partial head blocks)
   const int verify_h_q = 24;
@@ -90,14 +67,14 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
   BenchKernels kernels(device, compiler);
   std::map<int, std::pair<std::string, double>> best;
   for (int h_q : o.h_qs) {
-    std::vector<Candidate*> timed;
+    std::vector<TuneCandidate*> timed;
     for (auto& c : candidates)
       if (c.loaded && c.variant.get("bh") <= std::max(16, h_q)) timed.push_back(&c);
     events.begin(fmt::format("topk {}: time h_q {}", topk, h_q), timed.size());
     const BenchShape shape{o.s_q, h_q, topk, o.s_kv, o.d_qk};
     SparseMlaBenchInputs inputs(kernels, shape, 2, rd(), stream->native());
     TimingOptions timing{o.warmup, o.reps, {}};
-    for (Candidate* c : timed) {
+    for (TuneCandidate* c : timed) {
       try {
         const int splits = dispatcher_splits(c->variant, shape, device.info().multiprocessors);
         const TimingStats t = time_sparse_mla(*c->loaded, inputs, splits, timing, stream->native());
@@ -115,7 +92,7 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
   std::set<std::string> named;
   for (const auto& [h_q, b] : best) {
     if (b.first.empty()) continue;
-    const auto& c = *std::find_if(candidates.begin(), candidates.end(), [&](const Candidate& x) { return x.variant.name() == b.first; });
+    const auto& c = *std::find_if(candidates.begin(), candidates.end(), [&](const TuneCandidate& x) { return x.variant.name() == b.first; });
     result.rule.entries.push_back({h_q, b.first, c.key, b.second});
     if (named.insert(b.first).second)
       result.binaries.push_back({c.key, b.first, target.arch, compiler.version(), c.binary});

@@ -14,6 +14,7 @@
 #include "tuner/compile_pool.hpp"
 #include "tuner/timing.hpp"
 #include "tuner/topk_select_check.hpp"
+#include "tuner/tune_candidates.hpp"
 
 namespace nsajit {
 
@@ -64,32 +65,8 @@ TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, cons
   const auto& family = kernel_family(Family::topk_select);
   const auto space = family.space(target, Geometry{0, 0});
 
-  struct Candidate {
-    Variant variant;
-    RenderedSource rendered;
-    std::string key;
-    std::vector<std::uint8_t> binary;
-    std::unique_ptr<LoadedVariant> loaded;
-    double score = 0;  // sum of log(ms) over the batches
-  };
-  std::vector<Candidate> candidates;
-  std::vector<Variant> to_compile;
-  for (const auto& v : space.kept) {
-    Candidate c{v, family.render(v), "", {}, nullptr, 0};
-    c.key = binary_key(make_compile_request(v, c.rendered), compiler);
-    if (auto cached = events.cached_binary(c.key)) c.binary = std::move(*cached);
-    else to_compile.push_back(v);
-    candidates.push_back(std::move(c));
-  }
-  events.begin(fmt::format("k {}: compile", k), to_compile.size());
-  auto compiled = compile_variants(compiler, to_compile, o.jobs,
-                                   [&](const CompiledVariant& cv, std::size_t, std::size_t) { events.step(cv.variant.name()); });
-  for (auto& cv : compiled)
-    for (auto& c : candidates)
-      if (c.variant.name() == cv.variant.name()) {
-        if (cv.ok()) c.binary = std::move(cv.result->binary);
-        else result.candidates.push_back({c.variant.name(), 0, "compile_failed", -1, cv.error.substr(0, 2000)});
-      }
+  std::vector<TuneCandidate> candidates =
+      prepare_candidates(compiler, space.kept, o.jobs, fmt::format("k {}: compile", k), events, result.candidates);
 
   // Exact check: ties and mixed lengths at this k, on a row long enough to need several passes.
   std::random_device rd;
@@ -140,7 +117,7 @@ TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, cons
       events.step(c.variant.name());
     }
   }
-  const Candidate* best = nullptr;
+  const TuneCandidate* best = nullptr;
   for (const auto& c : candidates)
     if (c.loaded && (best == nullptr || c.score < best->score)) best = &c;
   if (best == nullptr)

@@ -6,6 +6,7 @@
 #include "runtime/dispatcher.hpp"
 #include "runtime/error.hpp"
 #include "tools/nsa-tune/commands.hpp"
+#include "tools/nsa-tune/target_option.hpp"
 #include "tuner/bench_sparse_mla.hpp"
 #include "tuner/sparse_mla_check.hpp"
 #include "runtime/sparse_mla_runner.hpp"
@@ -92,10 +93,7 @@ void run_bench_sparse_mla(const BenchCliOptions& o, const GlobalOptions& g) {
   dopt.cache_path = g.cache_path;
   Dispatcher dispatcher(dopt);
   Device& device = dispatcher.device();
-  const Compiler* compiler = backend_for_arch(device.info().arch).compiler_for(device.info().arch);
-  if (compiler == nullptr)
-    fail(ErrorCode::unavailable, "building the bench kernels", "nsa-tune bench",
-         backend_for_arch(device.info().arch).compiler_unavailable_reason());
+  const Compiler* compiler = &require_compiler(device.info().arch, "building the bench kernels");
   std::vector<BenchShape> shapes;
   if (o.topks.empty() && o.h_qs.empty() && o.s_qs.empty() && o.s_kvs.empty()) {
     shapes = standard_bench_shapes();

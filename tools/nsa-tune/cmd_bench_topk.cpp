@@ -9,6 +9,7 @@
 #include "runtime/dispatcher.hpp"
 #include "runtime/error.hpp"
 #include "tools/nsa-tune/commands.hpp"
+#include "tools/nsa-tune/target_option.hpp"
 #include "tools/nsa-tune/json.hpp"
 #include "tuner/bench_kernels.hpp"
 #include "tuner/timing.hpp"
@@ -47,10 +48,7 @@ void run_bench_topk(const std::vector<int>& ks, int ordinal, bool json) {
   dopt.device_ordinal = ordinal;
   Dispatcher dispatcher(dopt);
   Device& device = dispatcher.device();
-  const Compiler* compiler = backend_for_arch(device.info().arch).compiler_for(device.info().arch);
-  if (compiler == nullptr)
-    fail(ErrorCode::unavailable, "building the bench kernels", "nsa-tune bench",
-         backend_for_arch(device.info().arch).compiler_unavailable_reason());
+  const Compiler* compiler = &require_compiler(device.info().arch, "building the bench kernels");
   BenchKernels kernels(device, *compiler);
   auto stream = device.create_stream();
   const double ceiling = measure_read_ceiling(device, kernels, stream->native());

@@ -39,10 +39,7 @@ int run_compile(const CompileOptions& o, const GlobalOptions& g) {
   } else {
     variants = {o.variant.empty() ? family.default_variant(target, geometry_for(f, o.d_qk)) : variant_from_name(o.variant)};
   }
-  const Compiler* compiler = backend_for_arch(target.arch).compiler_for(target.arch);
-  if (compiler == nullptr)
-    fail(ErrorCode::unavailable, "compiling for " + target.arch, "nsa-tune compile",
-         backend_for_arch(target.arch).compiler_unavailable_reason());
+  const Compiler* compiler = &require_compiler(target.arch, "compiling for " + target.arch);
   if (!g.json)
     fmt::print(stderr, "compiling {} variant(s) of {} for {} with {} {}\n", variants.size(), o.family, target.arch,
                compiler->name(), compiler->version());

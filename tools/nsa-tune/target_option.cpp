@@ -17,6 +17,13 @@ Target resolve_target(const std::string& arch) {
                    cuda_backend().devices_unavailable_reason(), hip_backend().devices_unavailable_reason()));
 }
 
+const Compiler& require_compiler(const std::string& arch, const std::string& what) {
+  Backend& backend = backend_for_arch(arch);
+  const Compiler* compiler = backend.compiler_for(arch);
+  if (compiler == nullptr) fail(ErrorCode::unavailable, what, "nsa-tune", backend.compiler_unavailable_reason());
+  return *compiler;
+}
+
 Geometry geometry_for(Family family, int d_qk) {
   if (family == Family::topk_select) return Geometry{0, 0};
   return Geometry{d_qk, 512};

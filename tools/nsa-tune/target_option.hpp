@@ -12,4 +12,7 @@ namespace nsajit::cli {
 [[nodiscard]] Target resolve_target(const std::string& arch);
 [[nodiscard]] Geometry geometry_for(Family family, int d_qk);
 
+// The compiler for `arch`, or Error(unavailable) naming `what` and the backend's reason.
+[[nodiscard]] const Compiler& require_compiler(const std::string& arch, const std::string& what);
+
 }  // namespace nsajit::cli
