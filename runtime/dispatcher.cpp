@@ -80,6 +80,15 @@ std::vector<std::string> Dispatcher::notices() const {
   return notices_;
 }
 
+void Dispatcher::ensure_current() {
+  // Setting the context costs a driver call; a thread that stays with one dispatcher pays
+  // it once. (A thread switching between dispatchers of different GPUs sets it again.)
+  thread_local const Dispatcher* current_on_this_thread = nullptr;
+  if (current_on_this_thread == this) return;
+  device_->make_current();
+  current_on_this_thread = this;
+}
+
 void Dispatcher::say_once(const std::string& message) {
   if (!said_.insert(message).second) return;
   notices_.push_back(message);
@@ -217,7 +226,7 @@ void* Dispatcher::split_workspace(std::size_t bytes) {
 void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream) {
   const SparseMlaProblem problem = validate_sparse_mla(args);
   std::lock_guard lock(mutex_);
-  device_->make_current();
+  ensure_current();
   const Resolved& r = resolve(Family::sparse_mla_fwd, Geometry{problem.d_qk, 512}, problem.params.topk);
   bool exact = false;
   const RuleEntry& entry = r.rule.for_h_q(problem.params.h_q, exact);
@@ -237,7 +246,7 @@ void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream
 
 LoadedVariant& Dispatcher::sparse_mla_variant_for(int d_qk, int topk, int h_q, std::string* splits_rule) {
   std::lock_guard lock(mutex_);
-  device_->make_current();
+  ensure_current();
   const Resolved& r = resolve(Family::sparse_mla_fwd, Geometry{d_qk, 512}, topk);
   bool exact = false;
   const RuleEntry& entry = r.rule.for_h_q(h_q, exact);
@@ -247,7 +256,7 @@ LoadedVariant& Dispatcher::sparse_mla_variant_for(int d_qk, int topk, int h_q, s
 
 LoadedVariant& Dispatcher::topk_select_variant_for(int k) {
   std::lock_guard lock(mutex_);
-  device_->make_current();
+  ensure_current();
   const Resolved& r = resolve(Family::topk_select, Geometry{0, 0}, k);
   return *r.loaded.front();
 }
@@ -281,7 +290,7 @@ static TopkSelectProblem validate_topk_args(const nsajit_topk_args& a) {
 void Dispatcher::topk_select(const nsajit_topk_args& args, void* stream) {
   const TopkSelectProblem problem = validate_topk_args(args);
   std::lock_guard lock(mutex_);
-  device_->make_current();
+  ensure_current();
   const Resolved& r = resolve(Family::topk_select, Geometry{0, 0}, problem.k);
   bool exact = false;
   LoadedVariant& lv = *r.loaded[static_cast<std::size_t>(&r.rule.for_h_q(0, exact) - r.rule.entries.data())];

@@ -62,6 +62,7 @@ class Dispatcher {
   LoadedVariant& load(const Variant& variant, const std::string& binary_key);
   void* split_workspace(std::size_t bytes);
   void say_once(const std::string& message);
+  void ensure_current();
 
   DispatcherOptions options_;
   Backend* backend_ = nullptr;
