@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -44,6 +45,8 @@ Backend& pick_backend(const std::string& name) {
 }  // namespace
 
 Dispatcher::Dispatcher(const DispatcherOptions& options) : options_(options) {
+  static std::atomic<std::uint64_t> next_id{1};
+  id_ = next_id++;
   backend_ = &pick_backend(options.backend);
   if (options.device_ordinal < 0 || options.device_ordinal >= backend_->device_count())
     fail(ErrorCode::invalid_argument, "opening a device", std::string(kWhere),
@@ -83,10 +86,10 @@ std::vector<std::string> Dispatcher::notices() const {
 void Dispatcher::ensure_current() {
   // Setting the context costs a driver call; a thread that stays with one dispatcher pays
   // it once. (A thread switching between dispatchers of different GPUs sets it again.)
-  thread_local const Dispatcher* current_on_this_thread = nullptr;
-  if (current_on_this_thread == this) return;
+  thread_local std::uint64_t current_on_this_thread = 0;  // the id of the dispatcher last made current
+  if (current_on_this_thread == id_) return;
   device_->make_current();
-  current_on_this_thread = this;
+  current_on_this_thread = id_;
 }
 
 void Dispatcher::say_once(const std::string& message) {

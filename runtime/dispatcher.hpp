@@ -65,6 +65,7 @@ class Dispatcher {
   void ensure_current();
 
   DispatcherOptions options_;
+  std::uint64_t id_ = 0;  // unique per dispatcher in this process (never reused)
   Backend* backend_ = nullptr;
   std::unique_ptr<Device> device_;
   Target target_;
