@@ -149,7 +149,8 @@ TEST_CASE("a_kernel_that_spills_reports_spills_and_scratch") {
     MESSAGE("clang++-19 not found, skipped");
     return;
   }
-  const AmdgpuKernelMetadata& k = kernel(read_amdgpu_code_object(binary), "spill_demo");
+  const AmdgpuCodeObject object = read_amdgpu_code_object(binary);
+  const AmdgpuKernelMetadata& k = kernel(object, "spill_demo");
   CHECK(k.vgpr_count <= 128);  // the launch bound's cap
   CHECK(k.vgpr_spill_count > 0);
   CHECK(k.private_segment_fixed_size >= 4 * k.vgpr_spill_count);
