@@ -39,6 +39,23 @@ if want tune; then
   step "tune topk_select 2048" tune-topk.log $B/nsa-tune tune --family topk_select --topk 2048
   step "dispatcher overhead" overhead.log $B/nsa-tune bench --overhead --topk 2048 --h-q 16
 fi
+if want sq; then  # is a winner tuned at one s_q within 10 % of the best at the others? (issue 6)
+  for sq in 1024 16384; do
+    step "tune at s_q $sq" tune-sq$sq.log $B/nsa-tune --cache "$OUT/sq$sq.sqlite" tune --topk 2048 --s-q $sq
+  done
+fi
+if want multi; then  # issue 9: tune a topk list on 1 GPU and on all, then 8 rank processes
+  step "tune 4 topk on GPU 0" tune-1gpu.log $B/nsa-tune --cache "$OUT/one.sqlite" tune --topk 512,1024,2048,4096 --devices 0
+  step "tune 4 topk on all GPUs" tune-allgpu.log $B/nsa-tune --cache "$OUT/all.sqlite" tune --topk 512,1024,2048,4096 --devices all
+  step "8 rank processes" ranks.log $B/tests/nsajit_gpu_tests -tc='eight_rank*'
+fi
+if want ncu; then
+  for v in ${NCU_VARIANTS:-bh16_bt32_w4_st2}; do
+    step "ncu $v" ncu-$v.log timeout 240 ncu --clock-control none --kernel-name regex:"nsa_fwd_sm90a_d576_${v}\$" --launch-skip 2 --launch-count 1 \
+      --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section Occupancy --section SchedulerStats \
+      $B/nsa-tune bench --topk 2048 --s-q 4096 --h-q ${NCU_HQ:-16} --reps 20
+  done
+fi
 if want bench; then
   step "bench sparse_mla_fwd" bench.log timeout 300 $B/nsa-tune bench ${BENCH_ARGS:-}
   step "bench topk_select" bench-topk.log $B/nsa-tune bench --family topk_select
