@@ -49,11 +49,11 @@ if want multi; then  # issue 9: tune a topk list on 1 GPU and on all, then 8 ran
   step "tune 4 topk on all GPUs" tune-allgpu.log $B/nsa-tune --cache "$OUT/all.sqlite" tune --topk 512,1024,2048,4096 --devices all
   step "8 rank processes" ranks.log $B/tests/nsajit_gpu_tests -tc='eight_rank*'
 fi
-if want ncu; then
-  for v in ${NCU_VARIANTS:-bh16_bt32_w4_st2}; do
-    step "ncu $v" ncu-$v.log timeout 240 ncu --clock-control none --kernel-name regex:"nsa_fwd_sm90a_d576_${v}\$" --launch-skip 2 --launch-count 1 \
-      --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis --section Occupancy --section SchedulerStats \
-      $B/nsa-tune bench --topk 2048 --s-q 4096 --h-q ${NCU_HQ:-16} --reps 20
+if want ncu; then  # the dispatched kernel (not the combine) at s_q 4096, per h_q
+  for hq in ${NCU_HQ:-16 128}; do
+    step "ncu h_q $hq" ncu-h$hq.log timeout 240 ncu --clock-control none --kernel-name 'regex:^nsa_fwd_.*_st[0-9](_mma1)?$' \
+      --launch-skip 2 --launch-count 1 --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis \
+      --section Occupancy --section SchedulerStats $B/nsa-tune bench --topk 2048 --s-q 4096 --h-q $hq --reps 20
   done
 fi
 if want bench; then
