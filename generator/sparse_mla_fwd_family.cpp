@@ -35,6 +35,32 @@ std::string nvidia_prune_reason(const Target& t, const Geometry& g, int bh, int 
   return {};
 }
 
+// ---- bulk-gather mma.sync variants: knob "g" = 1, appended last so the v2 (gather 0) variants
+// keep their names. One cp.async.bulk per kv row on a per-stage mbarrier, no barrier at the
+// top of a tile (sm90.cuh). For the gather-bound head counts only, and only with the d-split S
+// (the next tile is issued after the partial-S barrier).
+constexpr int kBulkBlockH[] = {16, 32};
+constexpr int kBulkBlockTopk[] = {32, 64};
+constexpr int kBulkStages[] = {2, 3, 4};
+
+Variant make_bulk_variant(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
+  return Variant{Family::sparse_mla_fwd, t, g, {{"bh", bh}, {"bt", bt}, {"w", w}, {"st", st}, {"g", 1}}};
+}
+
+int gather_knob(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "g") return k.value;
+  return 0;
+}
+
+std::string bulk_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
+  if (std::string why = nvidia_prune_reason(t, g, bh, bt, w, st); !why.empty()) return why;
+  const NsaSparseMlaLayout l = nsa_sparse_mla_layout(g.d_qk, bh, bt, w, st, 1);
+  if (l.ks < 2)
+    return "gather 1: the next tile is issued after the partial-S barrier, so S must be split along d";
+  return {};
+}
+
 // ---- wgmma variants: knob "mma" = 1, appended last so the mma.sync variants keep their
 // names. 64 heads per CTA. w 8: sm90_wgmma.cuh (two math warpgroups, all gather);
 // w 12: sm90_wgmma_ws.cuh (two ping-pong math warpgroups + a producer warpgroup).
@@ -90,6 +116,17 @@ class SparseMlaFwdFamily final : public KernelFamily {
               s.pruned.push_back({std::move(v), std::move(why)});
             }
           }
+    for (int bh : kBulkBlockH)
+      for (int bt : kBulkBlockTopk)
+        for (int w : kWarps)
+          for (int st : kBulkStages) {
+            Variant v = make_bulk_variant(t, g, bh, bt, w, st);
+            if (std::string why = bulk_prune_reason(t, g, bh, bt, w, st); why.empty()) {
+              s.kept.push_back(std::move(v));
+            } else {
+              s.pruned.push_back({std::move(v), std::move(why)});
+            }
+          }
     for (int w : kWgmmaWarps)
       for (int bt : kWgmmaBlockTopk)
         for (int st : kWgmmaStages) {
@@ -110,7 +147,13 @@ class SparseMlaFwdFamily final : public KernelFamily {
     if (v.target.vendor == Vendor::amd) return sparse_mla_cdna_render(v);
     const int bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
     if (is_wgmma_variant(v)) return render_wgmma(v, bh, bt, w, st);
-    if (std::string why = nvidia_prune_reason(v.target, v.geometry, bh, bt, w, st); !why.empty())
+    const int gather = gather_knob(v);
+    if (gather != 0 && gather != 1)
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
+           fmt::format("gather knob g{} is not 0 (cp.async) or 1 (bulk copy)", gather));
+    if (std::string why = gather == 1 ? bulk_prune_reason(v.target, v.geometry, bh, bt, w, st)
+                                      : nvidia_prune_reason(v.target, v.geometry, bh, bt, w, st);
+        !why.empty())
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "pruned: " + why);
     const std::string name = v.name();
     RenderedSource r;
@@ -119,13 +162,13 @@ class SparseMlaFwdFamily final : public KernelFamily {
         "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/sm90.cuh\n"
         "#include \"sparse_mla_fwd/sm90.cuh\"\n\n"
         "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {name}(const NsaSparseMlaParams p) {{\n"
-        "  nsajit::sparse_mla_fwd_sm90<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
+        "  nsajit::sparse_mla_fwd_sm90<{d}, {bh}, {bt}, {w}, {st}{g}>(p);\n"
         "}}\n\n"
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_combine(p);\n"
         "}}\n",
         fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh),
-        fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st));
+        fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st), fmt::arg("g", gather == 1 ? ", 1" : ""));
     return r;
   }
 

@@ -23,14 +23,21 @@ struct NsaSparseMlaLayout {
   int ks, cs, kq, sc, nt_p;
   int q_regs;     // 1: Q fragments live in registers (the Q smem region is reused for partial S)
   int rs_stride;  // partial-S row pitch in floats (+8: two wavefronts per float2 warp access)
+  // gather 0: every thread issues 16-byte cp.async (wait_group, a barrier at each tile's top);
+  // gather 1: one thread per kv row issues one cp.async.bulk of the whole row, completing on the
+  // stage's mbarrier, and the next tile is issued after the partial-S barrier, so a tile needs
+  // no barrier of its own at the top. The mbarriers (8 bytes per stage) live in the row-sum
+  // half of the reduction region, which is used only after the loop: same smem_bytes as gather 0.
+  int gather;
   int q_bytes, kv_stage_bytes, p_bytes, idx_bytes, red_bytes, rs_bytes, smem_bytes;
-  int q_off, kv_off, p_off, idx_off, red_off, rs_off;  // byte offsets of the shared-memory regions
-  int acc_registers;                                   // fp32 O-accumulator registers per thread
+  int q_off, kv_off, p_off, idx_off, red_off, rs_off, bar_off;  // byte offsets of the shared-memory regions
+  int acc_registers;                                            // fp32 O-accumulator registers per thread
 };
 
 NSA_HOST_DEVICE constexpr NsaSparseMlaLayout nsa_sparse_mla_layout(int d, int bh, int bt, int warps,
-                                                                   int stages) {
+                                                                   int stages, int gather = 0) {
   NsaSparseMlaLayout l{};
+  l.gather = gather;
   l.d = d;
   l.bh = bh;
   l.bt = bt;
@@ -79,5 +86,6 @@ NSA_HOST_DEVICE constexpr NsaSparseMlaLayout nsa_sparse_mla_layout(int d, int bh
   l.red_off = l.idx_off + l.idx_bytes;
   l.rs_off = l.q_regs ? 0 : l.red_off + l.red_bytes;
   l.smem_bytes = l.red_off + l.red_bytes + (l.q_regs ? 0 : l.rs_bytes);
+  l.bar_off = l.red_off + l.red_bytes / 2;  // 8-aligned: every region above is a multiple of 8 bytes
   return l;
 }

@@ -7,15 +7,38 @@
 #pragma once
 
 #include "common/nv_ptx.cuh"
+#include "common/nv_wgmma.cuh"
 #include "sparse_mla_fwd/layout.h"
 #include "sparse_mla_fwd/params.h"
 
 namespace nsajit {
 
-template <int D, int BH, int BT, int WARPS, int STAGES>
+// ---- bulk-copy gather (gather 1): one cp.async.bulk per kv row, completing on an mbarrier
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(unsigned bar, unsigned bytes) {
+  asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(bar),
+               "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_bulk_g2s(unsigned dst, const void* src, unsigned bytes,
+                                                  unsigned bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+      "l"(src), "r"(bytes), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void fence_mbarrier_init() {
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbarrier_inval(unsigned bar) {
+  asm volatile("mbarrier.inval.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+}
+
+template <int D, int BH, int BT, int WARPS, int STAGES, int G = 0>
 struct SparseMlaSm90 {
-  static constexpr NsaSparseMlaLayout L = nsa_sparse_mla_layout(D, BH, BT, WARPS, STAGES);
+  static constexpr NsaSparseMlaLayout L = nsa_sparse_mla_layout(D, BH, BT, WARPS, STAGES, G);
   static_assert(STAGES >= 2, "the pipeline issues tile i+STAGES-1 before computing tile i");
+  static_assert(G == 0 || (G == 1 && L.ks > 1 && L.wn > 1),
+                "gather 1 issues the next tile after the partial-S barrier, so it needs the d-split S");
   static_assert(BH % 16 == 0 && BT % 16 == 0 && L.cn % 8 == 0 && L.on % 16 == 0, "tile shape");
   static_assert(L.threads >= BT, "one thread per tile row loads the indices");
   static_assert(L.kq * L.ks * 16 == D && L.sc % 8 == 0,
@@ -28,7 +51,8 @@ struct SparseMlaSm90 {
   int* idx_s;
   float* red_max;
   float* red_sum;
-  float* rs_s;  // partial S, [ks][BH][rs_stride] fp32
+  float* rs_s;     // partial S, [ks][BH][rs_stride] fp32
+  unsigned bar_s;  // gather 1: shared address of the per-stage mbarriers
   const int* idx_g;
   int t_begin, t_end, n_tiles;
 
@@ -63,6 +87,25 @@ struct SparseMlaSm90 {
     }
   }
 
+  // gather 1: thread `r` (< BT) copies kv row `row` into row r of stage `stage` with one bulk
+  // copy; an invalid row is zero-filled with ordinary stores (rare: tails, -1 indices). Either
+  // way the thread arrives once on the stage's mbarrier (BT arrivals per phase); the expected
+  // bytes are added before the copy is issued, so the phase cannot complete early.
+  __device__ __forceinline__ void issue_row_bulk(int tile, int stage, int r, int row) const {
+    if (tile >= n_tiles) return;
+    unsigned short* dst = kv_s + stage * BT * L.qk_stride + r * L.qk_stride;
+    const unsigned bar = bar_s + stage * 8;
+    if (row >= 0) {
+      mbarrier_arrive_expect_tx(bar, D * 2);
+      cp_async_bulk_g2s(smem_addr(dst), p.kv + row * p.kv_row_stride, D * 2, bar);
+    } else {
+#pragma unroll
+      for (int c = 0; c < L.chunks; ++c) *reinterpret_cast<uint4*>(dst + c * 8) = make_uint4(0u, 0u, 0u, 0u);
+      fence_proxy_async_smem();  // ordered before a later bulk copy into the same row
+      mbarrier_arrive(bar);      // release: the zeros are visible to every thread that waits
+    }
+  }
+
   __device__ __forceinline__ void run() {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / L.wn, wn = warp - (warp / L.wn) * L.wn;
@@ -93,15 +136,29 @@ struct SparseMlaSm90 {
     cp_async_commit();
 
     // Prologue: indices of tiles 0..STAGES-2 straight to shared memory, then their gathers.
+    if constexpr (G == 1) {
+      if (tid == 0) {
+#pragma unroll
+        for (int j = 0; j < STAGES; ++j) mbarrier_init(bar_s + j * 8, BT);
+        fence_mbarrier_init();
+      }
+    }
     if (tid < BT) {
 #pragma unroll
       for (int j = 0; j < STAGES - 1; ++j) idx_s[j * BT + tid] = load_index(j, tid);
     }
     __syncthreads();
+    if constexpr (G == 1) {
+      if (tid < BT) {
 #pragma unroll
-    for (int j = 0; j < STAGES - 1; ++j) {
-      issue_tile(j, j);
-      cp_async_commit();
+        for (int j = 0; j < STAGES - 1; ++j) issue_row_bulk(j, j, tid, idx_s[j * BT + tid]);
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < STAGES - 1; ++j) {
+        issue_tile(j, j);
+        cp_async_commit();
+      }
     }
     int pending = tid < BT ? load_index(STAGES - 1, tid) : -1;  // one tile ahead, hides latency
 
@@ -111,15 +168,21 @@ struct SparseMlaSm90 {
     const int q_row = wm * L.rm + (lane & 15);
     unsigned qf[L.q_regs ? L.kq : 1][L.mt][4];
     if constexpr (L.q_regs) {
-      // Groups committed: Q, then STAGES-1 tiles; waiting down to STAGES-1 pending = Q landed.
-      cp_async_wait<STAGES - 1>();
+      // Groups committed: Q, then STAGES-1 tiles (gather 0; gather 1: Q only); waiting down to
+      // STAGES-1 pending = Q landed.
+      cp_async_wait<G == 1 ? 0 : STAGES - 1>();
       __syncthreads();
 #pragma unroll
       for (int kk = 0; kk < L.kq; ++kk)
 #pragma unroll
         for (int mt = 0; mt < L.mt; ++mt)
           ldmatrix_x4(qf[kk][mt], q_s + (q_row + mt * 16) * L.q_stride + d0 + kk * 16 + (lane >> 4) * 8);
-      // The loop's first barrier orders these reads before any partial-S write reusing q_s.
+      // The loop's first barrier orders these reads before any partial-S write reusing q_s
+      // (gather 1 has no barrier at the top of a tile: this one).
+      if constexpr (G == 1) __syncthreads();
+    } else if constexpr (G == 1) {
+      cp_async_wait<0>();
+      __syncthreads();
     }
 
     float o[L.mt][L.nt_o][4];
@@ -133,15 +196,21 @@ struct SparseMlaSm90 {
     }
 
     for (int i = 0; i < n_tiles; ++i) {
-      cp_async_wait<STAGES - 2>();
       const int next = i + STAGES - 1;
-      if (tid < BT) idx_s[(next % STAGES) * BT + tid] = pending;
-      __syncthreads();  // tile i landed for everyone; stage (i-1) is free; next tile's indices visible
-      issue_tile(next, next % STAGES);
-      cp_async_commit();
-      if (tid < BT) pending = load_index(next + 1, tid);
-
       const int st = i % STAGES;
+      if constexpr (G == 1) {
+        // Tile i landed (bulk copies and zero rows) for this thread; no barrier: stage (i-1)
+        // is refilled after this tile's partial-S barrier instead.
+        mbarrier_wait_parity(bar_s + st * 8, (i / STAGES) & 1);
+      } else {
+        cp_async_wait<STAGES - 2>();
+        if (tid < BT) idx_s[(next % STAGES) * BT + tid] = pending;
+        __syncthreads();  // tile i landed for everyone; stage (i-1) is free; next tile's indices visible
+        issue_tile(next, next % STAGES);
+        cp_async_commit();
+        if (tid < BT) pending = load_index(next + 1, tid);
+      }
+
       const unsigned short* k_s = kv_s + st * BT * L.qk_stride;
       const int* tile_idx = idx_s + st * BT;
 
@@ -209,6 +278,15 @@ struct SparseMlaSm90 {
           }
         }
         __syncthreads();
+        if constexpr (G == 1) {
+          // Every thread has finished tile i-1 (its P V read stage (i-1) % STAGES and its mask
+          // read that stage's indices): refill it with tile next.
+          if (tid < BT) {
+            idx_s[(next % STAGES) * BT + tid] = pending;
+            issue_row_bulk(next, next % STAGES, tid, pending);
+            pending = load_index(next + 1, tid);
+          }
+        }
 #pragma unroll
         for (int mt = 0; mt < L.mt; ++mt) {
           const int r = wm * L.rm + mt * 16 + (lane >> 2);
@@ -329,6 +407,13 @@ struct SparseMlaSm90 {
       }
     }
     cp_async_wait<0>();  // no copy may land after the block exits
+    if constexpr (G == 1) {
+      // Every bulk copy issued was waited on in the loop. The mbarriers share memory with
+      // red_sum: all waits done, then invalidate, then the row sums may reuse it.
+      __syncthreads();
+      if (tid < STAGES) mbarrier_inval(bar_s + tid * 8);
+      __syncthreads();
+    }
 
     // ---- row sums: quad, then across the wn warps
     float l_tot[L.mt][2];
@@ -406,9 +491,9 @@ struct SparseMlaSm90 {
   }
 };
 
-template <int D, int BH, int BT, int WARPS, int STAGES>
+template <int D, int BH, int BT, int WARPS, int STAGES, int G = 0>
 __device__ __forceinline__ void sparse_mla_fwd_sm90(const NsaSparseMlaParams& p) {
-  using K = SparseMlaSm90<D, BH, BT, WARPS, STAGES>;
+  using K = SparseMlaSm90<D, BH, BT, WARPS, STAGES, G>;
   extern __shared__ __align__(128) unsigned char smem[];
   K k{p};
   k.q_s = reinterpret_cast<unsigned short*>(smem + K::L.q_off);
@@ -418,6 +503,7 @@ __device__ __forceinline__ void sparse_mla_fwd_sm90(const NsaSparseMlaParams& p)
   k.red_max = reinterpret_cast<float*>(smem + K::L.red_off);
   k.red_sum = k.red_max + K::L.wn * BH;
   k.rs_s = reinterpret_cast<float*>(smem + K::L.rs_off);
+  k.bar_s = smem_addr(smem + K::L.bar_off);
   k.run();
 }
 
