@@ -63,10 +63,19 @@ std::string bulk_prune_reason(const Target& t, const Geometry& g, int bh, int bt
 
 // ---- wgmma variants: knob "mma" = 1, appended last so the mma.sync variants keep their
 // names. 64 heads per CTA. w 8: sm90_wgmma.cuh (two math warpgroups, all gather);
-// w 12: sm90_wgmma_ws.cuh (two ping-pong math warpgroups + a producer warpgroup).
+// w 12: sm90_wgmma_ws.cuh (two ping-pong math warpgroups + a producer warpgroup). A w12
+// variant may carry a last knob "ws" = the ping-pong schedule (absent: 1, the v2 kernel;
+// 2: v3 block order, L2 hints, earlier V release, staged output), same layout and launch.
 constexpr int kWgmmaBlockTopk[] = {32, 64, 128};
 constexpr int kWgmmaStages[] = {2, 3};
 constexpr int kWgmmaWarps[] = {8, 12};
+constexpr int kWgmmaWsSchedules[] = {1, 2};
+
+int wgmma_schedule(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "ws") return k.value;
+  return 1;
+}
 
 bool is_wgmma_variant(const Variant& v) {
   for (const auto& k : v.knobs)
@@ -74,12 +83,17 @@ bool is_wgmma_variant(const Variant& v) {
   return false;
 }
 
-Variant make_wgmma_variant(const Target& t, const Geometry& g, int bt, int w, int st) {
-  return Variant{Family::sparse_mla_fwd, t, g, {{"bh", 64}, {"bt", bt}, {"w", w}, {"st", st}, {"mma", 1}}};
+Variant make_wgmma_variant(const Target& t, const Geometry& g, int bt, int w, int st, int ws = 1) {
+  Variant v{Family::sparse_mla_fwd, t, g, {{"bh", 64}, {"bt", bt}, {"w", w}, {"st", st}, {"mma", 1}}};
+  if (ws != 1) v.knobs.push_back({"ws", ws});
+  return v;
 }
 
-std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
+std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st,
+                               int ws = 1) {
   if (!t.has_wgmma) return "wgmma: the target has no warpgroup tensor-core instructions";
+  if (ws != 1 && (w != 12 || ws != 2))
+    return fmt::format("wgmma: schedule ws{} does not exist (w12 has schedules 1 and 2, w8 only 1)", ws);
   if (bh != 64 || (w != 8 && w != 12))
     return "wgmma: the kernel is built for 64 heads and 8 warps (two math warpgroups) or 12 (plus a producer)";
   if (bt != 64) return fmt::format("wgmma: S is one m64n64 tile and P one 128-byte swizzle panel, so bt must be 64, not {}", bt);
@@ -127,11 +141,14 @@ class SparseMlaFwdFamily final : public KernelFamily {
               s.pruned.push_back({std::move(v), std::move(why)});
             }
           }
+    // w8: bt x stages. w12 has exactly two kv buffers (st 2), so its second axis is the schedule.
     for (int w : kWgmmaWarps)
       for (int bt : kWgmmaBlockTopk)
-        for (int st : kWgmmaStages) {
-          Variant v = make_wgmma_variant(t, g, bt, w, st);
-          if (std::string why = wgmma_prune_reason(t, g, 64, bt, w, st); why.empty()) {
+        for (int i = 0; i < 2; ++i) {
+          const int st = w == 12 ? 2 : kWgmmaStages[i];
+          const int ws = w == 12 ? kWgmmaWsSchedules[i] : 1;
+          Variant v = make_wgmma_variant(t, g, bt, w, st, ws);
+          if (std::string why = wgmma_prune_reason(t, g, 64, bt, w, st, ws); why.empty()) {
             s.kept.push_back(std::move(v));
           } else {
             s.pruned.push_back({std::move(v), std::move(why)});
@@ -173,7 +190,8 @@ class SparseMlaFwdFamily final : public KernelFamily {
   }
 
   static RenderedSource render_wgmma(const Variant& v, int bh, int bt, int w, int st) {
-    if (std::string why = wgmma_prune_reason(v.target, v.geometry, bh, bt, w, st); !why.empty())
+    const int ws = wgmma_schedule(v);
+    if (std::string why = wgmma_prune_reason(v.target, v.geometry, bh, bt, w, st, ws); !why.empty())
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "pruned: " + why);
     const std::string name = v.name();
     const char* header = w == 12 ? "sm90_wgmma_ws.cuh" : "sm90_wgmma.cuh";
@@ -185,13 +203,14 @@ class SparseMlaFwdFamily final : public KernelFamily {
         "#include \"sparse_mla_fwd/sm90.cuh\"\n"
         "#include \"sparse_mla_fwd/{header}\"\n\n"
         "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {name}(const NsaSparseMlaParams p) {{\n"
-        "  nsajit::{entry}<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
+        "  nsajit::{entry}<{d}, {bh}, {bt}, {w}, {st}{sched}>(p);\n"
         "}}\n\n"
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_combine(p);\n"
         "}}\n",
         fmt::arg("name", name), fmt::arg("header", header), fmt::arg("entry", entry), fmt::arg("threads", w * 32),
-        fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st));
+        fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st),
+        fmt::arg("sched", ws == 1 ? std::string() : fmt::format(", {}", ws)));
     return r;
   }
 

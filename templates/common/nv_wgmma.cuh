@@ -73,6 +73,34 @@ __device__ __forceinline__ void mbarrier_wait_parity(unsigned bar, unsigned pari
       : "memory");
 }
 
+// ---- L2 cache policies and hinted copies (sm_80+)
+// A policy that marks the lines it touches evict_last (kept over normal lines) / evict_first.
+__device__ __forceinline__ unsigned long long l2_policy_evict_last() {
+  unsigned long long policy;
+  asm("createpolicy.fractional.L2::evict_last.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+__device__ __forceinline__ unsigned long long l2_policy_evict_first() {
+  unsigned long long policy;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  return policy;
+}
+// cp.async.cg of 16 bytes (src_bytes < 16 zero-fills) with an L2 cache policy and a 256-byte
+// L2 prefetch: a gathered kv row is 1152 contiguous bytes, read as 128-byte panels.
+__device__ __forceinline__ void cp_async_16_l2hint(void* smem, const void* gmem, int src_bytes,
+                                                   unsigned long long policy) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, %2, %3;\n" ::"r"(
+                   static_cast<unsigned>(__cvta_generic_to_shared(smem))),
+               "l"(gmem), "r"(src_bytes), "l"(policy)
+               : "memory");
+}
+// 16-byte streaming store (.cs: written once, not re-read by this kernel).
+__device__ __forceinline__ void st_global_cs_16(void* gmem, const uint4& v) {
+  asm volatile("st.global.cs.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(gmem), "r"(v.x), "r"(v.y), "r"(v.z),
+               "r"(v.w)
+               : "memory");
+}
+
 // Per-warpgroup register budget (sm_90a); needs a register cap at kernel entry.
 template <int N>
 __device__ __forceinline__ void setmaxnreg_inc() {

@@ -18,6 +18,16 @@
 //   S accumulator registers (wgmma RS form), the other warpgroup's P from shared memory.
 // - Invalid indices are zero-filled rows whose logits are masked to -inf; the running max
 //   starts at -1e30 (not -inf) so that exp2 of a fully masked tile is 0, never NaN.
+//
+// SCHED 1 is the v2 kernel as measured. SCHED 2 (knob ws2) keeps its arithmetic and changes:
+// - block order: the head blocks of one query row get consecutive linear block ids, so at
+//   h_q 128 both halves of a row run at the same time and the second gather hits L2;
+// - L2 hints: kv rows are gathered evict_last with a 256-byte L2 prefetch (they are re-read by
+//   other rows), Q is read evict_first (read once), so streaming Q / O does not evict the kv;
+// - warpgroup 0 frees the even tile's V columns 0-255 as soon as its P V is done, before it
+//   waits for warpgroup 1's max (the producer refills that half first);
+// - the output goes through shared memory (the Q region, free after the last S) and leaves as
+//   coalesced 16-byte rows instead of 4-byte scattered stores.
 #pragma once
 
 #include "common/nv_ptx.cuh"
@@ -27,19 +37,27 @@
 
 namespace nsajit {
 
-template <int D, int BH, int BT, int WARPS, int STAGES>
+template <int D, int BH, int BT, int WARPS, int STAGES, int SCHED = 1>
 struct SparseMlaSm90WgmmaWs {
   static constexpr NsaSparseMlaWgmmaLayout L = nsa_sparse_mla_wgmma_layout(D, BH, BT, WARPS, STAGES);
   static_assert(BH == 64 && BT == 64, "one m64n64 S tile per warpgroup; P is one swizzle panel");
   static_assert(WARPS == 12, "two math warpgroups and one producer warpgroup");
   static_assert(STAGES == 2, "two kv buffers: the even and the odd tile of a pair");
   static_assert(D % 64 == 0 && L.dv == 512 && D >= L.dv, "d is 512 or 512 + whole 64-column panels");
+  static_assert(SCHED == 1 || SCHED == 2, "schedule 1 (v2) or 2 (v3)");
   static constexpr int kPanels = D / 64;
   static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
   static constexpr int kORegs = 128;     // 64 x 256 fp32 per warpgroup
   static constexpr float kInitMax = -1e30f;
   // Named barriers (0 is __syncthreads), 256 threads = both math warpgroups.
   static constexpr int kBarMax0 = 1, kBarMax1 = 2, kBarP0 = 3, kBarP1 = 4, kBarSum = 5;
+  static constexpr int kBarOut0 = 6;  // + warpgroup: the staged output of one warpgroup (128 threads)
+  // SCHED 2 output staging: [BH rows x 512] bf16 from the Q region on (Q and the kv buffers after
+  // it are all free once the last wgmma is done), rows 1040 bytes apart so that the 8 rows of one
+  // accumulator store land in 8 different bank quads.
+  static constexpr int kOutPitch = L.dv * 2 + 16;
+  static_assert(L.q_off == 0 && L.kv_off == L.q_bytes && BH * kOutPitch <= L.q_bytes + 2 * L.kv_stage_bytes,
+                "the staged output fits in Q and the kv buffers");
 
   const NsaSparseMlaParams& p;
   unsigned char* base;  // 1024-byte aligned
@@ -48,6 +66,8 @@ struct SparseMlaSm90WgmmaWs {
   float* m_s;           // [BH] the max handed from one math warpgroup to the other
   float* l_s;           // [2][BH] row sums at the end
   int t_begin, t_end, n_tiles;
+  long long row;  // b * s_q + s
+  int h0;         // first head of this block
 
   // mbarrier addresses: ready[b][h] at 2b + h, free[b][h] at 4 + 2b + h (h 0 = L, 1 = R).
   __device__ __forceinline__ unsigned ready_bar(int b, int h) const {
@@ -96,13 +116,21 @@ struct SparseMlaSm90WgmmaWs {
       return (v >= 0 && v < p.s_kv) ? v : -1;
     };
     // Q, zero rows past h_q; covered by every ready barrier (noinc tracks all earlier copies).
-    const int h0 = blockIdx.y * BH;
     const unsigned short* q_g = p.q + b * p.q_stride_b + s * p.q_stride_s;
+    [[maybe_unused]] unsigned long long kv_policy = 0, q_policy = 0;
+    if constexpr (SCHED >= 2) {
+      kv_policy = l2_policy_evict_last();
+      q_policy = l2_policy_evict_first();
+    }
     for (int c = ptid; c < BH * L.chunks; c += 128) {
       const int r = c / L.chunks, k = c - r * L.chunks;
       const bool ok = h0 + r < p.h_q;
-      cp_async_16(base + L.q_off + tile_offset(BH, r, k), ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q,
-                  ok ? 16 : 0);
+      const unsigned short* src = ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q;
+      if constexpr (SCHED >= 2) {
+        cp_async_16_l2hint(base + L.q_off + tile_offset(BH, r, k), src, ok ? 16 : 0, q_policy);
+      } else {
+        cp_async_16(base + L.q_off + tile_offset(BH, r, k), src, ok ? 16 : 0);
+      }
     }
     int idx[2][4];
 #pragma unroll
@@ -125,9 +153,15 @@ struct SparseMlaSm90WgmmaWs {
           const unsigned short* src =
               row >= 0 ? p.kv + static_cast<long long>(row) * p.kv_row_stride + ch * 8 : p.kv;
 #pragma unroll
-          for (int pn = pb; pn < pe; ++pn)
-            cp_async_16(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), row >= 0 ? src + pn * 64 : src,
-                        row >= 0 ? 16 : 0);
+          for (int pn = pb; pn < pe; ++pn) {
+            if constexpr (SCHED >= 2) {
+              cp_async_16_l2hint(dst + pn * BT * 128 + nsa_sw128_offset(r, ch),
+                                 row >= 0 ? src + pn * 64 : src, row >= 0 ? 16 : 0, kv_policy);
+            } else {
+              cp_async_16(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), row >= 0 ? src + pn * 64 : src,
+                          row >= 0 ? 16 : 0);
+            }
+          }
           // The flags travel with the half each tile is loaded first (0L, 1R); the warpgroup that
           // masks with them frees that half only after masking.
           if (step < 2 && ch == 0) valid_s[buf * BT + r] = row >= 0 ? 1 : 0;
@@ -260,6 +294,13 @@ struct SparseMlaSm90WgmmaWs {
       pv_rs(o, a, 0, 0);
       wgmma_commit();
 
+      if constexpr (SCHED >= 2) {
+        // Free V(even) columns 0-255 first: the producer refills this half before any other.
+        wgmma_wait<0>();
+        wgmma_fence_operands(o);
+        wgmma_fence_operands(a);
+        mbarrier_arrive(free_bar(0, 0));
+      }
       // WG1's max covers both tiles: rescale this tile's P to it for WG1's half of the columns.
       named_barrier_sync(kBarMax1, 256);
       float g[2];
@@ -273,10 +314,12 @@ struct SparseMlaSm90WgmmaWs {
       fence_proxy_async_smem();
       named_barrier_arrive(kBarP0, 256);
 
-      wgmma_wait<0>();
-      wgmma_fence_operands(o);
-      wgmma_fence_operands(a);
-      mbarrier_arrive(free_bar(0, 0));  // V(even) columns 0-255 read: panels 0-3 of buffer 0
+      if constexpr (SCHED == 1) {
+        wgmma_wait<0>();
+        wgmma_fence_operands(o);
+        wgmma_fence_operands(a);
+        mbarrier_arrive(free_bar(0, 0));  // V(even) columns 0-255 read: panels 0-3 of buffer 0
+      }
 
       named_barrier_sync(kBarP1, 256);
       scale_o(o, g[0], g[1]);
@@ -369,9 +412,17 @@ struct SparseMlaSm90WgmmaWs {
   __device__ __forceinline__ void run() {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2;
-    const long long row = blockIdx.x;
+    if constexpr (SCHED >= 2) {
+      // Blocks start in linear order x + gridDim.x * y; number (row, head block) so that the
+      // head blocks of one row are neighbours in that order. A bijection of the same grid.
+      const long long lin = blockIdx.x + static_cast<long long>(gridDim.x) * blockIdx.y;
+      row = lin / gridDim.y;
+      h0 = static_cast<int>(lin - row * gridDim.y) * BH;
+    } else {
+      row = blockIdx.x;
+      h0 = blockIdx.y * BH;
+    }
     const int b = static_cast<int>(row / p.s_q), s = static_cast<int>(row - (row / p.s_q) * p.s_q);
-    const int h0 = blockIdx.y * BH;
     const int split = blockIdx.z;
 
     int count = p.topk;
@@ -399,12 +450,11 @@ struct SparseMlaSm90WgmmaWs {
       produce(tid - 256, b, s, p.indices + b * p.idx_stride_b + s * p.idx_stride_s, n_pairs);
     } else {
       setmaxnreg_inc<216>();
-      consume(wg, warp, lane, b, s, row, h0, split, n_pairs);
+      consume(wg, warp, lane, b, s, split, n_pairs);
     }
   }
 
-  __device__ __forceinline__ void consume(int wg, int warp, int lane, int b, int s, long long row, int h0,
-                                          int split, int n_pairs) {
+  __device__ __forceinline__ void consume(int wg, int warp, int lane, int b, int s, int split, int n_pairs) {
     const int r0 = (warp & 3) * 16 + (lane >> 2);  // accumulator rows r0, r0 + 8
     const int c0 = 2 * (lane & 3);                 // columns c0, c0 + 1 of every 8-column block
     float o[kORegs];
@@ -432,6 +482,16 @@ struct SparseMlaSm90WgmmaWs {
 
     // ---- epilogue
     constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
+    // SCHED 2: bf16 rows staged in the Q region (no wgmma reads Q or kv any more: both warpgroups
+    // passed kBarSum after their last wgmma wait, and every gathered copy landed before the tile
+    // it belongs to was read), then written as 16-byte chunks; needs 16-byte aligned output rows,
+    // else the scattered stores below.
+    bool staged = false;
+    if constexpr (SCHED >= 2)
+      staged = p.num_splits == 1 &&
+               ((reinterpret_cast<unsigned long long>(p.out) |
+                 static_cast<unsigned long long>(p.out_stride_b | p.out_stride_s | p.out_stride_h) * 2) &
+                15) == 0;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int r = r0 + 8 * h;
@@ -459,11 +519,19 @@ struct SparseMlaSm90WgmmaWs {
       float denom = l;
       if (p.attn_sink != nullptr && !empty) denom += fast_exp2(p.attn_sink[head] * kLog2e - m);
       const float inv = empty ? 0.f : 1.f / denom;
-      unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + head * p.out_stride_h + col0;
+      if (staged) {
+        unsigned char* st = base + L.q_off + r * kOutPitch + col0 * 2;
 #pragma unroll
-      for (int j = 0; j < kORegs / 4; ++j)
-        *reinterpret_cast<unsigned*>(dst + 8 * j) =
-            pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+        for (int j = 0; j < kORegs / 4; ++j)
+          *reinterpret_cast<unsigned*>(st + 16 * j) =
+              pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+      } else {
+        unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + head * p.out_stride_h + col0;
+#pragma unroll
+        for (int j = 0; j < kORegs / 4; ++j)
+          *reinterpret_cast<unsigned*>(dst + 8 * j) =
+              pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
+      }
       if (wg == 0 && (lane & 3) == 0) {
         float ml = empty ? neg_inf() : m, ls = lse2;
         if (p.natural_log) {
@@ -474,12 +542,30 @@ struct SparseMlaSm90WgmmaWs {
         p.lse[b * p.lse_stride_b + s * p.lse_stride_s + head * p.lse_stride_h] = ls;
       }
     }
+    if constexpr (SCHED >= 2) {
+      if (staged) {
+        // Each warp copies rows warp%4 + 4i of its warpgroup's 256 columns: 32 lanes x 16 bytes.
+        if (wg == 0) {  // constant ids: ptxas then reserves only the barriers in use
+          named_barrier_sync(kBarOut0, 128);
+        } else {
+          named_barrier_sync(kBarOut0 + 1, 128);
+        }
+        unsigned short* out_row = p.out + b * p.out_stride_b + s * p.out_stride_s + wg * 256 + lane * 8;
+#pragma unroll 4
+        for (int r = warp & 3; r < BH; r += 4) {
+          if (h0 + r >= p.h_q) break;  // rows past h_q come last
+          const uint4 v =
+              *reinterpret_cast<const uint4*>(base + L.q_off + r * kOutPitch + wg * 512 + lane * 16);
+          st_global_cs_16(out_row + (h0 + r) * p.out_stride_h, v);
+        }
+      }
+    }
   }
 };
 
-template <int D, int BH, int BT, int WARPS, int STAGES>
+template <int D, int BH, int BT, int WARPS, int STAGES, int SCHED = 1>
 __device__ __forceinline__ void sparse_mla_fwd_sm90_wgmma_ws(const NsaSparseMlaParams& p) {
-  using K = SparseMlaSm90WgmmaWs<D, BH, BT, WARPS, STAGES>;
+  using K = SparseMlaSm90WgmmaWs<D, BH, BT, WARPS, STAGES, SCHED>;
   extern __shared__ __align__(1024) unsigned char smem_wgmma_ws[];
   K k{p};
   const unsigned raw = smem_addr(smem_wgmma_ws);

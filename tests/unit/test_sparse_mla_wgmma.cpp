@@ -31,7 +31,8 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
     for (const auto& v : space.kept)
       if (has_mma_knob(v)) kept.insert(v.name());
     CHECK(kept == std::set<std::string>{fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w8_st2_mma1", d),
-                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d)});
+                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d),
+                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1_ws2", d)});
 
     int pruned = 0;
     for (const auto& p : space.pruned) {
@@ -42,13 +43,33 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
         CHECK_MESSAGE(p.reason.find("bt must be 64") != std::string::npos, p.variant.name()
                                                                                << ": " << p.reason);
       } else {
+        // Only w8 has a stage axis; its 3-stage layout does not fit.
+        CHECK(p.variant.get("w") == 8);
         CHECK(st == 3);
-        const char* why = p.variant.get("w") == 12 ? "exactly two kv buffers" : "shared memory";
-        CHECK_MESSAGE(p.reason.find(why) != std::string::npos, p.variant.name() << ": " << p.reason);
+        CHECK_MESSAGE(p.reason.find("shared memory") != std::string::npos, p.variant.name()
+                                                                               << ": " << p.reason);
       }
     }
-    CHECK(pruned == 10);  // per warp count: bt 32 and 128 at both stage counts, bt 64 with 3 stages
+    // w8: bt 32 and 128 at both stage counts + bt 64 with 3 stages; w12: bt 32 and 128 per schedule.
+    CHECK(pruned == 5 + 4);
   }
+}
+
+TEST_CASE("w12_schedule_knob_is_last_only_on_w12_and_absent_for_schedule_1") {
+  const auto space =
+      kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{576, 512});
+  int ws2 = 0;
+  for (const auto& v : space.kept) {
+    for (std::size_t i = 0; i < v.knobs.size(); ++i)
+      if (v.knobs[i].name == "ws") {
+        ++ws2;
+        CHECK(i == v.knobs.size() - 1);
+        CHECK(v.knobs[i].value == 2);
+        CHECK(v.get("w") == 12);
+        CHECK(v.get("mma") == 1);
+      }
+  }
+  CHECK(ws2 == 1);
 }
 
 TEST_CASE("mma_sync_variant_names_do_not_change_and_wgmma_names_round_trip") {
@@ -57,7 +78,7 @@ TEST_CASE("mma_sync_variant_names_do_not_change_and_wgmma_names_round_trip") {
   for (const auto& v : space.kept) {
     if (has_mma_knob(v)) {
       CHECK(v.get("mma") == 1);
-      CHECK(v.name().ends_with("_mma1"));
+      CHECK((v.name().ends_with("_mma1") || v.name().ends_with("_mma1_ws2")));
     } else {
       CHECK((v.knobs.size() == 4 || (v.knobs.size() == 5 && v.knobs[4].name == "g")));  // g: bulk-gather knob
       CHECK(v.name().find("mma") == std::string::npos);
@@ -103,6 +124,60 @@ TEST_CASE("warp_specialised_wgmma_variant_renders_the_ping_pong_template") {
     CHECK(r.source.find("sparse_mla_combine(p)") != std::string::npos);
   }
   CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w12_st3_mma1")), Error);
+}
+
+TEST_CASE("w12_schedule_2_renders_the_ping_pong_template_with_its_schedule_argument") {
+  const auto& family = kernel_family(Family::sparse_mla_fwd);
+  for (int d : {576, 512}) {
+    const Variant v = variant_from_name(fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1_ws2", d));
+    const RenderedSource r = family.render(v);
+    CHECK(r.source.find("#include \"sparse_mla_fwd/sm90_wgmma_ws.cuh\"") != std::string::npos);
+    CHECK(r.source.find(fmt::format("sparse_mla_fwd_sm90_wgmma_ws<{}, 64, 64, 12, 2, 2>(p)", d)) !=
+          std::string::npos);
+    CHECK(r.source.find("__launch_bounds__(384, 1) " + v.name() + "(") != std::string::npos);
+    // Schedule 1 keeps its unnamed knob and its five-argument instantiation.
+    const RenderedSource r1 =
+        family.render(variant_from_name(fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d)));
+    CHECK(r1.source.find(fmt::format("sparse_mla_fwd_sm90_wgmma_ws<{}, 64, 64, 12, 2>(p)", d)) !=
+          std::string::npos);
+  }
+  // Same launch as schedule 1: block, shared memory and grid come from the w12 layout.
+  SparseMlaProblem pr;
+  pr.d_qk = 576;
+  pr.params.batch = 1;
+  pr.params.s_q = 3;
+  pr.params.h_q = 128;
+  pr.params.topk = 2048;
+  pr.params.split_len = 2048;
+  pr.params.num_splits = 1;
+  const SparseMlaLaunch a =
+      plan_sparse_mla(pr, variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w12_st2_mma1"), 1, nullptr);
+  const SparseMlaLaunch b =
+      plan_sparse_mla(pr, variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w12_st2_mma1_ws2"), 1, nullptr);
+  CHECK(b.block.x == a.block.x);
+  CHECK(b.shared_bytes == a.shared_bytes);
+  CHECK(b.grid.x == a.grid.x);
+  CHECK(b.grid.y == a.grid.y);
+  // No schedule 2 for the two-warpgroup kernel, no schedule 3 at all.
+  CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w8_st2_mma1_ws2")),
+                  Error);
+  CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w12_st2_mma1_ws3")),
+                  Error);
+}
+
+TEST_CASE("ws2_output_staging_fits_the_free_q_and_kv_region_at_both_head_dims") {
+  // The kernel stages [64 rows x 512] bf16 at a 1040-byte pitch from offset 0 after its last wgmma.
+  for (int d : {576, 512}) {
+    const NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(d, 64, 64, 12, 2);
+    CHECK(l.q_off == 0);
+    CHECK(l.kv_off == l.q_bytes);
+    CHECK(64 * 1040 <= l.q_bytes + 2 * l.kv_stage_bytes);
+    CHECK(64 * 1040 <= l.valid_off);  // never reaches the flags, row exchange or mbarriers
+  }
+  // The pitch puts the 8 rows of one accumulator store (lane / 4) on 8 distinct bank quads.
+  std::set<int> banks;
+  for (int lane = 0; lane < 32; ++lane) banks.insert(((lane / 4) * 1040 + 4 * (lane % 4)) / 4 % 32);
+  CHECK(banks.size() == 32);
 }
 
 TEST_CASE("warp_specialised_layout_fits_227_kb_with_the_even_p_in_the_rope_panel") {
