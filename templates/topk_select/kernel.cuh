@@ -36,6 +36,16 @@
 #define NSA_TOPK_BLOCK_FN __device__
 #endif
 
+// The dynamic shared buffer. A host-side emulation of the template (tests/unit) declares it
+// differently, since "extern __shared__" has no host meaning.
+// Loop unrolling as in CUTLASS (a macro, so that the host emulation can drop it).
+#ifndef NSA_TOPK_UNROLL
+#define NSA_TOPK_UNROLL _Pragma("unroll")
+#endif
+#ifndef NSA_TOPK_DYNAMIC_SHARED
+#define NSA_TOPK_DYNAMIC_SHARED(name) extern __shared__ unsigned long long name[]
+#endif
+
 namespace nsa_topk {
 
 typedef unsigned int u32;
@@ -88,12 +98,12 @@ __device__ __forceinline__ void for_each(const Src& src, F&& f) {
   const int n = src.n;
   for (int base = 0; base < n; base += T * I) {
     u64 v[I];
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int i = 0; i < I; ++i) {
       const int j = base + i * T + (int)threadIdx.x;
       v[i] = j < n ? src.load(j) : 0ull;
     }
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int i = 0; i < I; ++i)
       if (v[i] != 0ull) f(v[i]);
   }
@@ -121,7 +131,7 @@ struct BlockSelect {
   NSA_TOPK_BLOCK_FN int inclusive_scan(int v) {
     const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
     constexpr int kWarps = T / W;
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int o = 1; o < W; o <<= 1) {
       const int y = NSA_TOPK_SHFL_UP(v, o);
       if (lane >= o) v += y;
@@ -130,7 +140,7 @@ struct BlockSelect {
     __syncthreads();
     if (warp == 0) {
       int s = lane < kWarps ? warp_sums[lane] : 0;
-#pragma unroll
+      NSA_TOPK_UNROLL
       for (int o = 1; o < W; o <<= 1) {
         const int y = NSA_TOPK_SHFL_UP(s, o);
         if (lane >= o) s += y;
@@ -143,9 +153,7 @@ struct BlockSelect {
     return v;
   }
 
-  __device__ __forceinline__ void emit(u64 c) {
-    sel[atomicAdd(&st->selected, 1)] = c;
-  }
+  __device__ __forceinline__ void emit(u64 c) { sel[atomicAdd(&st->selected, 1)] = c; }
 
   template <class Src>
   NSA_TOPK_BLOCK_FN void histogram(const Src& src, int shift, int bits) {
@@ -296,7 +304,7 @@ __device__ __forceinline__ void topk_select(const nsa_topk_params& p) {
   // The scans shuffle across all W lanes: W must be the hardware wavefront.
   static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");
 #endif
-  extern __shared__ unsigned long long nsa_topk_smem[];
+  NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
   __shared__ SelectState state;
   __shared__ int warp_sums[T / W];
 
@@ -459,12 +467,12 @@ struct StreamSelect {
   template <int V>
   __device__ __forceinline__ int warp_append(int* counter, const u64 (&c)[V], u32 keep) {
     int m = 0;
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int e = 0; e < V; ++e) m += (int)((keep >> e) & 1u);
     if (NSA_BALLOT(m > 0) == 0) return -1;
     const int lane = (int)threadIdx.x % W;
     int incl = m;
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int o = 1; o < W; o <<= 1) {
       const int y = NSA_TOPK_SHFL_UP(incl, o);
       if (lane >= o) incl += y;
@@ -474,7 +482,7 @@ struct StreamSelect {
     if (lane == W - 1) base = atomicAdd(counter, total);
     base = NSA_SHFL(base, W - 1);
     int at = base + incl - m;
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int e = 0; e < V; ++e)
       if ((keep >> e) & 1u) buf[at++] = c[e];
     return base + total;
@@ -487,7 +495,7 @@ struct StreamSelect {
     for (int base = 0; base < count; base += T * I) {
       u64 v[I];
       u32 keep = 0;
-#pragma unroll
+      NSA_TOPK_UNROLL
       for (int i = 0; i < I; ++i) {
         const int j = base + i * T + (int)threadIdx.x;
         v[i] = j < count ? buf[j] : 0ull;
@@ -543,10 +551,10 @@ struct StreamSelect {
     const int target = k + (room - k) / 4;
     const int slots = s.slots();
     typename Stream::Payload v[I];
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int i = 0; i < I; ++i) v[i] = s.load(i);
     for (int base = 0; base < slots; base += I) {
-#pragma unroll
+      NSA_TOPK_UNROLL
       for (int i = 0; i < I; ++i) {
         const int slot = base + i;
         if (slot < slots) {
@@ -556,7 +564,7 @@ struct StreamSelect {
           s.decode(x, slot, c);
           const u64 tau = ss->tau;
           u32 keep = 0;
-#pragma unroll
+          NSA_TOPK_UNROLL
           for (int e = 0; e < V; ++e)
             if (c[e] != 0ull && c[e] >= tau) keep |= 1u << e;
           const int end = warp_append<V>(&ss->count, c, keep);
@@ -615,7 +623,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
 #if defined(NSA_GPU_HIP) && defined(__AMDGCN_WAVEFRONT_SIZE)
   static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");
 #endif
-  extern __shared__ unsigned long long nsa_topk_smem[];
+  NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
   __shared__ SelectState state;
   __shared__ StreamState stream_state;
   __shared__ int warp_sums[T / W];
