@@ -29,6 +29,16 @@ std::size_t histogram_bytes(const Variant& v) {
   return sizeof(unsigned) << v.get("r");
 }
 
+bool is_stream(const Variant& v) {
+  return topk_select_algorithm(v) == TopkAlgorithm::stream;
+}
+
+// The stream kernel keeps one round of loads (4 floats or 2 candidates per thread) of room
+// above the k it must hold, so its buffer has at least k + 4t entries.
+std::size_t stream_min_buffer_entries(const Variant& v) {
+  return static_cast<std::size_t>(kTopkMaxK) + 4 * static_cast<std::size_t>(v.get("t"));
+}
+
 std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
   std::size_t limit = device.shared_memory_per_block_optin;
   if (limit == 0) limit = static_cast<std::size_t>(v.target.max_shared_bytes);
@@ -47,9 +57,22 @@ std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
 // merge over splits x k candidates grows), so one block per SM it is (docs/perf-log.md).
 constexpr int kSplitFill = 1;
 
-std::size_t counter_bytes(const DeviceInfo& device) {
-  const std::size_t bytes = sizeof(unsigned) * kSplitFill * static_cast<std::size_t>(std::max(device.multiprocessors, 1));
+std::size_t align_up(std::size_t bytes) {
   return (bytes + kCounterAlign - 1) / kCounterAlign * kCounterAlign;
+}
+
+// Rows that can be split at once: batch * splits <= kSplitFill * SMs with splits >= 2.
+std::size_t max_split_rows(const DeviceInfo& device) {
+  return static_cast<std::size_t>(kSplitFill) * static_cast<std::size_t>(std::max(device.multiprocessors, 1));
+}
+
+std::size_t counter_bytes(const DeviceInfo& device) {
+  return align_up(sizeof(unsigned) * max_split_rows(device));
+}
+
+// Stream variants: one histogram of 2^r bins per split row, between the counters and the slices.
+std::size_t row_histogram_bytes(const Variant& v, const DeviceInfo& device) {
+  return is_stream(v) ? align_up(histogram_bytes(v) * max_split_rows(device)) : 0;
 }
 
 // Blocks per row: enough to fill the SMs when the batch is small, but each slice keeps at
@@ -68,6 +91,12 @@ bool aligned4(const void* ptr) {
 
 }  // namespace
 
+TopkAlgorithm topk_select_algorithm(const Variant& v) {
+  for (const auto& knob : v.knobs)
+    if (knob.name == "a") return knob.value == 1 ? TopkAlgorithm::stream : TopkAlgorithm::radix;
+  return TopkAlgorithm::radix;
+}
+
 void check_topk_select_variant(const Variant& v) {
   auto bad = [&](const std::string& why) {
     fail(ErrorCode::invalid_argument, "checking a topk_select variant", kWhere,
@@ -80,6 +109,9 @@ void check_topk_select_variant(const Variant& v) {
   if (i < 1 || i > 32) bad(fmt::format("i {} must be in [1, 32]", i));
   if (r < 4 || r > 12) bad(fmt::format("r {} must be in [4, 12]", r));
   if (s < 1) bad(fmt::format("s {} must be >= 1", s));
+  for (const auto& knob : v.knobs)
+    if (knob.name == "a" && knob.value != 0 && knob.value != 1)
+      bad(fmt::format("a {} must be 0 (radix passes) or 1 (stream)", knob.value));
 }
 
 void validate_topk_select_problem(const TopkSelectProblem& p) {
@@ -99,6 +131,7 @@ void validate_topk_select_problem(const TopkSelectProblem& p) {
 }
 
 std::size_t topk_select_min_shared_bytes(const Variant& v) {
+  if (is_stream(v)) return sizeof(unsigned long long) * stream_min_buffer_entries(v) + histogram_bytes(v);
   return sizeof(unsigned long long) * (kTopkMaxK + kMinCandidates) + histogram_bytes(v);
 }
 
@@ -111,8 +144,8 @@ std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& devi
   check_topk_select_variant(v);
   if (v.get("s") <= 1) return 0;
   // splits > 1 only when batch * splits <= kSplitFill * multiprocessors.
-  return counter_bytes(device) + sizeof(unsigned long long) * kTopkMaxK * kSplitFill *
-                                     static_cast<std::size_t>(std::max(device.multiprocessors, 1));
+  return counter_bytes(device) + row_histogram_bytes(v, device) +
+         sizeof(unsigned long long) * kTopkMaxK * max_split_rows(device);
 }
 
 TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p,
@@ -142,19 +175,24 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
   k.sorted = p.sorted ? 1 : 0;
   k.splits = splits;
   k.slice = (p.length + splits - 1) / splits;
+  // Stream slices start on 16-byte boundaries of an aligned row: fewer scalar head loads.
+  if (is_stream(v)) k.slice = (k.slice + 3) / 4 * 4;
   k.sel_capacity = sel_capacity;
   k.cand_capacity = static_cast<int>(cand_bytes / sizeof(unsigned long long));
+  k.buffer_capacity = static_cast<int>((smem - histogram_bytes(v)) / sizeof(unsigned long long));
   if (splits > 1) {
-    launch.workspace_bytes =
-        counter_bytes(device) + sizeof(unsigned long long) * static_cast<std::size_t>(p.batch) *
-                                    static_cast<std::size_t>(splits) * static_cast<std::size_t>(p.k);
+    launch.workspace_bytes = counter_bytes(device) + row_histogram_bytes(v, device) +
+                             sizeof(unsigned long long) * static_cast<std::size_t>(p.batch) *
+                                 static_cast<std::size_t>(splits) * static_cast<std::size_t>(p.k);
     if (workspace == nullptr || workspace_bytes < launch.workspace_bytes)
       bad_argument(fmt::format(
           "{} splits rows over {} blocks and needs a zeroed workspace of {} B; got {} B at {}", v.name(),
           splits, launch.workspace_bytes, workspace == nullptr ? 0 : workspace_bytes, workspace));
     auto* base = static_cast<unsigned char*>(workspace);
     k.row_counters = reinterpret_cast<unsigned*>(base);
-    k.slice_workspace = reinterpret_cast<unsigned long long*>(base + counter_bytes(device));
+    k.row_histograms = is_stream(v) ? reinterpret_cast<unsigned*>(base + counter_bytes(device)) : nullptr;
+    k.slice_workspace =
+        reinterpret_cast<unsigned long long*>(base + counter_bytes(device) + row_histogram_bytes(v, device));
   }
   return launch;
 }

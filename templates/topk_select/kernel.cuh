@@ -36,6 +36,16 @@
 #define NSA_TOPK_BLOCK_FN __device__
 #endif
 
+// The dynamic shared buffer. A host-side emulation of the template (tests/unit) declares it
+// differently, since "extern __shared__" has no host meaning.
+// Loop unrolling as in CUTLASS (a macro, so that the host emulation can drop it).
+#ifndef NSA_TOPK_UNROLL
+#define NSA_TOPK_UNROLL _Pragma("unroll")
+#endif
+#ifndef NSA_TOPK_DYNAMIC_SHARED
+#define NSA_TOPK_DYNAMIC_SHARED(name) extern __shared__ unsigned long long name[]
+#endif
+
 namespace nsa_topk {
 
 typedef unsigned int u32;
@@ -88,12 +98,12 @@ __device__ __forceinline__ void for_each(const Src& src, F&& f) {
   const int n = src.n;
   for (int base = 0; base < n; base += T * I) {
     u64 v[I];
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int i = 0; i < I; ++i) {
       const int j = base + i * T + (int)threadIdx.x;
       v[i] = j < n ? src.load(j) : 0ull;
     }
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int i = 0; i < I; ++i)
       if (v[i] != 0ull) f(v[i]);
   }
@@ -121,7 +131,7 @@ struct BlockSelect {
   NSA_TOPK_BLOCK_FN int inclusive_scan(int v) {
     const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
     constexpr int kWarps = T / W;
-#pragma unroll
+    NSA_TOPK_UNROLL
     for (int o = 1; o < W; o <<= 1) {
       const int y = NSA_TOPK_SHFL_UP(v, o);
       if (lane >= o) v += y;
@@ -130,7 +140,7 @@ struct BlockSelect {
     __syncthreads();
     if (warp == 0) {
       int s = lane < kWarps ? warp_sums[lane] : 0;
-#pragma unroll
+      NSA_TOPK_UNROLL
       for (int o = 1; o < W; o <<= 1) {
         const int y = NSA_TOPK_SHFL_UP(s, o);
         if (lane >= o) s += y;
@@ -143,9 +153,7 @@ struct BlockSelect {
     return v;
   }
 
-  __device__ __forceinline__ void emit(u64 c) {
-    sel[atomicAdd(&st->selected, 1)] = c;
-  }
+  __device__ __forceinline__ void emit(u64 c) { sel[atomicAdd(&st->selected, 1)] = c; }
 
   template <class Src>
   NSA_TOPK_BLOCK_FN void histogram(const Src& src, int shift, int bits) {
@@ -296,7 +304,7 @@ __device__ __forceinline__ void topk_select(const nsa_topk_params& p) {
   // The scans shuffle across all W lanes: W must be the hardware wavefront.
   static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");
 #endif
-  extern __shared__ unsigned long long nsa_topk_smem[];
+  NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
   __shared__ SelectState state;
   __shared__ int warp_sums[T / W];
 
@@ -343,6 +351,367 @@ __device__ __forceinline__ void topk_select(const nsa_topk_params& p) {
   if (threadIdx.x == 0) p.row_counters[row] = 0u;  // at rest again for the next launch
   block.select(GlobalListSource{row_slices, p.splits * p.k}, len, p.k);
   block.write_row(p, row);
+}
+
+}  // namespace nsa_topk
+
+// ---------------------------------------------------------------------------------------------
+// Stream select (knob a = 1): one read of the row.
+//
+// The block keeps every element seen so far whose composite is >= tau in a shared buffer of
+// params.buffer_capacity entries; elements below tau are dropped as they stream in. tau only ever
+// rises to a value that at least k buffered elements reach, so nothing below it can be in the
+// row's top k: the buffer always holds the top k of what was seen, and at the end an exact radix
+// select over the buffer alone gives the row's top k. When the buffer cannot take one more load
+// round, it is shrunk: radix digits are fixed (the same histogram / narrow steps as above, over
+// shared memory) until at most `target` entries reach the digit prefix, which becomes tau.
+// Random rows pass the filter less and less often (about k ln(L / capacity) entries after the
+// first fill), so the row is read once, 16 bytes a load with I loads in flight per thread, and
+// the shared-memory work is a few passes over the buffer. Adversarial orders (ascending rows)
+// only cost more shrinks, never a wrong answer.
+//
+// Splitting: each block writes the exact top k of its slice to the workspace and adds the
+// histogram of their top R bits to its row's histogram (global atomics); the last block of the
+// row narrows that histogram for k, which gives a tau before it reads a single candidate, and
+// streams the splits x k candidates through the same filter.
+
+#if defined(NSA_GPU_HIP)
+typedef float nsa_topk_f4 __attribute__((ext_vector_type(4)));
+#else
+typedef float4 nsa_topk_f4;
+#endif
+
+namespace nsa_topk {
+
+struct StreamState {
+  u64 tau;     // every element below tau is out of the top k; the buffer holds all seen >= tau
+  int count;   // entries in the buffer
+  int fill;    // entries written by the running compaction
+  int any[3];  // block_any's rotating flags
+};
+
+// A row slice read as aligned float4 units: unit u = slot * T + thread holds positions
+// first + 4u .. first + 4u + 3.
+template <int T>
+struct FloatStream {
+  static constexpr int V = 4;
+  typedef nsa_topk_f4 Payload;
+  const nsa_topk_f4* body;
+  int first;
+  int units;
+  __device__ __forceinline__ int slots() const { return (units + T - 1) / T; }
+  __device__ __forceinline__ Payload load(int slot) const {
+    const int u = slot * T + (int)threadIdx.x;
+    Payload x = {0.f, 0.f, 0.f, 0.f};
+    if (u < units) x = body[u];
+    return x;
+  }
+  __device__ __forceinline__ void decode(const Payload& x, int slot, u64 (&c)[V]) const {
+    const int u = slot * T + (int)threadIdx.x;
+    const int pos = first + 4 * u;
+    const bool ok = u < units;
+    c[0] = ok ? composite(order_key(x.x), pos) : 0ull;
+    c[1] = ok ? composite(order_key(x.y), pos + 1) : 0ull;
+    c[2] = ok ? composite(order_key(x.z), pos + 2) : 0ull;
+    c[3] = ok ? composite(order_key(x.w), pos + 3) : 0ull;
+  }
+};
+
+// Candidates other blocks wrote (0 = empty): slot s covers entries [2sT, 2sT + 2T), two
+// coalesced loads per thread.
+template <int T>
+struct ListStream {
+  static constexpr int V = 2;
+  struct Payload {
+    u64 a, b;
+  };
+  const u64* list;
+  int n;
+  __device__ __forceinline__ int slots() const { return (n + 2 * T - 1) / (2 * T); }
+  __device__ __forceinline__ Payload load(int slot) const {
+    const int j = slot * 2 * T + (int)threadIdx.x;
+    Payload x;
+    x.a = j < n ? NSA_TOPK_LOAD_COHERENT(list + j) : 0ull;
+    x.b = j + T < n ? NSA_TOPK_LOAD_COHERENT(list + j + T) : 0ull;
+    return x;
+  }
+  __device__ __forceinline__ void decode(const Payload& x, int, u64 (&c)[V]) const {
+    c[0] = x.a;
+    c[1] = x.b;
+  }
+};
+
+template <int T, int I, int R, int W>
+struct StreamSelect {
+  BlockSelect<T, I, R, W> radix;  // histogram / narrow / sort over the buffer (radix.sel == buf)
+  u64* buf;
+  int capacity;
+  StreamState* ss;
+  int any_round;  // block_any's flag index, the same in every thread
+
+  // Block-wide OR of pred with one barrier. Flag r is set before barrier r and read after it;
+  // thread 0 clears flag r - 1 (mod 3) after barrier r, when every thread has read it and before
+  // anyone can set it again (after barrier r + 1).
+  __device__ __forceinline__ bool block_any(bool pred) {
+    const int r = any_round;
+    if (pred) ss->any[r] = 1;
+    __syncthreads();
+    const bool any = ss->any[r] != 0;
+    if (threadIdx.x == 0) ss->any[r == 0 ? 2 : r - 1] = 0;
+    any_round = r == 2 ? 0 : r + 1;
+    return any;
+  }
+
+  // Appends c[e] for every set bit e of keep at slots of buf reserved with one shared atomic per
+  // warp. Every lane of the warp calls it. Returns the warp's end slot, or -1 if it appended none.
+  template <int V>
+  __device__ __forceinline__ int warp_append(int* counter, const u64 (&c)[V], u32 keep) {
+    int m = 0;
+    NSA_TOPK_UNROLL
+    for (int e = 0; e < V; ++e) m += (int)((keep >> e) & 1u);
+    if (NSA_BALLOT(m > 0) == 0) return -1;
+    const int lane = (int)threadIdx.x % W;
+    int incl = m;
+    NSA_TOPK_UNROLL
+    for (int o = 1; o < W; o <<= 1) {
+      const int y = NSA_TOPK_SHFL_UP(incl, o);
+      if (lane >= o) incl += y;
+    }
+    const int total = NSA_SHFL(incl, W - 1);
+    int base = 0;
+    if (lane == W - 1) base = atomicAdd(counter, total);
+    base = NSA_SHFL(base, W - 1);
+    int at = base + incl - m;
+    NSA_TOPK_UNROLL
+    for (int e = 0; e < V; ++e)
+      if ((keep >> e) & 1u) buf[at++] = c[e];
+    return base + total;
+  }
+
+  // Moves the entries >= tau of buf[0, count) to its front (order not kept) and makes them the
+  // buffer. In place: chunk c is read whole before a barrier, and the kept entries of chunks
+  // 0..c land below the first slot of chunk c + 1.
+  NSA_TOPK_BLOCK_FN void compact(int count, u64 tau) {
+    for (int base = 0; base < count; base += T * I) {
+      u64 v[I];
+      u32 keep = 0;
+      NSA_TOPK_UNROLL
+      for (int i = 0; i < I; ++i) {
+        const int j = base + i * T + (int)threadIdx.x;
+        v[i] = j < count ? buf[j] : 0ull;
+        if (v[i] != 0ull && v[i] >= tau) keep |= 1u << i;
+      }
+      __syncthreads();
+      warp_append<I>(&ss->fill, v, keep);
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      ss->count = ss->fill;
+      if (tau > ss->tau) ss->tau = tau;
+    }
+    __syncthreads();
+  }
+
+  // Fixes radix digits of the k-th largest of buf[0, count) (count > k) until at most target
+  // (>= k) entries reach the prefix, then keeps exactly those. target == k keeps the top k.
+  NSA_TOPK_BLOCK_FN void shrink(int count, int k, int target) {
+    SelectState* st = radix.st;
+    if (threadIdx.x == 0) {
+      st->prefix = 0ull;
+      st->mask = 0ull;
+      st->need = k;
+      st->bucket = count;
+      ss->fill = 0;
+    }
+    __syncthreads();
+    const SharedListSource src{buf, count};
+    for (int hi = 64; hi > 0;) {
+      if (hi == 32) {  // key fixed, ties remain: continue over the position bits
+        hi = NSA_TOPK_POS_BITS;
+        if (threadIdx.x == 0) {
+          st->prefix |= NSA_TOPK_FIXED_LOW_BITS;
+          st->mask |= NSA_TOPK_FIXED_LOW_BITS;
+        }
+      }
+      const int floor_bit = hi > 32 ? 32 : 0;
+      const int shift = hi - R > floor_bit ? hi - R : floor_bit;
+      radix.histogram(src, shift, hi - shift);
+      radix.narrow(shift, hi - shift);
+      hi = shift;
+      if (k - st->need + st->bucket <= target) break;
+    }
+    compact(count, st->prefix);
+  }
+
+  // Streams s through the filter; the caller has set ss->tau and ss->count.
+  template <class Stream>
+  NSA_TOPK_BLOCK_FN void run(const Stream& s, int k) {
+    constexpr int V = Stream::V;
+    const int room = capacity - T * V;  // the buffer takes one more round while count <= room
+    const int target = k + (room - k) / 4;
+    const int slots = s.slots();
+    typename Stream::Payload v[I];
+    NSA_TOPK_UNROLL
+    for (int i = 0; i < I; ++i) v[i] = s.load(i);
+    for (int base = 0; base < slots; base += I) {
+      NSA_TOPK_UNROLL
+      for (int i = 0; i < I; ++i) {
+        const int slot = base + i;
+        if (slot < slots) {
+          const typename Stream::Payload x = v[i];
+          v[i] = s.load(slot + I);  // keeps I loads in flight
+          u64 c[V];
+          s.decode(x, slot, c);
+          const u64 tau = ss->tau;
+          u32 keep = 0;
+          NSA_TOPK_UNROLL
+          for (int e = 0; e < V; ++e)
+            if (c[e] != 0ull && c[e] >= tau) keep |= 1u << e;
+          const int end = warp_append<V>(&ss->count, c, keep);
+          if (block_any(end > room)) shrink(ss->count, k, target);
+        }
+      }
+    }
+  }
+
+  // The row slice [begin, begin + n): the unaligned head and tail one element per thread, the
+  // 16-byte aligned body as float4 units.
+  NSA_TOPK_BLOCK_FN void run_row(const float* row, int begin, int n, int k) {
+    const unsigned long long addr = (unsigned long long)(const void*)(row + begin);
+    int head = (int)(((16ull - (addr & 15ull)) & 15ull) >> 2);
+    head = head < n ? head : n;
+    const int units = (n - head) >> 2;
+    const int tail = n - head - 4 * units;
+    {
+      u64 c[1] = {0ull};
+      u32 keep = 0;
+      const int t = (int)threadIdx.x;
+      if (t < head + tail) {
+        const int pos = t < head ? begin + t : begin + head + 4 * units + (t - head);
+        c[0] = composite(order_key(row[pos]), pos);
+        keep = c[0] >= ss->tau ? 1u : 0u;
+      }
+      const int end = warp_append<1>(&ss->count, c, keep);
+      if (block_any(end > capacity - T * 4)) shrink(ss->count, k, k + (capacity - T * 4 - k) / 4);
+    }
+    FloatStream<T> s;
+    s.body = (const nsa_topk_f4*)(row + begin + head);
+    s.first = begin + head;
+    s.units = units;
+    run(s, k);
+  }
+
+  // Leaves the top min(k, count) composites in buf[0, return value).
+  NSA_TOPK_BLOCK_FN int finish(int k) {
+    const int count = ss->count;
+    if (count > k) shrink(count, k, k);
+    return ss->count;
+  }
+
+  NSA_TOPK_BLOCK_FN void write_row(const nsa_topk_params& p, int row, int count) {
+    if (p.sorted) radix.sort_selected(count);
+    int* out = p.indices + (long long)row * p.out_row_stride;
+    for (int i = (int)threadIdx.x; i < p.k; i += T) out[i] = i < count ? position_of(buf[i]) : -1;
+  }
+};
+
+template <int T, int I, int R, int W>
+__device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
+  static_assert(T % W == 0 && T / W <= 32, "block must hold at most 32 warps");
+  static_assert(R >= 4 && R <= 12, "radix bits out of range");
+  static_assert(I >= 1 && I <= 32, "compaction keeps one bit per item");
+#if defined(NSA_GPU_HIP) && defined(__AMDGCN_WAVEFRONT_SIZE)
+  static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");
+#endif
+  NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
+  __shared__ SelectState state;
+  __shared__ StreamState stream_state;
+  __shared__ int warp_sums[T / W];
+
+  StreamSelect<T, I, R, W> block;
+  block.buf = nsa_topk_smem;
+  block.capacity = p.buffer_capacity;
+  block.ss = &stream_state;
+  block.any_round = 0;
+  block.radix.sel = nsa_topk_smem;
+  block.radix.cand = 0;
+  block.radix.hist = (u32*)(nsa_topk_smem + p.buffer_capacity);
+  block.radix.st = &state;
+  block.radix.warp_sums = warp_sums;
+  block.radix.cand_capacity = 0;
+
+  if (threadIdx.x == 0) {
+    stream_state.tau = 0ull;
+    stream_state.count = 0;
+    stream_state.fill = 0;
+    stream_state.any[0] = stream_state.any[1] = stream_state.any[2] = 0;
+  }
+  __syncthreads();
+
+  const int row = (int)blockIdx.x / p.splits;
+  const int part = (int)blockIdx.x % p.splits;
+  int len = p.length;
+  if (p.lengths != 0) {
+    len = p.lengths[row];
+    len = len < 0 ? 0 : (len > p.length ? p.length : len);
+  }
+  const float* scores = p.scores + (long long)row * p.score_row_stride;
+
+  if (p.splits == 1) {
+    block.run_row(scores, 0, len, p.k);
+    block.write_row(p, row, block.finish(p.k));
+    return;
+  }
+
+  // Stage 1: the exact top-k of this block's slice into the workspace, their top R bits into
+  // the row's histogram.
+  const int begin = part * p.slice;
+  const int end = begin + p.slice < len ? begin + p.slice : len;
+  const int n = end > begin ? end - begin : 0;
+  block.run_row(scores, begin, n, p.k);
+  const int count = block.finish(p.k);
+  u64* row_slices = p.slice_workspace + (u64)row * (u64)p.splits * (u64)p.k;
+  u64* mine = row_slices + (u64)part * (u64)p.k;
+  for (int i = (int)threadIdx.x; i < p.k; i += T) mine[i] = i < count ? block.buf[i] : 0ull;
+  constexpr int kBins = 1 << R;
+  u32* hist = block.radix.hist;
+  unsigned int* row_hist = p.row_histograms + (u64)row * (u64)kBins;
+  for (int b = (int)threadIdx.x; b < kBins; b += T) hist[b] = 0u;
+  __syncthreads();
+  for (int i = (int)threadIdx.x; i < count; i += T) atomicAdd(&hist[(u32)(block.buf[i] >> (64 - R))], 1u);
+  __syncthreads();
+  for (int b = (int)threadIdx.x; b < kBins; b += T)
+    if (hist[b] != 0u) atomicAdd(&row_hist[b], hist[b]);
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) state.last = atomicAdd(&p.row_counters[row], 1u) == (u32)(p.splits - 1);
+  __syncthreads();
+  if (!state.last) return;
+
+  // Stage 2 (last block of the row): the row histogram of the candidates gives tau at once
+  // (at least k candidates reach its threshold digit), then the candidates stream through.
+  __threadfence();
+  for (int b = (int)threadIdx.x; b < kBins; b += T) {
+    hist[b] = NSA_TOPK_LOAD_COHERENT(row_hist + b);
+    row_hist[b] = 0u;  // at rest again for the next launch
+  }
+  if (threadIdx.x == 0) {
+    p.row_counters[row] = 0u;
+    state.prefix = 0ull;
+    state.mask = 0ull;
+    state.need = p.k;
+    stream_state.count = 0;
+    stream_state.fill = 0;
+  }
+  __syncthreads();
+  block.radix.narrow(64 - R, R);  // fewer than k candidates: prefix stays 0 and all pass
+  if (threadIdx.x == 0) stream_state.tau = state.prefix;
+  __syncthreads();
+  ListStream<T> list;
+  list.list = row_slices;
+  list.n = p.splits * p.k;
+  block.run(list, p.k);
+  block.write_row(p, row, block.finish(p.k));
 }
 
 }  // namespace nsa_topk

@@ -25,16 +25,18 @@ struct nsa_topk_params {
   int* indices;                        /* [batch, out_row_stride] output positions */
   unsigned long long* slice_workspace; /* [batch * splits * k] per-block candidates (splits > 1) */
   unsigned int* row_counters;          /* [batch] zero at rest; the last block resets its row */
+  unsigned int* row_histograms;        /* stream variants, splits > 1: [batch][1 << r] zero at rest */
   long long score_row_stride;          /* elements */
   long long out_row_stride;            /* elements */
   int batch;
   int length; /* L */
   int k;
-  int sorted;        /* 1: descending score, ties by ascending position */
-  int splits;        /* blocks per row; 1 = one block selects the whole row */
-  int slice;         /* elements of a row each split block covers (splits > 1) */
-  int sel_capacity;  /* power of two >= k: the selected-set buffer in shared memory */
-  int cand_capacity; /* entries of the shared candidate buffer (threshold-bucket spill) */
+  int sorted;          /* 1: descending score, ties by ascending position */
+  int splits;          /* blocks per row; 1 = one block selects the whole row */
+  int slice;           /* elements of a row each split block covers (splits > 1) */
+  int sel_capacity;    /* power of two >= k: the selected-set buffer in shared memory */
+  int cand_capacity;   /* entries of the shared candidate buffer (threshold-bucket spill) */
+  int buffer_capacity; /* stream variants: entries of the shared buffer (histogram after it) */
 };
 
 #endif /* NSAJIT_TOPK_SELECT_PARAMS_H */

@@ -7,6 +7,7 @@
 #include "generator/template_library.hpp"
 #include "runtime/backend.hpp"
 #include "runtime/error.hpp"
+#include "runtime/topk_select_launch.hpp"
 
 using namespace nsajit;
 
@@ -20,7 +21,8 @@ TEST_CASE("topk_space_covers_every_knob_value_and_prunes_with_reasons") {
   for (const auto& arch : known_targets()) {
     const Target target = target_from_arch(arch);
     const VariantSpace space = family().space(target, Geometry{0, 0});
-    CHECK(space.kept.size() + space.pruned.size() == 3 * 3 * 2 * 2);
+    // radix: t x i x r x s; stream (a 1): t x i x s.
+    CHECK(space.kept.size() + space.pruned.size() == 3 * 3 * 2 * 2 + 3 * 3 * 2);
     REQUIRE_FALSE(space.kept.empty());
     for (const auto& p : space.pruned) CHECK_MESSAGE(!p.reason.empty(), p.variant.name());
   }
@@ -32,7 +34,8 @@ TEST_CASE("topk_space_prunes_register_hungry_blocks_on_sm90a") {
   for (const auto& p : space.pruned) pruned.insert(p.variant.name());
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i16_r8_s1") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i16_r11_s16") == 1);
-  CHECK(space.kept.size() == 32);
+  CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a1") == 1);
+  CHECK(space.kept.size() == 32 + 16);
 }
 
 TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_back") {
@@ -47,7 +50,9 @@ TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_
       CHECK(r.source.find("#include \"topk_select/kernel.cuh\"") != std::string::npos);
       CHECK(r.source.find("extern \"C\" __global__") != std::string::npos);
       CHECK(r.source.find(" " + name + "(nsa_topk_params p)") != std::string::npos);
-      const std::string instantiation = "topk_select<" + std::to_string(v.get("t")) + ", " +
+      const std::string entry =
+          topk_select_algorithm(v) == TopkAlgorithm::stream ? "topk_stream_select<" : "topk_select<";
+      const std::string instantiation = entry + std::to_string(v.get("t")) + ", " +
                                         std::to_string(v.get("i")) + ", " + std::to_string(v.get("r")) +
                                         ", " + std::to_string(v.target.warp_size) + ">";
       CHECK_MESSAGE(r.source.find(instantiation) != std::string::npos, r.source);
@@ -82,6 +87,23 @@ TEST_CASE("topk_render_rejects_a_variant_of_another_family") {
   Variant missing = family().default_variant(target_from_arch("sm_90a"), Geometry{0, 0});
   missing.knobs.pop_back();
   CHECK_THROWS_AS((void)family().render(missing), Error);
+}
+
+TEST_CASE("topk_stream_variants_carry_knob_a1_and_keep_the_radix_names") {
+  const VariantSpace space = family().space(target_from_arch("sm_90a"), Geometry{0, 0});
+  std::set<std::string> kept;
+  for (const auto& v : space.kept) kept.insert(v.name());
+  CHECK(kept.count("nsa_topk_sm90a_t1024_i4_r11_s16") == 1);     // the radix winner stays
+  CHECK(kept.count("nsa_topk_sm90a_t1024_i4_r11_s16_a1") == 1);  // its stream sibling
+  CHECK(kept.count("nsa_topk_sm90a_t512_i8_r11_s16_a1") == 1);
+  const Variant stream = variant_from_name("nsa_topk_sm90a_t512_i8_r11_s16_a1");
+  CHECK(topk_select_algorithm(stream) == TopkAlgorithm::stream);
+  CHECK(topk_select_algorithm(variant_from_name("nsa_topk_sm90a_t512_i8_r11_s16")) == TopkAlgorithm::radix);
+  CHECK(family().render(stream).source.find("nsa_topk::topk_stream_select<512, 8, 11, 32>(p)") !=
+        std::string::npos);
+  Variant bad = stream;
+  bad.knobs.back().value = 2;
+  CHECK_THROWS_AS((void)family().render(bad), Error);
 }
 
 TEST_CASE("topk_templates_are_embedded") {

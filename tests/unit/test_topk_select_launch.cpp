@@ -150,3 +150,54 @@ TEST_CASE("topk_plan_rejects_a_variant_of_another_family") {
   const Variant fwd = variant_from_name("nsa_fwd_sm90a_d576_bh16_bt64_w4_st2");
   CHECK_THROWS_AS((void)plan_topk_select(fwd, h100(), problem(1, 1000, 16), nullptr, 0), Error);
 }
+
+namespace {
+Variant stream_variant(int t, int s) {
+  return variant_from_name("nsa_topk_sm90a_t" + std::to_string(t) + "_i4_r11_s" + std::to_string(s) + "_a1");
+}
+}  // namespace
+
+TEST_CASE("topk_stream_plan_gives_the_buffer_all_shared_memory_but_the_histogram") {
+  const Variant v = stream_variant(1024, 1);
+  const TopkSelectLaunch l = plan_topk_select(v, h100(), problem(128, 131072, 2048), nullptr, 0);
+  CHECK(l.kernel_name == "nsa_topk_sm90a_t1024_i4_r11_s1_a1");
+  CHECK(l.grid.x == 128);
+  CHECK(l.params.splits == 1);
+  CHECK(l.dynamic_shared_bytes == 8u * static_cast<unsigned>(l.params.buffer_capacity) + 4u * 2048u);
+  // One round of float4 loads (4 per thread) on top of k = 4096 must always fit.
+  CHECK(l.params.buffer_capacity >= 4096 + 4 * 1024);
+  CHECK(topk_select_min_shared_bytes(v) == 8u * (4096u + 4096u) + 4u * 2048u);
+}
+
+TEST_CASE("topk_stream_split_workspace_holds_counters_row_histograms_and_slices") {
+  const DeviceInfo dev = h100();
+  const Variant v = stream_variant(512, 16);
+  const std::size_t bound = topk_select_workspace_bytes(v, dev);
+  // The radix sibling needs no row histograms: the stream bound is larger by 132 rows x 2048 bins.
+  const std::size_t radix_bound = topk_select_workspace_bytes(variant(16), dev);
+  CHECK(bound == radix_bound + 132u * 2048u * 4u);
+  std::vector<unsigned long long> ws(bound / 8 + 1);
+  const TopkSelectLaunch l = plan_topk_select(v, dev, problem(16, 131072, 2048), ws.data(), bound);
+  CHECK(l.params.splits == 8);
+  CHECK(l.params.slice % 4 == 0);
+  auto* base = reinterpret_cast<unsigned char*>(ws.data());
+  CHECK(reinterpret_cast<unsigned char*>(l.params.row_counters) == base);
+  CHECK(reinterpret_cast<unsigned char*>(l.params.row_histograms) ==
+        base + 768);  // 132 counters, 256-aligned
+  CHECK(reinterpret_cast<unsigned char*>(l.params.slice_workspace) == base + 768 + 132 * 2048 * 4);
+  CHECK(l.workspace_bytes == 768u + 132u * 2048u * 4u + 8u * 16u * 8u * 2048u);
+  for (int batch : {1, 3, 16, 66, 132, 256})
+    for (int length : {1, 4097, 100001, 262144})
+      for (int k : {1, 2048, 4096}) {
+        const TopkSelectLaunch m = plan_topk_select(v, dev, problem(batch, length, k), ws.data(), bound);
+        CHECK(m.workspace_bytes <= bound);
+        CHECK(static_cast<long long>(m.params.slice) * m.params.splits >= length);
+      }
+}
+
+TEST_CASE("topk_stream_variant_fits_cdna_lds_only_below_1024_threads") {
+  // 64 KB of LDS: k 4096 + 4t buffer entries + 8 KB histogram fits for t 512, not t 1024.
+  CHECK(topk_select_min_shared_bytes(variant_from_name("nsa_topk_gfx942_t512_i4_r11_s16_a1")) <=
+        64u * 1024u - 256u);
+  CHECK(topk_select_min_shared_bytes(variant_from_name("nsa_topk_gfx942_t1024_i4_r11_s16_a1")) > 64u * 1024u);
+}

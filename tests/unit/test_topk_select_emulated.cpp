@@ -1,0 +1,256 @@
+// The topk_select device template run on the CPU: one std::thread per GPU thread, std::barrier
+// for __syncthreads and for the warp-synchronous shuffles and ballots, std::atomic_ref for the
+// atomics, blocks one after the other (as a GPU may schedule them). The launch is planned by
+// the real planner for a 64-thread variant with a small shared-memory budget, so the stream
+// kernel's buffer must shrink many times and rows split into several blocks; every output is
+// compared with the CPU reference. Catches logic errors (wrong sets, a barrier not reached by
+// every thread = a hang, a workspace not left zeroed) without a GPU; not timing, not memory
+// ordering between blocks.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <barrier>
+#include <bit>
+#include <cstring>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "runtime/topk_select_launch.hpp"
+#include "tests/reference/topk_reference.hpp"
+#include "tuner/topk_select_check.hpp"
+
+namespace nsajit_emulation {
+
+struct Index {
+  unsigned x;
+};
+thread_local Index threadIdx;
+thread_local Index blockIdx;
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+
+unsigned long long g_shared[16384];  // the block's dynamic shared memory
+std::unique_ptr<std::barrier<>> g_block_barrier;
+struct Warp {
+  std::unique_ptr<std::barrier<>> barrier;
+  long long lanes[32];
+};
+std::vector<Warp> g_warps;
+
+inline void __syncthreads() {
+  g_block_barrier->arrive_and_wait();
+}
+inline void __threadfence() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+// Every lane publishes v, then reads lane source(lane) (its own value when out of range).
+template <class Source>
+int warp_exchange(int v, Source source) {
+  Warp& w = g_warps[threadIdx.x / 32];
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  w.lanes[lane] = v;
+  w.barrier->arrive_and_wait();
+  const int from = source(lane);
+  const int r = from >= 0 && from < 32 ? static_cast<int>(w.lanes[from]) : v;
+  w.barrier->arrive_and_wait();
+  return r;
+}
+inline int __shfl_up_sync(unsigned, int v, int d) {
+  return warp_exchange(v, [d](int lane) { return lane >= d ? lane - d : lane; });
+}
+inline int __shfl_down_sync(unsigned, int v, int d) {
+  return warp_exchange(v, [d](int lane) { return lane + d < 32 ? lane + d : lane; });
+}
+inline int __shfl_xor_sync(unsigned, int v, int m) {
+  return warp_exchange(v, [m](int lane) { return lane ^ m; });
+}
+inline int __shfl_sync(unsigned, int v, int src) {
+  return warp_exchange(v, [src](int) { return src; });
+}
+inline unsigned __ballot_sync(unsigned, int predicate) {
+  Warp& w = g_warps[threadIdx.x / 32];
+  w.lanes[threadIdx.x % 32] = predicate != 0;
+  w.barrier->arrive_and_wait();
+  unsigned mask = 0;
+  for (int lane = 0; lane < 32; ++lane)
+    if (w.lanes[lane] != 0) mask |= 1u << lane;
+  w.barrier->arrive_and_wait();
+  return mask;
+}
+inline int __popc(unsigned x) {
+  return std::popcount(x);
+}
+template <class T>
+T __ldcg(const T* p) {
+  return std::atomic_ref<T>(*const_cast<T*>(p)).load();
+}
+inline unsigned __float_as_uint(float f) {
+  return std::bit_cast<unsigned>(f);
+}
+inline int atomicAdd(int* p, int v) {
+  return std::atomic_ref<int>(*p).fetch_add(v);
+}
+inline unsigned atomicAdd(unsigned* p, unsigned v) {
+  return std::atomic_ref<unsigned>(*p).fetch_add(v);
+}
+
+}  // namespace nsajit_emulation
+
+#define __device__
+#define __global__
+#define __forceinline__ inline
+#define __shared__ static  // one block runs at a time: function statics are its shared memory
+#define NSA_TOPK_DYNAMIC_SHARED(name) unsigned long long* name = g_shared
+#define NSA_TOPK_UNROLL
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wpedantic"
+namespace nsajit_emulation {
+#include "topk_select/kernel.cuh"
+}
+#pragma GCC diagnostic pop
+#undef __shared__
+#undef __forceinline__
+#undef __global__
+#undef __device__
+
+using namespace nsajit;
+
+namespace {
+
+constexpr int kThreads = 64;
+constexpr int kItems = 2;
+
+// The least shared memory the variant accepts plus 1 KB: for the 64-thread stream variant a
+// buffer of 4480 entries (k 4096 + 4t + 128), so a few thousand elements already force a shrink.
+DeviceInfo small_device(const Variant& v, int multiprocessors) {
+  DeviceInfo d;
+  d.name = "emulated";
+  d.arch = "sm_90a";
+  d.multiprocessors = multiprocessors;
+  d.shared_memory_per_block_optin = topk_select_min_shared_bytes(v) + 1024;
+  return d;
+}
+
+void run_blocks(const nsa_topk_params& p, unsigned blocks, bool stream) {
+  for (unsigned b = 0; b < blocks; ++b) {
+    nsajit_emulation::g_block_barrier = std::make_unique<std::barrier<>>(kThreads);
+    nsajit_emulation::g_warps = std::vector<nsajit_emulation::Warp>(kThreads / 32);
+    for (auto& w : nsajit_emulation::g_warps) w.barrier = std::make_unique<std::barrier<>>(32);
+    std::vector<std::jthread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&p, b, t, stream] {
+        nsajit_emulation::threadIdx.x = static_cast<unsigned>(t);
+        nsajit_emulation::blockIdx.x = b;
+        if (stream)
+          nsajit_emulation::nsa_topk::topk_stream_select<kThreads, kItems, 11, 32>(p);
+        else
+          nsajit_emulation::nsa_topk::topk_select<kThreads, kItems, 11, 32>(p);
+      });
+  }
+}
+
+// Plans like the dispatcher, runs twice on one workspace, compares both outputs.
+void check_emulated(const std::string& variant_name, const reference::TopkProblem& problem,
+                    int multiprocessors, int expect_splits_at_least) {
+  const Variant v = variant_from_name(variant_name);
+  const bool stream = topk_select_algorithm(v) == TopkAlgorithm::stream;
+  const DeviceInfo device = small_device(v, multiprocessors);
+  const std::size_t ws_bytes = topk_select_workspace_bytes(v, device);
+  std::vector<unsigned long long> workspace(ws_bytes / 8 + 1, 0ull);
+  std::vector<std::int32_t> out(static_cast<std::size_t>(problem.batch) * problem.k);
+  TopkSelectProblem tp;
+  tp.scores = problem.scores.data();
+  tp.score_row_stride = problem.row_stride;
+  tp.batch = problem.batch;
+  tp.length = problem.length;
+  tp.lengths = problem.lengths.empty() ? nullptr : problem.lengths.data();
+  tp.indices = out.data();
+  tp.out_row_stride = problem.k;
+  tp.k = problem.k;
+  tp.sorted = problem.sorted;
+  const TopkSelectLaunch launch = plan_topk_select(v, device, tp, workspace.data(), ws_bytes);
+  REQUIRE(launch.dynamic_shared_bytes <= sizeof(nsajit_emulation::g_shared));
+  CHECK(launch.params.splits >= expect_splits_at_least);
+  const std::vector<std::int32_t> expected = reference::topk_select(problem);
+  for (int run = 0; run < 2; ++run) {
+    std::fill(out.begin(), out.end(), 0x7f7f7f7f);
+    std::memset(nsajit_emulation::g_shared, 0xa5, sizeof(nsajit_emulation::g_shared));
+    run_blocks(launch.params, launch.grid.x, stream);
+    const std::string diff = tuner::compare_topk(problem, expected, out, problem.k);
+    CHECK_MESSAGE(diff.empty(),
+                  variant_name << " run " << run << " splits " << launch.params.splits << ": " << diff);
+    // The row counters (and the stream kernel's row histograms) are at rest again.
+    const nsa_topk_params& k = launch.params;
+    if (k.splits > 1) {
+      for (int r = 0; r < problem.batch; ++r) CHECK(k.row_counters[r] == 0u);
+      if (stream)
+        CHECK(std::all_of(k.row_histograms, k.row_histograms + problem.batch * 2048,
+                          [](unsigned h) { return h == 0u; }));
+    }
+  }
+}
+
+reference::TopkProblem make(int batch, int length, int k, tuner::TopkData data, bool sorted,
+                            tuner::TopkLengths lengths, int padding, std::uint64_t seed) {
+  tuner::TopkCase c;
+  c.batch = batch;
+  c.length = length;
+  c.k = k;
+  c.data = data;
+  c.sorted = sorted;
+  c.lengths = lengths;
+  c.row_padding = padding;
+  c.seed = seed;
+  return tuner::make_topk_problem(c);
+}
+
+// Ascending rows: every element passes the stream filter, the worst case for its buffer.
+reference::TopkProblem ascending(int batch, int length, int k, int padding) {
+  reference::TopkProblem p =
+      make(batch, length, k, tuner::TopkData::random, true, tuner::TopkLengths::none, padding, 7);
+  for (int r = 0; r < batch; ++r)
+    for (int j = 0; j < length; ++j)
+      p.scores[static_cast<std::size_t>(r) * p.row_stride + j] = static_cast<float>(j % 5000);
+  return p;
+}
+
+const char* const kStream = "nsa_topk_sm90a_t64_i2_r11_s16_a1";
+const char* const kRadix = "nsa_topk_sm90a_t64_i2_r11_s16";
+
+}  // namespace
+
+TEST_CASE("topk_emulated_stream_kernel_is_exact_on_adversarial_rows_with_many_shrinks") {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  // 132 "SMs": rows of these lengths are not split; the 4480-entry buffer shrinks many times.
+  check_emulated(kStream, make(2, 9000, 300, TopkData::random, false, TopkLengths::none, 3, 11), 132, 1);
+  check_emulated(kStream, make(3, 7001, 1000, TopkData::ties, true, TopkLengths::mixed, 1, 12), 132, 1);
+  check_emulated(kStream, make(1, 6000, 4096, TopkData::all_equal, false, TopkLengths::none, 0, 13), 132, 1);
+  check_emulated(kStream, make(2, 8000, 777, TopkData::near_equal, true, TopkLengths::none, 2, 14), 132, 1);
+  check_emulated(kStream, make(3, 5000, 2048, TopkData::nan, false, TopkLengths::random, 0, 15), 132, 1);
+  check_emulated(kStream, make(2, 5000, 128, TopkData::neg_inf, true, TopkLengths::none, 1, 16), 132, 1);
+  check_emulated(kStream, ascending(1, 12000, 1500, 3), 132, 1);
+}
+
+TEST_CASE("topk_emulated_stream_kernel_merges_split_rows_exactly_and_leaves_the_workspace_zeroed") {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  // 8 "SMs" for 2 rows: up to 4 blocks per row; the last block merges from the row histogram.
+  check_emulated(kStream, make(2, 8000, 500, TopkData::random, false, TopkLengths::none, 1, 21), 8, 4);
+  check_emulated(kStream, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 22), 8, 2);
+  check_emulated(kStream, make(2, 8192, 1024, TopkData::near_equal, false, TopkLengths::random, 0, 23), 8, 2);
+  check_emulated(kStream, make(1, 12000, 1500, TopkData::nan, true, TopkLengths::none, 0, 24), 8, 2);
+  check_emulated(kStream, ascending(2, 10000, 1200, 1), 8, 2);
+}
+
+TEST_CASE("topk_emulated_radix_kernel_is_exact_on_split_and_whole_rows") {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  check_emulated(kRadix, make(2, 9000, 700, TopkData::ties, true, TopkLengths::mixed, 1, 31), 132, 1);
+  check_emulated(kRadix, make(2, 8000, 500, TopkData::random, false, TopkLengths::none, 3, 32), 8, 4);
+}
