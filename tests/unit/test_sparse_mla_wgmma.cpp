@@ -31,8 +31,7 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
     for (const auto& v : space.kept)
       if (has_mma_knob(v)) kept.insert(v.name());
     CHECK(kept == std::set<std::string>{fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w8_st2_mma1", d),
-                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d),
-                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1_ws2", d)});
+                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d)});
 
     int pruned = 0;
     for (const auto& p : space.pruned) {
@@ -42,6 +41,9 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
       if (bt != 64) {
         CHECK_MESSAGE(p.reason.find("bt must be 64") != std::string::npos, p.variant.name()
                                                                                << ": " << p.reason);
+      } else if (p.variant.get("w") == 12) {
+        // ws2 faulted on the H200 and is held out with that reason.
+        CHECK_MESSAGE(p.reason.find("illegal instruction") != std::string::npos, p.variant.name() << ": " << p.reason);
       } else {
         // Only w8 has a stage axis; its 3-stage layout does not fit.
         CHECK(p.variant.get("w") == 8);
@@ -51,7 +53,7 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
       }
     }
     // w8: bt 32 and 128 at both stage counts + bt 64 with 3 stages; w12: bt 32 and 128 per schedule.
-    CHECK(pruned == 5 + 4);
+    CHECK(pruned == 5 + 4 + 1);  // + w12 ws2, held out
   }
 }
 
@@ -59,7 +61,9 @@ TEST_CASE("w12_schedule_knob_is_last_only_on_w12_and_absent_for_schedule_1") {
   const auto space =
       kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{576, 512});
   int ws2 = 0;
-  for (const auto& v : space.kept) {
+  std::vector<Variant> all = space.kept;  // ws2 is held out (pruned) but keeps its name
+  for (const auto& p : space.pruned) all.push_back(p.variant);
+  for (const auto& v : all) {
     for (std::size_t i = 0; i < v.knobs.size(); ++i)
       if (v.knobs[i].name == "ws") {
         ++ws2;
@@ -69,7 +73,7 @@ TEST_CASE("w12_schedule_knob_is_last_only_on_w12_and_absent_for_schedule_1") {
         CHECK(v.get("mma") == 1);
       }
   }
-  CHECK(ws2 == 1);
+  CHECK(ws2 == 3);  // bt 32, 64, 128 (all pruned: bt, and ws2 held out)
 }
 
 TEST_CASE("mma_sync_variant_names_do_not_change_and_wgmma_names_round_trip") {
@@ -129,12 +133,9 @@ TEST_CASE("warp_specialised_wgmma_variant_renders_the_ping_pong_template") {
 TEST_CASE("w12_schedule_2_renders_the_ping_pong_template_with_its_schedule_argument") {
   const auto& family = kernel_family(Family::sparse_mla_fwd);
   for (int d : {576, 512}) {
+    // ws2 faulted on the H200: the renderer refuses it (with the reason) until it is fixed.
     const Variant v = variant_from_name(fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1_ws2", d));
-    const RenderedSource r = family.render(v);
-    CHECK(r.source.find("#include \"sparse_mla_fwd/sm90_wgmma_ws.cuh\"") != std::string::npos);
-    CHECK(r.source.find(fmt::format("sparse_mla_fwd_sm90_wgmma_ws<{}, 64, 64, 12, 2, 2>(p)", d)) !=
-          std::string::npos);
-    CHECK(r.source.find("__launch_bounds__(384, 1) " + v.name() + "(") != std::string::npos);
+    CHECK_THROWS_WITH_AS((void)family.render(v), doctest::Contains("illegal instruction"), Error);
     // Schedule 1 keeps its unnamed knob and its five-argument instantiation.
     const RenderedSource r1 =
         family.render(variant_from_name(fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d)));
