@@ -45,7 +45,9 @@ void run_overhead(const BenchCliOptions& o, const GlobalOptions& g) {
   dopt.cache_path = g.cache_path;
   Dispatcher dispatcher(dopt);
   const auto t1 = clock::now();
-  SparseMlaFixture f(dispatcher.device(), {.label = "overhead", .s_q = 1, .h_q = h_q, .s_kv = 8192, .topk = topk}, 11);
+  // s_q 256 fills the SMs, so the call is one kernel launch (no topk split + combine).
+  SparseMlaFixture f(dispatcher.device(),
+                     {.label = "overhead", .s_q = 256, .h_q = h_q, .s_kv = 8192, .topk = topk, .reference_rows = 2}, 11);
   auto stream = dispatcher.device().create_stream();
   const auto t2 = clock::now();
   dispatcher.sparse_mla_fwd(f.args(), stream->native());
@@ -66,6 +68,7 @@ void run_overhead(const BenchCliOptions& o, const GlobalOptions& g) {
   LoadedVariant& lv = dispatcher.sparse_mla_variant_for(576, topk, h_q);
   const SparseMlaProblem problem = validate_sparse_mla(f.args());
   const SparseMlaLaunch plan = plan_sparse_mla(problem, lv.variant, 1, nullptr);
+  if (plan.needs_combine) fail(ErrorCode::internal, "overhead bench", "nsa-tune bench", "expected one launch per call");
   std::vector<double> raw;
   for (int round = 0; round < 5; ++round) {
     const auto a = clock::now();
@@ -77,7 +80,7 @@ void run_overhead(const BenchCliOptions& o, const GlobalOptions& g) {
   std::sort(raw.begin(), raw.end());
   const auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
   fmt::print(
-      "dispatcher on {} (topk {}, h_q {}):\n"
+      "dispatcher on {} (topk {}, h_q {}, s_q 256: one kernel launch per call):\n"
       "  CUDA driver + context start-up (before nsa-jit, paid by any CUDA process): {:.1f} ms\n"
       "  cold start, populated cache: open {:.1f} ms + first call (SQLite winner, cached binary, load, launch, sync) "
       "{:.1f} ms = {:.1f} ms, {} compile(s)\n"
