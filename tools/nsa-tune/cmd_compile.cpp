@@ -96,7 +96,8 @@ int run_compile(const CompileOptions& o, const GlobalOptions& g) {
                  k.occupancy_waves_per_simd);
   }
   if (g.json) fmt::print("{}]\n", json);
-  else fmt::print(stderr, "{} of {} compiled in {:.1f} s{}\n", results.size() - failed, results.size(), seconds,
+  std::fflush(stdout);  // the table first, then the summary on stderr (both may go to one file)
+  if (!g.json) fmt::print(stderr, "{} of {} compiled in {:.1f} s{}\n", results.size() - failed, results.size(), seconds,
                   target.vendor == Vendor::nvidia ? " (shared memory of sm90 kernels is dynamic: see `variants`)" : "");
   return failed;
 }
