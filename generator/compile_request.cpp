@@ -18,7 +18,11 @@ CompileRequest make_compile_request(const Variant& variant, const RenderedSource
 
 std::string binary_key(const CompileRequest& request, const Compiler& compiler) {
   Hasher h;
-  h.update(request.source).update(template_hash()).update(compiler.name()).update(compiler.version()).update(request.arch);
+  h.update(request.source)
+      .update(template_hash())
+      .update(compiler.name())
+      .update(compiler.version())
+      .update(request.arch);
   for (const auto& o : request.options) h.update(o);
   return h.hex();
 }

@@ -27,9 +27,11 @@ std::string nvidia_prune_reason(const Target& t, const Geometry& g, int bh, int 
   const NsaSparseMlaLayout l = nsa_sparse_mla_layout(g.d_qk, bh, bt, w, st);
   if (st < 2) return "stages 1: the kernel gathers tile i+1 while computing tile i, so it needs >= 2 stages";
   if (l.acc_registers > kMaxAccumulatorRegisters)
-    return fmt::format("registers: the O accumulator needs {} fp32 registers per thread (> {}); more warps needed",
-                       l.acc_registers, kMaxAccumulatorRegisters);
-  if (l.cn < 8) return fmt::format("shape: {} tile columns over {} warps leaves {} (< 8) per warp", bt, l.wn, l.cn);
+    return fmt::format(
+        "registers: the O accumulator needs {} fp32 registers per thread (> {}); more warps needed",
+        l.acc_registers, kMaxAccumulatorRegisters);
+  if (l.cn < 8)
+    return fmt::format("shape: {} tile columns over {} warps leaves {} (< 8) per warp", bt, l.wn, l.cn);
   if (l.smem_bytes > t.max_shared_bytes)
     return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
   return {};
@@ -95,10 +97,14 @@ std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int b
   if (ws != 1 && (w != 12 || ws != 2))
     return fmt::format("wgmma: schedule ws{} does not exist (w12 has schedules 1 and 2, w8 only 1)", ws);
   if (bh != 64 || (w != 8 && w != 12))
-    return "wgmma: the kernel is built for 64 heads and 8 warps (two math warpgroups) or 12 (plus a producer)";
-  if (bt != 64) return fmt::format("wgmma: S is one m64n64 tile and P one 128-byte swizzle panel, so bt must be 64, not {}", bt);
+    return "wgmma: the kernel is built for 64 heads and 8 warps (two math warpgroups) or 12 (plus a "
+           "producer)";
+  if (bt != 64)
+    return fmt::format(
+        "wgmma: S is one m64n64 tile and P one 128-byte swizzle panel, so bt must be 64, not {}", bt);
   if (st < 2) return "stages 1: the kernel gathers tile i+1 while computing tile i, so it needs >= 2 stages";
-  if (w == 12 && st != 2) return "wgmma w12: the ping-pong kernel has exactly two kv buffers (even and odd tile)";
+  if (w == 12 && st != 2)
+    return "wgmma w12: the ping-pong kernel has exactly two kv buffers (even and odd tile)";
   if (ws == 2)
     return "wgmma w12 ws2: faults with an illegal instruction on the H200 (device run 2026-11-26); "
            "kept out until fixed (docs/perf-log.md)";
@@ -162,7 +168,8 @@ class SparseMlaFwdFamily final : public KernelFamily {
 
   RenderedSource render(const Variant& v) const override {
     if (v.family != Family::sparse_mla_fwd)
-      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "not a sparse_mla_fwd variant");
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
+           "not a sparse_mla_fwd variant");
     check_geometry(v.geometry);
     if (v.target.vendor == Vendor::amd) return sparse_mla_cdna_render(v);
     const int bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
@@ -174,7 +181,8 @@ class SparseMlaFwdFamily final : public KernelFamily {
     if (std::string why = gather == 1 ? bulk_prune_reason(v.target, v.geometry, bh, bt, w, st)
                                       : nvidia_prune_reason(v.target, v.geometry, bh, bt, w, st);
         !why.empty())
-      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "pruned: " + why);
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
+           "pruned: " + why);
     const std::string name = v.name();
     RenderedSource r;
     r.kernel_names = {name, name + "_combine"};
@@ -187,15 +195,17 @@ class SparseMlaFwdFamily final : public KernelFamily {
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_combine(p);\n"
         "}}\n",
-        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh),
-        fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st), fmt::arg("g", gather == 1 ? ", 1" : ""));
+        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk),
+        fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st),
+        fmt::arg("g", gather == 1 ? ", 1" : ""));
     return r;
   }
 
   static RenderedSource render_wgmma(const Variant& v, int bh, int bt, int w, int st) {
     const int ws = wgmma_schedule(v);
     if (std::string why = wgmma_prune_reason(v.target, v.geometry, bh, bt, w, st, ws); !why.empty())
-      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family", "pruned: " + why);
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
+           "pruned: " + why);
     const std::string name = v.name();
     const char* header = w == 12 ? "sm90_wgmma_ws.cuh" : "sm90_wgmma.cuh";
     const char* entry = w == 12 ? "sparse_mla_fwd_sm90_wgmma_ws" : "sparse_mla_fwd_sm90_wgmma";
@@ -211,8 +221,9 @@ class SparseMlaFwdFamily final : public KernelFamily {
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_combine(p);\n"
         "}}\n",
-        fmt::arg("name", name), fmt::arg("header", header), fmt::arg("entry", entry), fmt::arg("threads", w * 32),
-        fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st),
+        fmt::arg("name", name), fmt::arg("header", header), fmt::arg("entry", entry),
+        fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt),
+        fmt::arg("w", w), fmt::arg("st", st),
         fmt::arg("sched", ws == 1 ? std::string() : fmt::format(", {}", ws)));
     return r;
   }

@@ -10,11 +10,11 @@
 namespace nsajit {
 
 struct Target {
-  std::string arch;            // "sm_90a", "gfx90a", "gfx942"
+  std::string arch;  // "sm_90a", "gfx90a", "gfx942"
   Vendor vendor = Vendor::nvidia;
-  int warp_size = 32;          // 64 on CDNA
-  int max_shared_bytes = 0;    // per block (opt-in maximum on NVIDIA, LDS on AMD)
-  int registers_per_sm = 0;    // 32-bit registers per SM / CU
+  int warp_size = 32;        // 64 on CDNA
+  int max_shared_bytes = 0;  // per block (opt-in maximum on NVIDIA, LDS on AMD)
+  int registers_per_sm = 0;  // 32-bit registers per SM / CU
   int max_registers_per_thread = 255;
   int max_threads_per_block = 1024;
   bool has_wgmma = false;

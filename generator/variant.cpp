@@ -19,7 +19,9 @@ Family family_from_string(std::string_view name) {
        fmt::format("unknown family '{}'; known: sparse_mla_fwd, topk_select", name));
 }
 
-std::string Geometry::key() const { return fmt::format("d{}v{}", d_qk, d_v); }
+std::string Geometry::key() const {
+  return fmt::format("d{}v{}", d_qk, d_v);
+}
 
 int Variant::get(std::string_view knob) const {
   for (const auto& k : knobs)
@@ -29,7 +31,9 @@ int Variant::get(std::string_view knob) const {
 }
 
 namespace {
-std::string_view family_prefix(Family f) { return f == Family::sparse_mla_fwd ? "nsa_fwd" : "nsa_topk"; }
+std::string_view family_prefix(Family f) {
+  return f == Family::sparse_mla_fwd ? "nsa_fwd" : "nsa_topk";
+}
 }  // namespace
 
 std::string Variant::name() const {

@@ -40,12 +40,12 @@ struct CompileResult {
 // Per-kernel resources, read from the binary (cubin attributes or AMDGPU metadata note).
 struct KernelResources {
   std::string kernel_name;
-  int registers = 0;              // NVIDIA regs/thread; AMD unified VGPR count
-  int agprs = 0;                  // AMD only
-  int sgprs = 0;                  // AMD only
-  int spill_bytes = 0;            // local memory (NVIDIA) / scratch (AMD) per thread
-  int vgpr_spills = 0;            // AMD only
-  int static_shared_bytes = 0;    // shared memory / LDS declared statically
+  int registers = 0;            // NVIDIA regs/thread; AMD unified VGPR count
+  int agprs = 0;                // AMD only
+  int sgprs = 0;                // AMD only
+  int spill_bytes = 0;          // local memory (NVIDIA) / scratch (AMD) per thread
+  int vgpr_spills = 0;          // AMD only
+  int static_shared_bytes = 0;  // shared memory / LDS declared statically
   int max_threads_per_block = 0;
   int occupancy_waves_per_simd = 0;  // AMD only, 0 when unknown
 };
@@ -64,14 +64,14 @@ class Compiler {
 struct DeviceInfo {
   Vendor vendor = Vendor::nvidia;
   int ordinal = 0;
-  std::string name;                // "NVIDIA H100 80GB HBM3"
-  std::string arch;                // "sm_90a", "gfx90a"
-  std::string uuid;                // stable identity, when the driver has one
-  int multiprocessors = 0;         // SMs / CUs
+  std::string name;                               // "NVIDIA H100 80GB HBM3"
+  std::string arch;                               // "sm_90a", "gfx90a"
+  std::string uuid;                               // stable identity, when the driver has one
+  int multiprocessors = 0;                        // SMs / CUs
   std::size_t shared_memory_per_block_optin = 0;  // the most a kernel can ask for
   std::size_t l2_bytes = 0;
   std::size_t global_memory_bytes = 0;
-  std::string driver_version;      // e.g. "13000"
+  std::string driver_version;  // e.g. "13000"
 };
 
 struct Dim3 {
@@ -103,7 +103,9 @@ class DeviceMemory {
   [[nodiscard]] void* get() const noexcept { return ptr_; }
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
   template <class T>
-  [[nodiscard]] T* as() const noexcept { return static_cast<T*>(ptr_); }
+  [[nodiscard]] T* as() const noexcept {
+    return static_cast<T*>(ptr_);
+  }
 
  private:
   void reset() noexcept {

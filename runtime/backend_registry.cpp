@@ -5,7 +5,9 @@
 
 namespace nsajit {
 
-std::string_view to_string(Vendor v) noexcept { return v == Vendor::nvidia ? "nvidia" : "amd"; }
+std::string_view to_string(Vendor v) noexcept {
+  return v == Vendor::nvidia ? "nvidia" : "amd";
+}
 
 Backend& cuda_backend() {
   static const std::unique_ptr<Backend> backend = make_cuda_backend();

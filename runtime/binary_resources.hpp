@@ -10,6 +10,7 @@
 
 namespace nsajit {
 
-[[nodiscard]] std::vector<KernelResources> binary_resources(Vendor vendor, std::span<const std::uint8_t> binary);
+[[nodiscard]] std::vector<KernelResources> binary_resources(Vendor vendor,
+                                                            std::span<const std::uint8_t> binary);
 
 }  // namespace nsajit

@@ -19,7 +19,9 @@ namespace {
 
 thread_local std::string g_last_error;
 
-int status_of(nsajit::ErrorCode code) { return static_cast<int>(code); }
+int status_of(nsajit::ErrorCode code) {
+  return static_cast<int>(code);
+}
 
 template <class F>
 int guarded(F&& f) noexcept {
@@ -66,8 +68,8 @@ int nsajit_create(const nsajit_options* options, nsajit_context** out) {
     if (options != nullptr) o = *options;
     if (o.abi_version != NSAJIT_ABI_VERSION)
       nsajit::fail(nsajit::ErrorCode::invalid_argument, "nsajit_create", "nsajit C ABI",
-                   "options.abi_version " + std::to_string(o.abi_version) + " != " + std::to_string(NSAJIT_ABI_VERSION) +
-                       " (call nsajit_default_options first)");
+                   "options.abi_version " + std::to_string(o.abi_version) +
+                       " != " + std::to_string(NSAJIT_ABI_VERSION) + " (call nsajit_default_options first)");
     nsajit::DispatcherOptions d;
     d.device_ordinal = o.device_ordinal;
     d.backend = o.backend != nullptr ? o.backend : "";
@@ -84,9 +86,13 @@ void nsajit_destroy(nsajit_context* context) {
   std::unique_ptr<nsajit_context> owned(context);
 }
 
-const char* nsajit_last_error(void) { return g_last_error.c_str(); }
+const char* nsajit_last_error(void) {
+  return g_last_error.c_str();
+}
 
-const char* nsajit_version(void) { return NSAJIT_VERSION_STRING; }
+const char* nsajit_version(void) {
+  return NSAJIT_VERSION_STRING;
+}
 
 int nsajit_sparse_mla_fwd(nsajit_context* context, const nsajit_sparse_mla_args* args, void* stream) {
   return guarded([&] {

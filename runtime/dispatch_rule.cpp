@@ -83,8 +83,8 @@ std::string DispatchRule::to_json() const {
   std::string r = fmt::format("{{\"split\":{},\"by_h_q\":[", quote(split));
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
-    r += fmt::format("{}{{\"h_q\":{},\"variant\":{},\"binary\":{},\"median_ms\":{:.6g}}}", i ? "," : "", e.h_q,
-                     quote(e.variant), quote(e.binary_key), e.median_ms);
+    r += fmt::format("{}{{\"h_q\":{},\"variant\":{},\"binary\":{},\"median_ms\":{:.6g}}}", i ? "," : "",
+                     e.h_q, quote(e.variant), quote(e.binary_key), e.median_ms);
   }
   return r + "]}";
 }
@@ -116,11 +116,16 @@ DispatchRule DispatchRule::from_json(std::string_view json) {
           first_field = false;
           const std::string f = rd.string();
           rd.expect(':');
-          if (f == "h_q") e.h_q = static_cast<int>(rd.number());
-          else if (f == "variant") e.variant = rd.string();
-          else if (f == "binary") e.binary_key = rd.string();
-          else if (f == "median_ms") e.median_ms = rd.number();
-          else rd.bad(fmt::format("unknown field '{}'", f));
+          if (f == "h_q")
+            e.h_q = static_cast<int>(rd.number());
+          else if (f == "variant")
+            e.variant = rd.string();
+          else if (f == "binary")
+            e.binary_key = rd.string();
+          else if (f == "median_ms")
+            e.median_ms = rd.number();
+          else
+            rd.bad(fmt::format("unknown field '{}'", f));
         }
         if (e.variant.empty()) rd.bad("an entry has no variant");
         rule.entries.push_back(std::move(e));
@@ -130,7 +135,8 @@ DispatchRule DispatchRule::from_json(std::string_view json) {
     }
   }
   if (!rd.at_end()) rd.bad("trailing text");
-  if (rule.split != "fill_sms" && rule.split != "none") rd.bad(fmt::format("unknown split rule '{}'", rule.split));
+  if (rule.split != "fill_sms" && rule.split != "none")
+    rd.bad(fmt::format("unknown split rule '{}'", rule.split));
   if (rule.entries.empty()) rd.bad("the rule has no entries");
   return rule;
 }

@@ -10,7 +10,6 @@
 #include <limits>
 
 #include "cache/cache_path.hpp"
-
 #include "generator/compile_request.hpp"
 #include "generator/kernel_family.hpp"
 #include "generator/template_library.hpp"
@@ -41,7 +40,6 @@ Backend& pick_backend(const std::string& name) {
                    hip_backend().devices_unavailable_reason()));
 }
 
-
 }  // namespace
 
 Dispatcher::Dispatcher(const DispatcherOptions& options) : options_(options) {
@@ -50,17 +48,20 @@ Dispatcher::Dispatcher(const DispatcherOptions& options) : options_(options) {
   backend_ = &pick_backend(options.backend);
   if (options.device_ordinal < 0 || options.device_ordinal >= backend_->device_count())
     fail(ErrorCode::invalid_argument, "opening a device", std::string(kWhere),
-         fmt::format("device ordinal {} is out of range: backend {} has {} GPU(s){}", options.device_ordinal,
-                     backend_->name(), backend_->device_count(),
-                     backend_->device_count() == 0 ? " (" + backend_->devices_unavailable_reason() + ")" : ""));
+         fmt::format(
+             "device ordinal {} is out of range: backend {} has {} GPU(s){}", options.device_ordinal,
+             backend_->name(), backend_->device_count(),
+             backend_->device_count() == 0 ? " (" + backend_->devices_unavailable_reason() + ")" : ""));
   device_ = backend_->open_device(options.device_ordinal);
   device_->make_current();
   target_ = target_from_arch(device_->info().arch);
   device_key_ = device_key(device_->info());
   if (options.use_cache) {
     std::optional<std::filesystem::path> shipped;
-    if (!options.shipped_cache_path.empty()) shipped = options.shipped_cache_path;
-    else if (const char* env = std::getenv("NSA_JIT_SHIPPED_CACHE"); env != nullptr && *env != '\0') shipped = env;
+    if (!options.shipped_cache_path.empty())
+      shipped = options.shipped_cache_path;
+    else if (const char* env = std::getenv("NSA_JIT_SHIPPED_CACHE"); env != nullptr && *env != '\0')
+      shipped = env;
     std::optional<std::filesystem::path> writable;
     if (!options.cache_path.empty()) writable = options.cache_path;
     cache_ = std::make_unique<LayeredCache>(resolve_cache_path(writable), shipped);
@@ -75,8 +76,12 @@ std::int64_t Dispatcher::compile_count() const {
   return compiles_;
 }
 
-const DeviceInfo& Dispatcher::device_info() const { return device_->info(); }
-Device& Dispatcher::device() { return *device_; }
+const DeviceInfo& Dispatcher::device_info() const {
+  return device_->info();
+}
+Device& Dispatcher::device() {
+  return *device_;
+}
 
 std::vector<std::string> Dispatcher::notices() const {
   std::lock_guard lock(mutex_);
@@ -111,7 +116,8 @@ LoadedVariant& Dispatcher::load(const Variant& variant, const std::string& key_h
     try {
       lv = load_variant(*device_, variant, rec->binary, rendered.kernel_names);
     } catch (const Error& e) {
-      say_once(fmt::format("cached binary {} of {} could not be loaded ({}); compiling it again", key, name, e.what()));
+      say_once(fmt::format("cached binary {} of {} could not be loaded ({}); compiling it again", key, name,
+                           e.what()));
     }
   };
   try_cached(key_hint);
@@ -129,7 +135,8 @@ LoadedVariant& Dispatcher::load(const Variant& variant, const std::string& key_h
       lv = load_variant(*device_, variant, result.binary, rendered.kernel_names);
       if (cache_) {
         try {
-          cache_->put_binary(BinaryRecord{key, name, variant.target.arch, compiler->version(), "", result.binary});
+          cache_->put_binary(
+              BinaryRecord{key, name, variant.target.arch, compiler->version(), "", result.binary});
         } catch (const Error& e) {
           say_once(fmt::format("could not store the binary of {} in the cache: {}", name, e.what()));
         }
@@ -142,15 +149,16 @@ LoadedVariant& Dispatcher::load(const Variant& variant, const std::string& key_h
     lv->configured_shared_bytes = bytes;
   }
   if (variant.family == Family::sparse_mla_fwd && variant.target.vendor == Vendor::nvidia) {
-    const auto l = nsa_sparse_mla_layout(variant.geometry.d_qk, variant.get("bh"), variant.get("bt"), variant.get("w"),
-                                         variant.get("st"));
+    const auto l = nsa_sparse_mla_layout(variant.geometry.d_qk, variant.get("bh"), variant.get("bt"),
+                                         variant.get("w"), variant.get("st"));
     // wgmma variants (knob mma = 1) have their own shared-memory layout.
     bool wgmma = false;
     for (const auto& k : variant.knobs) wgmma = wgmma || (k.name == "mma" && k.value == 1);
-    const int smem = wgmma ? nsa_sparse_mla_wgmma_layout(variant.geometry.d_qk, variant.get("bh"), variant.get("bt"),
-                                                         variant.get("w"), variant.get("st"))
-                                 .smem_bytes
-                           : l.smem_bytes;
+    const int smem = wgmma
+                         ? nsa_sparse_mla_wgmma_layout(variant.geometry.d_qk, variant.get("bh"),
+                                                       variant.get("bt"), variant.get("w"), variant.get("st"))
+                               .smem_bytes
+                         : l.smem_bytes;
     device_->set_max_dynamic_shared(lv->kernels[0], smem);
     lv->configured_shared_bytes = smem;
   }
@@ -167,14 +175,16 @@ const Dispatcher::Resolved& Dispatcher::resolve(Family family, const Geometry& g
       const WinnerKey wk{device_key_, std::string(to_string(family)), geometry.key(), topk};
       if (auto w = cache_->find_winner(wk)) {
         if (w->template_hash != template_hash()) {
-          say_once(fmt::format("ignoring the cached winner for {} topk {}: tuned with kernel templates {}, these are {} "
-                               "(re-tune with nsa-tune tune)",
-                               to_string(family), topk, w->template_hash, template_hash()));
+          say_once(fmt::format(
+              "ignoring the cached winner for {} topk {}: tuned with kernel templates {}, these are {} "
+              "(re-tune with nsa-tune tune)",
+              to_string(family), topk, w->template_hash, template_hash()));
         } else {
           try {
             rule = DispatchRule::from_json(w->rule);
           } catch (const Error& e) {
-            say_once(fmt::format("ignoring the cached winner for {} topk {}: {}", to_string(family), topk, e.what()));
+            say_once(fmt::format("ignoring the cached winner for {} topk {}: {}", to_string(family), topk,
+                                 e.what()));
           }
         }
       } else {
@@ -182,8 +192,9 @@ const Dispatcher::Resolved& Dispatcher::resolve(Family family, const Geometry& g
         for (const auto& o : cache_->winners_for(std::string(to_string(family)), geometry.key(), topk))
           others.push_back(o.key.device);
         if (!others.empty())
-          say_once(fmt::format("the cache has {} topk {} winners only for other GPUs ({}), not for {}: ignored",
-                               to_string(family), topk, fmt::join(others, "; "), device_key_));
+          say_once(
+              fmt::format("the cache has {} topk {} winners only for other GPUs ({}), not for {}: ignored",
+                          to_string(family), topk, fmt::join(others, "; "), device_key_));
       }
     } catch (const Error& e) {
       say_once(fmt::format("cache lookup failed, continuing without it: {}", e.what()));
@@ -201,15 +212,17 @@ const Dispatcher::Resolved& Dispatcher::resolve(Family family, const Geometry& g
       }
       resolved.rule = *rule;
     } catch (const Error& e) {
-      say_once(fmt::format("ignoring the cached winner for {} topk {}: {}", to_string(family), topk, e.what()));
+      say_once(
+          fmt::format("ignoring the cached winner for {} topk {}: {}", to_string(family), topk, e.what()));
       resolved = Resolved{};
     }
   }
   if (resolved.loaded.empty()) {
     const Variant v = kernel_family(family).default_variant(target_, geometry);
-    say_once(fmt::format("no tuned winner for {} topk {} on {}: using the default variant {} "
-                         "(run `nsa-tune tune --family {} --topk {}`)",
-                         to_string(family), topk, device_key_, v.name(), to_string(family), topk));
+    say_once(
+        fmt::format("no tuned winner for {} topk {} on {}: using the default variant {} "
+                    "(run `nsa-tune tune --family {} --topk {}`)",
+                    to_string(family), topk, device_key_, v.name(), to_string(family), topk));
     resolved.rule.entries = {RuleEntry{0, v.name(), "", 0.0}};
     resolved.loaded = {&load(v, "")};
   }
@@ -220,7 +233,8 @@ void* Dispatcher::split_workspace(std::size_t bytes) {
   if (split_workspace_.bytes() < bytes) {
     // A split happens only while rows x head blocks < SMs, so splits x rows x h_q stays under
     // 2 x SMs x 128 heads: one allocation of that bound serves every later split.
-    const std::size_t bound = 2ull * static_cast<std::size_t>(device_->info().multiprocessors) * 128 * (512 + 2) * sizeof(float);
+    const std::size_t bound =
+        2ull * static_cast<std::size_t>(device_->info().multiprocessors) * 128 * (512 + 2) * sizeof(float);
     split_workspace_ = device_->allocate(std::max(bytes, bound));
   }
   return split_workspace_.get();
@@ -273,7 +287,8 @@ static TopkSelectProblem validate_topk_args(const nsajit_topk_args& a) {
   out.required().dtype(NSAJIT_DTYPE_INT32).ndim_in(2, 2).contiguous_last().nonnegative_strides().aligned(4);
   out.dim(0, batch, "B, as in scores").dim(1, a.k, "k");
   TensorCheck len{op, "lengths", a.lengths};
-  if (len.present()) len.dtype(NSAJIT_DTYPE_INT32).ndim_in(1, 1).dim(0, batch, "B, as in scores").contiguous_last().aligned(4);
+  if (len.present())
+    len.dtype(NSAJIT_DTYPE_INT32).ndim_in(1, 1).dim(0, batch, "B, as in scores").contiguous_last().aligned(4);
   if (batch > std::numeric_limits<int>::max() || length > std::numeric_limits<int>::max())
     scores.fail_with(fmt::format("shape [{}, {}] is too large", batch, length));
   TopkSelectProblem p;

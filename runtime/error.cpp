@@ -6,14 +6,22 @@ namespace nsajit {
 
 const char* to_string(ErrorCode code) noexcept {
   switch (code) {
-    case ErrorCode::ok: return "ok";
-    case ErrorCode::invalid_argument: return "invalid argument";
-    case ErrorCode::unavailable: return "unavailable";
-    case ErrorCode::compile_failed: return "compile failed";
-    case ErrorCode::device_error: return "device error";
-    case ErrorCode::cache_error: return "cache error";
-    case ErrorCode::not_found: return "not found";
-    case ErrorCode::internal: return "internal error";
+    case ErrorCode::ok:
+      return "ok";
+    case ErrorCode::invalid_argument:
+      return "invalid argument";
+    case ErrorCode::unavailable:
+      return "unavailable";
+    case ErrorCode::compile_failed:
+      return "compile failed";
+    case ErrorCode::device_error:
+      return "device error";
+    case ErrorCode::cache_error:
+      return "cache error";
+    case ErrorCode::not_found:
+      return "not found";
+    case ErrorCode::internal:
+      return "internal error";
   }
   return "unknown error";
 }

@@ -8,12 +8,12 @@ namespace nsajit {
 
 enum class ErrorCode : int {
   ok = 0,
-  invalid_argument = 1,   // bad shape, dtype, stride, pointer, topk ...
-  unavailable = 2,        // a vendor library, driver or GPU is missing
-  compile_failed = 3,     // NVRTC / hipRTC / clang rejected the source (log attached)
-  device_error = 4,       // a driver call failed at run time
-  cache_error = 5,        // the SQLite cache could not be read or written
-  not_found = 6,          // no such variant, device, cache row ...
+  invalid_argument = 1,  // bad shape, dtype, stride, pointer, topk ...
+  unavailable = 2,       // a vendor library, driver or GPU is missing
+  compile_failed = 3,    // NVRTC / hipRTC / clang rejected the source (log attached)
+  device_error = 4,      // a driver call failed at run time
+  cache_error = 5,       // the SQLite cache could not be read or written
+  not_found = 6,         // no such variant, device, cache row ...
   internal = 7,
 };
 

@@ -24,8 +24,12 @@ Hasher& Hasher::update(std::span<const std::uint8_t> bytes) noexcept {
   return *this;
 }
 
-std::string Hasher::hex() const { return fmt::format("{:016x}", state_); }
+std::string Hasher::hex() const {
+  return fmt::format("{:016x}", state_);
+}
 
-std::string content_hash(std::string_view bytes) { return Hasher().update(bytes).hex(); }
+std::string content_hash(std::string_view bytes) {
+  return Hasher().update(bytes).hex();
+}
 
 }  // namespace nsajit

@@ -28,38 +28,61 @@ SparseMlaProblem validate_sparse_mla(const nsajit_sparse_mla_args& a) {
 
   // q: [s_q, h_q, d_qk] or [b, s_q, h_q, d_qk]
   TensorCheck q{kOp, "q", a.q};
-  q.required().dtype(NSAJIT_DTYPE_BF16).ndim_in(3, 4).contiguous_last().nonnegative_strides().aligned(16).strides_multiple_of(8);
+  q.required()
+      .dtype(NSAJIT_DTYPE_BF16)
+      .ndim_in(3, 4)
+      .contiguous_last()
+      .nonnegative_strides()
+      .aligned(16)
+      .strides_multiple_of(8);
   const bool batched = a.q.ndim == 4;
   const int o = batched ? 1 : 0;  // offset of the s_q axis
   const std::int64_t batch = batched ? a.q.shape[0] : 1, s_q = a.q.shape[o], h_q = a.q.shape[o + 1],
                      d_qk = a.q.shape[o + 2];
-  if (d_qk != 576 && d_qk != 512) q.fail_with(fmt::format("d_qk (last dimension) must be 576 or 512, got {}", d_qk));
+  if (d_qk != 576 && d_qk != 512)
+    q.fail_with(fmt::format("d_qk (last dimension) must be 576 or 512, got {}", d_qk));
   if (h_q < 1 || h_q > 1024) q.fail_with(fmt::format("h_q must be in [1, 1024], got {}", h_q));
-  if (batch < 1 || s_q < 1) q.fail_with(fmt::format("batch and s_q must be >= 1, got batch {} s_q {}", batch, s_q));
+  if (batch < 1 || s_q < 1)
+    q.fail_with(fmt::format("batch and s_q must be >= 1, got batch {} s_q {}", batch, s_q));
   if (batch * s_q > std::numeric_limits<int>::max())
     q.fail_with(fmt::format("batch * s_q = {} exceeds {}", batch * s_q, std::numeric_limits<int>::max()));
   if (a.d_v != 512) bad("checking argument 'd_v'", fmt::format("d_v must be 512, got {}", a.d_v));
-  if (!std::isfinite(a.sm_scale)) bad("checking argument 'sm_scale'", fmt::format("sm_scale must be finite, got {}", a.sm_scale));
+  if (!std::isfinite(a.sm_scale))
+    bad("checking argument 'sm_scale'", fmt::format("sm_scale must be finite, got {}", a.sm_scale));
   if ((a.flags & ~static_cast<std::uint32_t>(NSAJIT_LSE_NATURAL_LOG)) != 0)
     bad("checking argument 'flags'", fmt::format("unknown flag bits 0x{:x}", a.flags));
 
   // kv: [s_kv, 1, d_qk] or [s_kv, d_qk]; the row stride may be padded
   TensorCheck kv{kOp, "kv", a.kv};
-  kv.required().dtype(NSAJIT_DTYPE_BF16).ndim_in(2, 3).contiguous_last().nonnegative_strides().aligned(16).strides_multiple_of(8);
+  kv.required()
+      .dtype(NSAJIT_DTYPE_BF16)
+      .ndim_in(2, 3)
+      .contiguous_last()
+      .nonnegative_strides()
+      .aligned(16)
+      .strides_multiple_of(8);
   if (a.kv.ndim == 3) kv.dim(1, 1, "h_kv (MQA: one kv head)");
   kv.dim(-1, d_qk, "d_qk, as in q");
   const std::int64_t s_kv = a.kv.shape[0];
-  if (s_kv < 1 || s_kv > std::numeric_limits<int>::max()) kv.fail_with(fmt::format("s_kv must be in [1, 2^31), got {}", s_kv));
-  if (a.kv.strides[0] < d_qk && s_kv > 1) kv.fail_with(fmt::format("row stride {} is smaller than d_qk {}", a.kv.strides[0], d_qk));
+  if (s_kv < 1 || s_kv > std::numeric_limits<int>::max())
+    kv.fail_with(fmt::format("s_kv must be in [1, 2^31), got {}", s_kv));
+  if (a.kv.strides[0] < d_qk && s_kv > 1)
+    kv.fail_with(fmt::format("row stride {} is smaller than d_qk {}", a.kv.strides[0], d_qk));
 
   // indices: [s_q, 1, topk], [s_q, topk] or [b, s_q, 1, topk]
   TensorCheck idx{kOp, "indices", a.indices};
-  idx.required().dtype(NSAJIT_DTYPE_INT32).ndim_in(batched ? 4 : 2, batched ? 4 : 3).contiguous_last().nonnegative_strides().aligned(4);
+  idx.required()
+      .dtype(NSAJIT_DTYPE_INT32)
+      .ndim_in(batched ? 4 : 2, batched ? 4 : 3)
+      .contiguous_last()
+      .nonnegative_strides()
+      .aligned(4);
   if (batched) idx.dim(0, batch, "batch, as in q");
   idx.dim(batched ? 1 : 0, s_q, "s_q, as in q");
   if (a.indices.ndim == (batched ? 4 : 3)) idx.dim(-2, 1, "h_kv (one kv head)");
   const std::int64_t topk = a.indices.shape[a.indices.ndim - 1];
-  if (topk < 1 || topk > kMaxTopk) idx.fail_with(fmt::format("topk (last dimension) must be in [1, {}], got {}", kMaxTopk, topk));
+  if (topk < 1 || topk > kMaxTopk)
+    idx.fail_with(fmt::format("topk (last dimension) must be in [1, {}], got {}", kMaxTopk, topk));
 
   // optional topk_length: [s_q] or [b, s_q]
   TensorCheck len{kOp, "topk_length", a.topk_length};
@@ -70,16 +93,27 @@ SparseMlaProblem validate_sparse_mla(const nsajit_sparse_mla_args& a) {
   }
   // optional attn_sink: [h_q]
   TensorCheck sink{kOp, "attn_sink", a.attn_sink};
-  if (sink.present()) sink.dtype(NSAJIT_DTYPE_FP32).ndim_in(1, 1).dim(0, h_q, "h_q, as in q").contiguous_last().aligned(4);
+  if (sink.present())
+    sink.dtype(NSAJIT_DTYPE_FP32).ndim_in(1, 1).dim(0, h_q, "h_q, as in q").contiguous_last().aligned(4);
 
   // outputs
   TensorCheck out{kOp, "out", a.out};
-  out.required().dtype(NSAJIT_DTYPE_BF16).ndim_in(a.q.ndim, a.q.ndim).contiguous_last().nonnegative_strides().aligned(16).strides_multiple_of(8);
+  out.required()
+      .dtype(NSAJIT_DTYPE_BF16)
+      .ndim_in(a.q.ndim, a.q.ndim)
+      .contiguous_last()
+      .nonnegative_strides()
+      .aligned(16)
+      .strides_multiple_of(8);
   if (batched) out.dim(0, batch, "batch, as in q");
   out.dim(o, s_q, "s_q, as in q").dim(o + 1, h_q, "h_q, as in q").dim(o + 2, 512, "d_v");
   TensorCheck ml{kOp, "max_logits", a.max_logits}, lse{kOp, "lse", a.lse};
   for (const TensorCheck* c : {&ml, &lse}) {
-    c->required().dtype(NSAJIT_DTYPE_FP32).ndim_in(a.q.ndim - 1, a.q.ndim - 1).nonnegative_strides().aligned(4);
+    c->required()
+        .dtype(NSAJIT_DTYPE_FP32)
+        .ndim_in(a.q.ndim - 1, a.q.ndim - 1)
+        .nonnegative_strides()
+        .aligned(4);
     if (batched) c->dim(0, batch, "batch, as in q");
     c->dim(o, s_q, "s_q, as in q").dim(o + 1, h_q, "h_q, as in q");
   }
@@ -138,7 +172,8 @@ std::size_t sparse_mla_workspace_bytes(const SparseMlaProblem& pr, int splits) {
 
 SparseMlaLaunch plan_sparse_mla(const SparseMlaProblem& pr, const Variant& v, int splits, void* workspace) {
   if (v.family != Family::sparse_mla_fwd || v.target.vendor != Vendor::nvidia)
-    fail(ErrorCode::invalid_argument, "planning " + v.name(), std::string(kOp), "not an NVIDIA sparse_mla_fwd variant");
+    fail(ErrorCode::invalid_argument, "planning " + v.name(), std::string(kOp),
+         "not an NVIDIA sparse_mla_fwd variant");
   if (v.geometry.d_qk != pr.d_qk)
     fail(ErrorCode::invalid_argument, "planning " + v.name(), std::string(kOp),
          fmt::format("variant is built for d_qk {} but q has d_qk {}", v.geometry.d_qk, pr.d_qk));

@@ -40,7 +40,7 @@ struct SparseMlaLaunch {
 
 // The launch of `variant` (an NVIDIA sm90 variant) for `problem`. `workspace` must hold
 // sparse_mla_workspace_bytes(problem, splits) bytes when splits > 1.
-[[nodiscard]] SparseMlaLaunch plan_sparse_mla(const SparseMlaProblem& problem, const Variant& variant, int splits,
-                                              void* workspace);
+[[nodiscard]] SparseMlaLaunch plan_sparse_mla(const SparseMlaProblem& problem, const Variant& variant,
+                                              int splits, void* workspace);
 
 }  // namespace nsajit

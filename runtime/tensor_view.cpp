@@ -10,10 +10,14 @@ namespace nsajit {
 
 std::string_view dtype_name(int dtype) noexcept {
   switch (dtype) {
-    case NSAJIT_DTYPE_BF16: return "bfloat16";
-    case NSAJIT_DTYPE_FP32: return "float32";
-    case NSAJIT_DTYPE_INT32: return "int32";
-    default: return "unknown dtype";
+    case NSAJIT_DTYPE_BF16:
+      return "bfloat16";
+    case NSAJIT_DTYPE_FP32:
+      return "float32";
+    case NSAJIT_DTYPE_INT32:
+      return "int32";
+    default:
+      return "unknown dtype";
   }
 }
 
@@ -62,7 +66,8 @@ const TensorCheck& TensorCheck::dim(int axis, std::int64_t expected, std::string
 
 const TensorCheck& TensorCheck::contiguous_last() const {
   if (t.ndim > 0 && t.shape[t.ndim - 1] > 1 && t.strides[t.ndim - 1] != 1)
-    fail_with(fmt::format("its last dimension must be contiguous (stride 1), got stride {}", t.strides[t.ndim - 1]));
+    fail_with(fmt::format("its last dimension must be contiguous (stride 1), got stride {}",
+                          t.strides[t.ndim - 1]));
   return *this;
 }
 
@@ -75,8 +80,8 @@ const TensorCheck& TensorCheck::aligned(std::size_t bytes) const {
 const TensorCheck& TensorCheck::strides_multiple_of(std::int64_t elements) const {
   for (int i = 0; i + 1 < t.ndim; ++i)
     if (t.shape[i] > 1 && t.strides[i] % elements != 0)
-      fail_with(fmt::format("stride {} of dimension {} must be a multiple of {} elements (16-byte rows)", t.strides[i], i,
-                            elements));
+      fail_with(fmt::format("stride {} of dimension {} must be a multiple of {} elements (16-byte rows)",
+                            t.strides[i], i, elements));
   return *this;
 }
 

@@ -22,8 +22,8 @@ struct TensorCheck {
   const TensorCheck& dtype(nsajit_dtype expected) const;
   const TensorCheck& ndim_in(int lo, int hi) const;
   const TensorCheck& dim(int axis, std::int64_t expected, std::string_view what) const;
-  const TensorCheck& contiguous_last() const;                         // stride of the last axis is 1
-  const TensorCheck& aligned(std::size_t bytes) const;                // data pointer alignment
+  const TensorCheck& contiguous_last() const;                           // stride of the last axis is 1
+  const TensorCheck& aligned(std::size_t bytes) const;                  // data pointer alignment
   const TensorCheck& strides_multiple_of(std::int64_t elements) const;  // every non-last stride
   const TensorCheck& nonnegative_strides() const;
   [[noreturn]] void fail_with(const std::string& why) const;
@@ -32,7 +32,8 @@ struct TensorCheck {
 [[nodiscard]] std::string_view dtype_name(int dtype) noexcept;
 
 // A tensor description from a pointer, dtype, shape and strides (elements).
-[[nodiscard]] nsajit_tensor make_tensor(void* data, nsajit_dtype dtype, std::initializer_list<std::int64_t> shape,
+[[nodiscard]] nsajit_tensor make_tensor(void* data, nsajit_dtype dtype,
+                                        std::initializer_list<std::int64_t> shape,
                                         std::initializer_list<std::int64_t> strides);
 
 }  // namespace nsajit

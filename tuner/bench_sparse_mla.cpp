@@ -7,8 +7,8 @@
 #include <limits>
 
 #include "runtime/error.hpp"
-#include "runtime/tensor_view.hpp"
 #include "runtime/sparse_mla_runner.hpp"
+#include "runtime/tensor_view.hpp"
 #include "templates/bench/bench_random.h"
 
 namespace nsajit {
@@ -16,7 +16,6 @@ namespace {
 
 constexpr std::string_view kWhere = "tuner/bench_sparse_mla";
 constexpr int kDv = 512;
-
 
 std::size_t bytes_of(long long elements, std::size_t size) {
   return std::max<std::size_t>(16, static_cast<std::size_t>(elements) * size);

@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "runtime/error.hpp"
-#include "runtime/tensor_view.hpp"
 #include "runtime/sparse_mla_launch.hpp"
 #include "runtime/sparse_mla_runner.hpp"
+#include "runtime/tensor_view.hpp"
 #include "tests/reference/bf16_host.hpp"
 
 namespace nsajit {
@@ -29,7 +29,6 @@ struct SparseMlaFixture::Impl {
 };
 
 namespace {
-
 
 template <class T>
 DeviceMemory upload(Device& d, const std::vector<T>& host) {
@@ -79,7 +78,8 @@ SparseMlaFixture::SparseMlaFixture(Device& device, const SparseMlaCase& c, std::
       for (int t = 0; t < c.topk; ++t) row[t] = pos(rng);
     }
     for (int t = 0; t < c.topk; ++t)
-      if (coin(rng) < c.invalid_fraction) row[t] = coin(rng) < 0.5 ? -1 : c.s_kv + static_cast<int>(coin(rng) * 1000);
+      if (coin(rng) < c.invalid_fraction)
+        row[t] = coin(rng) < 0.5 ? -1 : c.s_kv + static_cast<int>(coin(rng) * 1000);
   }
   if (c.empty_row)
     for (int t = 0; t < c.topk; ++t) P.indices[t] = (t % 2) ? -1 : c.s_kv;
@@ -144,9 +144,13 @@ SparseMlaFixture::SparseMlaFixture(Device& device, const SparseMlaCase& c, std::
 
 SparseMlaFixture::~SparseMlaFixture() = default;
 
-const SparseMlaCase& SparseMlaFixture::spec() const { return impl_->c; }
+const SparseMlaCase& SparseMlaFixture::spec() const {
+  return impl_->c;
+}
 
-const nsajit_sparse_mla_args& SparseMlaFixture::args() const { return impl_->args; }
+const nsajit_sparse_mla_args& SparseMlaFixture::args() const {
+  return impl_->args;
+}
 
 void SparseMlaFixture::poison_outputs() {
   Impl& m = *impl_;
@@ -180,11 +184,13 @@ SparseMlaCheck SparseMlaFixture::run_and_compare(LoadedVariant& loaded, void* st
   });
 }
 
-SparseMlaCheck SparseMlaFixture::run_and_compare(const std::function<void(const nsajit_sparse_mla_args&)>& call) {
+SparseMlaCheck SparseMlaFixture::run_and_compare(
+    const std::function<void(const nsajit_sparse_mla_args&)>& call) {
   Impl& m = *impl_;
   const auto& c = m.c;
   const long rows = static_cast<long>(c.batch) * c.s_q;
-  const std::size_t n_out = static_cast<std::size_t>(rows) * c.h_q * 512, n_row = static_cast<std::size_t>(rows) * c.h_q;
+  const std::size_t n_out = static_cast<std::size_t>(rows) * c.h_q * 512,
+                    n_row = static_cast<std::size_t>(rows) * c.h_q;
   poison_outputs();
   call(m.args);
   m.device.synchronize();

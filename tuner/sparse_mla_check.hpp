@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/backend.hpp"
 #include "nsajit/nsajit.h"
+#include "runtime/backend.hpp"
 #include "runtime/loaded_variant.hpp"
 #include "tests/reference/sparse_mla_reference.hpp"
 
@@ -23,9 +23,9 @@ struct SparseMlaCase {
   bool with_lengths = false;      // topk_length, random in [0, topk] (one row 0)
   bool with_sink = false;
   bool natural_log = false;
-  bool shared_q_rows = false;     // q row stride 0 (every row the same q): huge s_q in little memory
-  int splits = 1;                 // topk split (the decode path)
-  int reference_rows = 0;         // >0: compare a sample of this many rows (large s_q)
+  bool shared_q_rows = false;  // q row stride 0 (every row the same q): huge s_q in little memory
+  int splits = 1;              // topk split (the decode path)
+  int reference_rows = 0;      // >0: compare a sample of this many rows (large s_q)
 };
 
 struct SparseMlaCheck {
@@ -48,7 +48,8 @@ class SparseMlaFixture {
   [[nodiscard]] SparseMlaCheck run_and_compare(LoadedVariant& loaded, void* stream);
   // Poisons the outputs, lets `call` launch with the fixture's C ABI arguments (e.g. through
   // the dispatcher), synchronises and compares.
-  [[nodiscard]] SparseMlaCheck run_and_compare(const std::function<void(const nsajit_sparse_mla_args&)>& call);
+  [[nodiscard]] SparseMlaCheck run_and_compare(
+      const std::function<void(const nsajit_sparse_mla_args&)>& call);
   // The C ABI arguments of the fixture's buffers (outputs included), for negative tests.
   [[nodiscard]] const nsajit_sparse_mla_args& args() const;
   // True when every output still holds the poison (nothing was written).

@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <optional>
-#include <set>
 #include <random>
+#include <set>
 
 #include "generator/compile_request.hpp"
 #include "generator/kernel_family.hpp"
@@ -20,25 +20,32 @@
 
 namespace nsajit {
 
-TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, const SparseMlaTuneOptions& o, int topk,
-                                    TuneEvents& events) {
+TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, const SparseMlaTuneOptions& o,
+                                    int topk, TuneEvents& events) {
   const auto t0 = std::chrono::steady_clock::now();
   TopkTuneResult result;
   result.topk = topk;
-  result.tuned_shape = fmt::format("h_q={} s_q={} s_kv={} d_qk={}", fmt::join(o.h_qs, ","), o.s_q, o.s_kv, o.d_qk);
+  result.tuned_shape =
+      fmt::format("h_q={} s_q={} s_kv={} d_qk={}", fmt::join(o.h_qs, ","), o.s_q, o.s_kv, o.d_qk);
   const Target target = target_from_arch(device.info().arch);
   const Geometry geometry{o.d_qk, 512};
   const auto& family = kernel_family(Family::sparse_mla_fwd);
   const auto space = family.space(target, geometry);
 
   // 1. compile (binaries already in the cache are reused)
-  std::vector<TuneCandidate> candidates =
-      prepare_candidates(compiler, space.kept, o.jobs, fmt::format("topk {}: compile", topk), events, result.candidates);
+  std::vector<TuneCandidate> candidates = prepare_candidates(
+      compiler, space.kept, o.jobs, fmt::format("topk {}: compile", topk), events, result.candidates);
 
   // 2. verify each against the CPU reference on fresh random data (h_q 24: partial head blocks)
   const int verify_h_q = 24;
-  SparseMlaCase check{.label = "tune-verify", .s_q = 3, .h_q = verify_h_q, .d_qk = o.d_qk,
-                      .s_kv = std::max(4096, 2 * topk), .topk = topk, .invalid_fraction = 0.05, .empty_row = true};
+  SparseMlaCase check{.label = "tune-verify",
+                      .s_q = 3,
+                      .h_q = verify_h_q,
+                      .d_qk = o.d_qk,
+                      .s_kv = std::max(4096, 2 * topk),
+                      .topk = topk,
+                      .invalid_fraction = 0.05,
+                      .empty_row = true};
   std::random_device rd;
   SparseMlaFixture fixture(device, check, (static_cast<std::uint64_t>(rd()) << 32) ^ rd());
   events.begin(fmt::format("topk {}: verify", topk), candidates.size());
@@ -52,7 +59,8 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
       const auto r = fixture.run_and_compare(*c.loaded, nullptr);
       if (!r.ok) {
         result.candidates.push_back({c.variant.name(), 0, "wrong", -1, r.detail});
-        events.note(fmt::format("  {} is WRONG against the reference ({}): excluded", c.variant.name(), r.detail));
+        events.note(
+            fmt::format("  {} is WRONG against the reference ({}): excluded", c.variant.name(), r.detail));
         c.loaded.reset();
       }
     } catch (const Error& e) {
@@ -78,7 +86,8 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
       try {
         const int splits = dispatcher_splits(c->variant, shape, device.info().multiprocessors);
         const TimingStats t = time_sparse_mla(*c->loaded, inputs, splits, timing, stream->native());
-        result.candidates.push_back({c->variant.name(), h_q, "ok", t.median_ms, fmt::format("splits {}", splits)});
+        result.candidates.push_back(
+            {c->variant.name(), h_q, "ok", t.median_ms, fmt::format("splits {}", splits)});
         auto& b = best[h_q];
         if (b.first.empty() || t.median_ms < b.second) b = {c->variant.name(), t.median_ms};
       } catch (const Error& e) {
@@ -92,7 +101,8 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
   std::set<std::string> named;
   for (const auto& [h_q, b] : best) {
     if (b.first.empty()) continue;
-    const auto& c = *std::find_if(candidates.begin(), candidates.end(), [&](const TuneCandidate& x) { return x.variant.name() == b.first; });
+    const auto& c = *std::find_if(candidates.begin(), candidates.end(),
+                                  [&](const TuneCandidate& x) { return x.variant.name() == b.first; });
     result.rule.entries.push_back({h_q, b.first, c.key, b.second});
     if (named.insert(b.first).second)
       result.binaries.push_back({c.key, b.first, target.arch, compiler.version(), c.binary});

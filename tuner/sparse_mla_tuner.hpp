@@ -26,9 +26,9 @@ struct SparseMlaTuneOptions {
 
 struct CandidateOutcome {
   std::string variant;
-  int h_q = 0;             // 0 for compile/verify outcomes
-  std::string status;      // ok, wrong, compile_failed, launch_failed
-  double median_ms = -1;   // < 0 when not timed
+  int h_q = 0;            // 0 for compile/verify outcomes
+  std::string status;     // ok, wrong, compile_failed, launch_failed
+  double median_ms = -1;  // < 0 when not timed
   std::string detail;
 };
 
@@ -47,7 +47,8 @@ struct TopkTuneResult {
 };
 
 struct TuneEvents {
-  std::function<void(const std::string& phase, std::size_t total)> begin = [](const std::string&, std::size_t) {};
+  std::function<void(const std::string& phase, std::size_t total)> begin = [](const std::string&,
+                                                                              std::size_t) {};
   std::function<void(const std::string& label)> step = [](const std::string&) {};
   std::function<void(const std::string& line)> note = [](const std::string&) {};
   // Returns a cached binary for a content key, if any (skips the compile).
@@ -56,6 +57,7 @@ struct TuneEvents {
 };
 
 [[nodiscard]] TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler,
-                                                  const SparseMlaTuneOptions& options, int topk, TuneEvents& events);
+                                                  const SparseMlaTuneOptions& options, int topk,
+                                                  TuneEvents& events);
 
 }  // namespace nsajit

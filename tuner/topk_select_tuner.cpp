@@ -18,8 +18,8 @@
 
 namespace nsajit {
 
-TopkTiming time_topk_select(Device& device, LoadedVariant& loaded, int batch, int length, int k, int warmup, int reps,
-                            void* stream) {
+TopkTiming time_topk_select(Device& device, LoadedVariant& loaded, int batch, int length, int k, int warmup,
+                            int reps, void* stream) {
   std::vector<float> host(static_cast<std::size_t>(batch) * length);
   std::mt19937 rng(static_cast<unsigned>(batch * 7919 + length));
   std::normal_distribution<float> normal;
@@ -55,8 +55,8 @@ TopkTiming time_topk_select(Device& device, LoadedVariant& loaded, int batch, in
   return {ms, static_cast<double>(host.size()) * 4.0 / (ms * 1e-3) / 1e9};
 }
 
-TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, const TopkSelectTuneOptions& o, int k,
-                                  TuneEvents& events) {
+TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, const TopkSelectTuneOptions& o,
+                                  int k, TuneEvents& events) {
   const auto t0 = std::chrono::steady_clock::now();
   TopkTuneResult result;
   result.topk = k;
@@ -65,8 +65,8 @@ TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, cons
   const auto& family = kernel_family(Family::topk_select);
   const auto space = family.space(target, Geometry{0, 0});
 
-  std::vector<TuneCandidate> candidates =
-      prepare_candidates(compiler, space.kept, o.jobs, fmt::format("k {}: compile", k), events, result.candidates);
+  std::vector<TuneCandidate> candidates = prepare_candidates(
+      compiler, space.kept, o.jobs, fmt::format("k {}: compile", k), events, result.candidates);
 
   // Exact check: ties and mixed lengths at this k, on a row long enough to need several passes.
   std::random_device rd;
@@ -83,9 +83,10 @@ TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, cons
     if (!c.binary.empty()) {
       try {
         c.loaded = load_variant(device, c.variant, c.binary, c.rendered.kernel_names);
-        device.set_max_dynamic_shared(c.loaded->kernels[0],
-                                      static_cast<int>(topk_select_dynamic_shared_bytes(c.variant, device.info())));
-        c.loaded->configured_shared_bytes = static_cast<int>(topk_select_dynamic_shared_bytes(c.variant, device.info()));
+        device.set_max_dynamic_shared(c.loaded->kernels[0], static_cast<int>(topk_select_dynamic_shared_bytes(
+                                                                c.variant, device.info())));
+        c.loaded->configured_shared_bytes =
+            static_cast<int>(topk_select_dynamic_shared_bytes(c.variant, device.info()));
         const std::string why = tuner::check_topk_variant(device, c.loaded->kernels[0], c.variant, problem);
         if (!why.empty()) {
           result.candidates.push_back({c.variant.name(), 0, "wrong", -1, why.substr(0, 500)});
@@ -106,8 +107,10 @@ TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, cons
     for (auto& c : candidates) {
       if (c.loaded) {
         try {
-          const TopkTiming t = time_topk_select(device, *c.loaded, batch, o.length, k, o.warmup, o.reps, stream->native());
-          result.candidates.push_back({c.variant.name(), batch, "ok", t.median_ms, fmt::format("B={} {:.0f} GB/s", batch, t.gbps)});
+          const TopkTiming t =
+              time_topk_select(device, *c.loaded, batch, o.length, k, o.warmup, o.reps, stream->native());
+          result.candidates.push_back(
+              {c.variant.name(), batch, "ok", t.median_ms, fmt::format("B={} {:.0f} GB/s", batch, t.gbps)});
           c.score += std::log(t.median_ms);
         } catch (const Error& e) {
           result.candidates.push_back({c.variant.name(), batch, "launch_failed", -1, e.what()});
@@ -121,8 +124,10 @@ TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, cons
   for (const auto& c : candidates)
     if (c.loaded && (best == nullptr || c.score < best->score)) best = &c;
   if (best == nullptr)
-    fail(ErrorCode::internal, fmt::format("tuning topk_select k {}", k), "tuner", "no candidate compiled, verified and ran");
-  result.rule.entries.push_back({0, best->variant.name(), best->key, std::exp(best->score / static_cast<double>(o.batches.size()))});
+    fail(ErrorCode::internal, fmt::format("tuning topk_select k {}", k), "tuner",
+         "no candidate compiled, verified and ran");
+  result.rule.entries.push_back(
+      {0, best->variant.name(), best->key, std::exp(best->score / static_cast<double>(o.batches.size()))});
   result.rule.split = "none";
   result.binaries.push_back({best->key, best->variant.name(), target.arch, compiler.version(), best->binary});
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -19,7 +19,8 @@ struct TopkSelectTuneOptions {
 };
 
 [[nodiscard]] TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler,
-                                                const TopkSelectTuneOptions& options, int k, TuneEvents& events);
+                                                const TopkSelectTuneOptions& options, int k,
+                                                TuneEvents& events);
 
 // Median time of one launch of `loaded` on [batch, length] random scores (workspace included).
 struct TopkTiming {

@@ -16,16 +16,17 @@ namespace nsajit {
 struct TuneCandidate {
   Variant variant;
   RenderedSource rendered;
-  std::string key;                    // content key of the binary
-  std::vector<std::uint8_t> binary;   // empty when the compile failed
+  std::string key;                        // content key of the binary
+  std::vector<std::uint8_t> binary;       // empty when the compile failed
   std::unique_ptr<LoadedVariant> loaded;  // set once verified; reset when it proves wrong
-  double score = 0;                   // tuner-specific ranking value
+  double score = 0;                       // tuner-specific ranking value
 };
 
 // Renders `variants`, reuses cached binaries (events.cached_binary), compiles the rest with
 // progress reported as `phase`; compile failures are appended to `failures`.
-[[nodiscard]] std::vector<TuneCandidate> prepare_candidates(const Compiler& compiler, const std::vector<Variant>& variants,
-                                                            int jobs, const std::string& phase, TuneEvents& events,
+[[nodiscard]] std::vector<TuneCandidate> prepare_candidates(const Compiler& compiler,
+                                                            const std::vector<Variant>& variants, int jobs,
+                                                            const std::string& phase, TuneEvents& events,
                                                             std::vector<CandidateOutcome>& failures);
 
 }  // namespace nsajit

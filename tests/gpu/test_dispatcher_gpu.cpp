@@ -29,8 +29,8 @@ std::filesystem::path temp_dir(const std::string& tag) {
 }
 
 // Writes a winner for topk into `path` as a tune would: h_q 16 -> a, h_q 64 -> b.
-void write_winner(const std::filesystem::path& path, Device& device, int topk, const std::string& device_key_text,
-                  const std::string& templates) {
+void write_winner(const std::filesystem::path& path, Device& device, int topk,
+                  const std::string& device_key_text, const std::string& templates) {
   const Target target = target_from_arch(device.info().arch);
   const Compiler* compiler = test::gpu_backend().compiler_for(target.arch);
   REQUIRE(compiler != nullptr);
@@ -41,7 +41,8 @@ void write_winner(const std::filesystem::path& path, Device& device, int topk, c
     const auto rendered = kernel_family(Family::sparse_mla_fwd).render(v);
     const auto request = make_compile_request(v, rendered);
     const std::string key = binary_key(request, *compiler);
-    store.put_binary({key, v.name(), target.arch, compiler->version(), "", compiler->compile(request).binary});
+    store.put_binary(
+        {key, v.name(), target.arch, compiler->version(), "", compiler->compile(request).binary});
     rule.entries.push_back({h_q, v.name(), key, 1.0});
   }
   WinnerRecord w;
@@ -78,14 +79,17 @@ TEST_CASE("exported_cache_imported_elsewhere_serves_the_first_call_without_compi
 
   Dispatcher dispatcher(options_for(dir / "server.sqlite"));
   for (auto [h_q, s_q] : {std::pair{16, 5}, std::pair{64, 3}, std::pair{16, 40}, std::pair{32, 2}}) {
-    SparseMlaFixture f(device, {.label = "ship", .s_q = s_q, .h_q = h_q, .s_kv = 2000, .topk = 300, .invalid_fraction = 0.1},
-                       static_cast<std::uint64_t>(h_q * 131 + s_q));
-    const auto r = f.run_and_compare([&](const nsajit_sparse_mla_args& a) { dispatcher.sparse_mla_fwd(a, nullptr); });
+    SparseMlaFixture f(
+        device, {.label = "ship", .s_q = s_q, .h_q = h_q, .s_kv = 2000, .topk = 300, .invalid_fraction = 0.1},
+        static_cast<std::uint64_t>(h_q * 131 + s_q));
+    const auto r =
+        f.run_and_compare([&](const nsajit_sparse_mla_args& a) { dispatcher.sparse_mla_fwd(a, nullptr); });
     CHECK_MESSAGE(r.ok, r.detail);
   }
   CHECK(dispatcher.compile_count() == 0);  // new s_q and an untuned h_q (32: nearest rule) compile nothing
   bool said_nearest = false;
-  for (const auto& n : dispatcher.notices()) said_nearest |= n.find("h_q 32 was not tuned") != std::string::npos;
+  for (const auto& n : dispatcher.notices())
+    said_nearest |= n.find("h_q 32 was not tuned") != std::string::npos;
   CHECK(said_nearest);
   std::filesystem::remove_all(dir);
 }
@@ -99,7 +103,8 @@ TEST_CASE("rows_for_another_gpu_or_older_templates_are_ignored_and_the_call_stil
   Dispatcher dispatcher(options_for(dir / "c.sqlite"));
   for (int topk : {301, 302}) {
     SparseMlaFixture f(device, {.label = "stale", .s_q = 3, .h_q = 16, .s_kv = 2000, .topk = topk}, 7);
-    const auto r = f.run_and_compare([&](const nsajit_sparse_mla_args& a) { dispatcher.sparse_mla_fwd(a, nullptr); });
+    const auto r =
+        f.run_and_compare([&](const nsajit_sparse_mla_args& a) { dispatcher.sparse_mla_fwd(a, nullptr); });
     CHECK_MESSAGE(r.ok, r.detail);
   }
   std::string all;
@@ -135,7 +140,13 @@ TEST_CASE("bad_arguments_return_a_clear_error_and_launch_nothing") {
       {"d_v 256", [](auto& a) { a.d_v = 256; }, "d_v"},
       {"misaligned q", [](auto& a) { a.q.data = static_cast<char*>(a.q.data) + 2; }, "aligned"},
       {"indices dtype", [](auto& a) { a.indices.dtype = NSAJIT_DTYPE_FP32; }, "int32"},
-      {"sink length", [](auto& a) { a.attn_sink = a.lse; a.attn_sink.ndim = 1; a.attn_sink.shape[0] = 3; }, "attn_sink"},
+      {"sink length",
+       [](auto& a) {
+         a.attn_sink = a.lse;
+         a.attn_sink.ndim = 1;
+         a.attn_sink.shape[0] = 3;
+       },
+       "attn_sink"},
       {"nan scale", [](auto& a) { a.sm_scale = std::numeric_limits<float>::quiet_NaN(); }, "sm_scale"},
   };
   for (const auto& c : cases) {
@@ -171,7 +182,8 @@ TEST_CASE("eight_rank_processes_share_one_cache_writable_and_shipped") {
   Device& device = test::gpu_device();
   if (device.info().vendor != Vendor::nvidia) return;
   // The helper is built next to this test executable (also when the build folder moved).
-  const std::string worker = (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "dispatch_worker").string();
+  const std::string worker =
+      (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "dispatch_worker").string();
   REQUIRE(std::filesystem::exists(worker));
   const int gpus = test::gpu_backend().device_count();
   const auto dir = temp_dir("ranks");
@@ -180,18 +192,20 @@ TEST_CASE("eight_rank_processes_share_one_cache_writable_and_shipped") {
     if (mode == "shipped") {
       auto s = CacheStore::open(dir / "shared.sqlite", OpenMode::read_only);
       s.export_to(dir / "deploy.sqlite");
-      std::filesystem::permissions(dir / "deploy.sqlite", std::filesystem::perms::owner_read | std::filesystem::perms::group_read |
+      std::filesystem::permissions(dir / "deploy.sqlite", std::filesystem::perms::owner_read |
+                                                              std::filesystem::perms::group_read |
                                                               std::filesystem::perms::others_read);
     }
     const std::string cache = (dir / (mode == "shipped" ? "deploy.sqlite" : "shared.sqlite")).string();
     std::vector<pid_t> pids;
     for (int rank = 0; rank < 8; ++rank) {
-      const std::string ordinal = std::to_string(rank % gpus), topk = "303", seed = std::to_string(1000 + rank);
+      const std::string ordinal = std::to_string(rank % gpus), topk = "303",
+                        seed = std::to_string(1000 + rank);
       const pid_t pid = fork();
       REQUIRE(pid >= 0);
       if (pid == 0) {
-        execl(worker.c_str(), worker.c_str(), cache.c_str(), mode.c_str(), ordinal.c_str(), topk.c_str(), seed.c_str(), "0",
-              static_cast<char*>(nullptr));
+        execl(worker.c_str(), worker.c_str(), cache.c_str(), mode.c_str(), ordinal.c_str(), topk.c_str(),
+              seed.c_str(), "0", static_cast<char*>(nullptr));
         _exit(3);
       }
       pids.push_back(pid);

@@ -19,20 +19,63 @@ namespace {
 std::vector<SparseMlaCase> sweep_cases() {
   std::vector<SparseMlaCase> cases;
   auto add = [&](SparseMlaCase c) { cases.push_back(std::move(c)); };
-  add({.label = "h16 topk2048 invalid+empty", .s_q = 6, .h_q = 16, .s_kv = 8192, .topk = 2048,
-       .invalid_fraction = 0.1, .empty_row = true});
-  add({.label = "h32 topk100 batch2 pad lengths sink", .batch = 2, .s_q = 5, .h_q = 32, .s_kv = 3000, .kv_pad = 64,
-       .topk = 100, .invalid_fraction = 0.05, .with_lengths = true, .with_sink = true});
-  add({.label = "h64 topk2048 sink natural-log", .s_q = 3, .h_q = 64, .s_kv = 8192, .topk = 2048,
-       .invalid_fraction = 0.02, .empty_row = true, .with_sink = true, .natural_log = true});
+  add({.label = "h16 topk2048 invalid+empty",
+       .s_q = 6,
+       .h_q = 16,
+       .s_kv = 8192,
+       .topk = 2048,
+       .invalid_fraction = 0.1,
+       .empty_row = true});
+  add({.label = "h32 topk100 batch2 pad lengths sink",
+       .batch = 2,
+       .s_q = 5,
+       .h_q = 32,
+       .s_kv = 3000,
+       .kv_pad = 64,
+       .topk = 100,
+       .invalid_fraction = 0.05,
+       .with_lengths = true,
+       .with_sink = true});
+  add({.label = "h64 topk2048 sink natural-log",
+       .s_q = 3,
+       .h_q = 64,
+       .s_kv = 8192,
+       .topk = 2048,
+       .invalid_fraction = 0.02,
+       .empty_row = true,
+       .with_sink = true,
+       .natural_log = true});
   add({.label = "h128 topk1", .s_q = 17, .h_q = 128, .s_kv = 100, .topk = 1, .invalid_fraction = 0.2});
-  add({.label = "h128 topk2048 split4", .s_q = 2, .h_q = 128, .s_kv = 8192, .topk = 2048, .invalid_fraction = 0.05,
-       .empty_row = true, .with_sink = true, .splits = 4});
-  add({.label = "h16 topk100 split3 lengths", .s_q = 4, .h_q = 16, .s_kv = 5000, .topk = 100, .with_lengths = true,
+  add({.label = "h128 topk2048 split4",
+       .s_q = 2,
+       .h_q = 128,
+       .s_kv = 8192,
+       .topk = 2048,
+       .invalid_fraction = 0.05,
+       .empty_row = true,
+       .with_sink = true,
+       .splits = 4});
+  add({.label = "h16 topk100 split3 lengths",
+       .s_q = 4,
+       .h_q = 16,
+       .s_kv = 5000,
+       .topk = 100,
+       .with_lengths = true,
        .splits = 3});
-  add({.label = "h8 s_q70000 topk100 shared-q", .s_q = 70000, .h_q = 8, .s_kv = 4096, .topk = 100,
-       .invalid_fraction = 0.1, .shared_q_rows = true, .reference_rows = 64});
-  add({.label = "h20 topk333 ragged heads", .s_q = 3, .h_q = 20, .s_kv = 2048, .topk = 333, .invalid_fraction = 0.1});
+  add({.label = "h8 s_q70000 topk100 shared-q",
+       .s_q = 70000,
+       .h_q = 8,
+       .s_kv = 4096,
+       .topk = 100,
+       .invalid_fraction = 0.1,
+       .shared_q_rows = true,
+       .reference_rows = 64});
+  add({.label = "h20 topk333 ragged heads",
+       .s_q = 3,
+       .h_q = 20,
+       .s_kv = 2048,
+       .topk = 333,
+       .invalid_fraction = 0.1});
   std::vector<SparseMlaCase> all;
   for (int d : {576, 512})
     for (auto c : cases) {
@@ -66,7 +109,8 @@ TEST_CASE("every_unpruned_sm90_variant_matches_the_cpu_reference") {
   const char* skip = std::getenv("NSAJIT_SWEEP_SKIP");
   std::erase_if(variants, [&](const Variant& v) {
     const std::string n = v.name();
-    return (only != nullptr && n.find(only) == std::string::npos) || (skip != nullptr && *skip != '\0' && n.find(skip) != std::string::npos);
+    return (only != nullptr && n.find(only) == std::string::npos) ||
+           (skip != nullptr && *skip != '\0' && n.find(skip) != std::string::npos);
   });
   const auto t0 = std::chrono::steady_clock::now();
   auto compiled = compile_variants(*compiler, variants);
@@ -99,7 +143,8 @@ TEST_CASE("every_unpruned_sm90_variant_matches_the_cpu_reference") {
     MESSAGE(fmt::format("sweep [{}]: {} failures, worst rel_err {:.2e}, worst lse/max abs {:.2e}", c.label,
                         case_failures, worst_err, worst_lse));
   }
-  MESSAGE(fmt::format("sparse_mla sweep: {} checks over {} variants, {} failures", checks, loaded.size(), failures));
+  MESSAGE(fmt::format("sparse_mla sweep: {} checks over {} variants, {} failures", checks, loaded.size(),
+                      failures));
   CHECK(failures == 0);
 }
 
@@ -119,9 +164,24 @@ TEST_CASE("sanitizer_subset_of_variants_matches_the_reference") {
     variants.push_back(variant_from_name(fmt::format("nsa_fwd_{}_d576_{}", target.short_name(), name)));
   auto compiled = compile_variants(*compiler, variants);
   std::vector<SparseMlaCase> cases = {
-      {.label = "ragged", .batch = 2, .s_q = 2, .h_q = 20, .s_kv = 777, .kv_pad = 8, .topk = 150, .invalid_fraction = 0.2,
-       .empty_row = true, .with_lengths = true, .with_sink = true},
-      {.label = "split", .s_q = 2, .h_q = 64, .s_kv = 3000, .topk = 1000, .invalid_fraction = 0.1, .splits = 5},
+      {.label = "ragged",
+       .batch = 2,
+       .s_q = 2,
+       .h_q = 20,
+       .s_kv = 777,
+       .kv_pad = 8,
+       .topk = 150,
+       .invalid_fraction = 0.2,
+       .empty_row = true,
+       .with_lengths = true,
+       .with_sink = true},
+      {.label = "split",
+       .s_q = 2,
+       .h_q = 64,
+       .s_kv = 3000,
+       .topk = 1000,
+       .invalid_fraction = 0.1,
+       .splits = 5},
   };
   for (auto& cv : compiled) {
     REQUIRE_MESSAGE(cv.ok(), cv.error);

@@ -15,7 +15,9 @@
 int main(int argc, char** argv) {
   using namespace nsajit;
   if (argc < 6) {
-    fmt::print(stderr, "usage: dispatch_worker <cache> <writable|shipped> <ordinal> <topk> <seed> [expect_compiles]\n");
+    fmt::print(
+        stderr,
+        "usage: dispatch_worker <cache> <writable|shipped> <ordinal> <topk> <seed> [expect_compiles]\n");
     return 2;
   }
   try {
@@ -34,10 +36,13 @@ int main(int argc, char** argv) {
     Dispatcher dispatcher(o);
     auto device = cuda_backend().open_device(ordinal);
     device->make_current();
-    SparseMlaFixture f(*device, {.label = "rank", .s_q = 6, .h_q = 16, .s_kv = 3000, .topk = topk, .invalid_fraction = 0.05},
-                       seed);
-    const auto r = f.run_and_compare([&](const nsajit_sparse_mla_args& a) { dispatcher.sparse_mla_fwd(a, nullptr); });
-    fmt::print("rank seed {} gpu {} {}: {} compiles {}\n", seed, ordinal, mode, r.detail, dispatcher.compile_count());
+    SparseMlaFixture f(
+        *device, {.label = "rank", .s_q = 6, .h_q = 16, .s_kv = 3000, .topk = topk, .invalid_fraction = 0.05},
+        seed);
+    const auto r =
+        f.run_and_compare([&](const nsajit_sparse_mla_args& a) { dispatcher.sparse_mla_fwd(a, nullptr); });
+    fmt::print("rank seed {} gpu {} {}: {} compiles {}\n", seed, ordinal, mode, r.detail,
+               dispatcher.compile_count());
     if (argc > 6 && dispatcher.compile_count() != std::atoll(argv[6])) {
       fmt::print(stderr, "expected {} compiles, got {}\n", argv[6], dispatcher.compile_count());
       return 1;

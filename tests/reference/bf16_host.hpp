@@ -6,7 +6,9 @@
 
 namespace nsajit::reference {
 
-inline float bf16_to_float(std::uint16_t bits) { return std::bit_cast<float>(std::uint32_t{bits} << 16); }
+inline float bf16_to_float(std::uint16_t bits) {
+  return std::bit_cast<float>(std::uint32_t{bits} << 16);
+}
 
 inline std::uint16_t float_to_bf16(float f) {
   auto u = std::bit_cast<std::uint32_t>(f);

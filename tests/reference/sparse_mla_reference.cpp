@@ -37,8 +37,8 @@ void one_row(const SparseMlaProblem& p, int b, int s, int h0, int h1, SparseMlaR
     if (valid.empty()) {
       for (int d = 0; d < p.d_v; ++d) out[d] = 0.0f;
       r.max_logits[qrow] = -std::numeric_limits<float>::infinity();
-      r.lse[qrow] = p.natural_log ? std::numeric_limits<float>::infinity()
-                                  : -std::numeric_limits<float>::infinity();
+      r.lse[qrow] =
+          p.natural_log ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
       continue;
     }
     double sum = 0;

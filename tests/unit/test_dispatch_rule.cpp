@@ -7,7 +7,8 @@ namespace nsajit {
 
 TEST_CASE("dispatch_rule_round_trips_through_json") {
   DispatchRule r;
-  r.entries = {{16, "nsa_fwd_sm90a_d576_bh16_bt64_w4_st2", "00aa", 1.5}, {64, "nsa_fwd_sm90a_d576_bh64_bt32_w8_st2", "00bb", 7.25}};
+  r.entries = {{16, "nsa_fwd_sm90a_d576_bh16_bt64_w4_st2", "00aa", 1.5},
+               {64, "nsa_fwd_sm90a_d576_bh64_bt32_w8_st2", "00bb", 7.25}};
   const DispatchRule back = DispatchRule::from_json(r.to_json());
   REQUIRE(back.entries.size() == 2);
   CHECK(back.entries[1].variant == r.entries[1].variant);
@@ -30,7 +31,8 @@ TEST_CASE("untuned_h_q_uses_the_nearest_tuned_rule") {
 }
 
 TEST_CASE("garbage_rule_text_is_a_cache_error") {
-  for (const char* bad : {"", "{", "not json", "{\"split\":\"fill_sms\",\"by_h_q\":[]}", "{\"split\":\"x\",\"by_h_q\":[{\"variant\":\"a\"}]}",
+  for (const char* bad : {"", "{", "not json", "{\"split\":\"fill_sms\",\"by_h_q\":[]}",
+                          "{\"split\":\"x\",\"by_h_q\":[{\"variant\":\"a\"}]}",
                           "{\"by_h_q\":[{\"variant\":\"a\"}]} trailing"}) {
     CHECK_THROWS_AS((void)DispatchRule::from_json(bad), Error);
   }

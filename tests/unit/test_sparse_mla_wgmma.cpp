@@ -43,7 +43,8 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
                                                                                << ": " << p.reason);
       } else if (p.variant.get("w") == 12) {
         // ws2 faulted on the H200 and is held out with that reason.
-        CHECK_MESSAGE(p.reason.find("illegal instruction") != std::string::npos, p.variant.name() << ": " << p.reason);
+        CHECK_MESSAGE(p.reason.find("illegal instruction") != std::string::npos, p.variant.name()
+                                                                                     << ": " << p.reason);
       } else {
         // Only w8 has a stage axis; its 3-stage layout does not fit.
         CHECK(p.variant.get("w") == 8);

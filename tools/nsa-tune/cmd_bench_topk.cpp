@@ -9,8 +9,8 @@
 #include "runtime/dispatcher.hpp"
 #include "runtime/error.hpp"
 #include "tools/nsa-tune/commands.hpp"
-#include "tools/nsa-tune/target_option.hpp"
 #include "tools/nsa-tune/json.hpp"
+#include "tools/nsa-tune/target_option.hpp"
 #include "tuner/bench_kernels.hpp"
 #include "tuner/timing.hpp"
 #include "tuner/topk_select_tuner.hpp"
@@ -33,8 +33,8 @@ double measure_read_ceiling(Device& device, BenchKernels& kernels, void* stream)
   double best = 0;
   for (const auto& cfg : gather_floor_configs(kD)) {
     const double ms = median_ms(device, stream, 2, 10, [&] {
-      kernels.gather(cfg, kv.get(), kD, static_cast<int>(s_kv), d_idx.as<int>(), kRowsPerQuery, queries, kRowsPerQuery, 1,
-                     out.as<unsigned>(), stream);
+      kernels.gather(cfg, kv.get(), kD, static_cast<int>(s_kv), d_idx.as<int>(), kRowsPerQuery, queries,
+                     kRowsPerQuery, 1, out.as<unsigned>(), stream);
     });
     best = std::max(best, static_cast<double>(s_kv) * kD * 2 / (ms * 1e-3) / 1e9);
   }
@@ -52,10 +52,12 @@ void run_bench_topk(const std::vector<int>& ks, int ordinal, bool json) {
   BenchKernels kernels(device, *compiler);
   auto stream = device.create_stream();
   const double ceiling = measure_read_ceiling(device, kernels, stream->native());
-  std::string out = json ? fmt::format("{{\"device\":{},\"read_ceiling_gbps\":{:.1f},\"rows\":[", json_string(device.info().name), ceiling)
-                         : fmt::format("topk_select bench on {}: streaming read ceiling {:.0f} GB/s (same run)\n"
-                                       "     B       L     k  median_ms     GB/s  of_ceiling  variant\n",
-                                       device.info().name, ceiling);
+  std::string out = json ? fmt::format("{{\"device\":{},\"read_ceiling_gbps\":{:.1f},\"rows\":[",
+                                       json_string(device.info().name), ceiling)
+                         : fmt::format(
+                               "topk_select bench on {}: streaming read ceiling {:.0f} GB/s (same run)\n"
+                               "     B       L     k  median_ms     GB/s  of_ceiling  variant\n",
+                               device.info().name, ceiling);
   bool first = true;
   for (int k : ks.empty() ? std::vector<int>{2048} : ks) {
     LoadedVariant& lv = dispatcher.topk_select_variant_for(k);
@@ -63,12 +65,15 @@ void run_bench_topk(const std::vector<int>& ks, int ordinal, bool json) {
       for (int length : {8192, 32768, 131072}) {
         const TopkTiming t = time_topk_select(device, lv, batch, length, k, 5, 30, stream->native());
         if (json) {
-          out += fmt::format("{}{{\"B\":{},\"L\":{},\"k\":{},\"median_ms\":{:.5f},\"gbps\":{:.1f},\"of_ceiling\":{:.3f},\"variant\":{}}}",
-                             first ? "" : ",", batch, length, k, t.median_ms, t.gbps, t.gbps / ceiling, json_string(lv.variant.name()));
+          out += fmt::format(
+              "{}{{\"B\":{},\"L\":{},\"k\":{},\"median_ms\":{:.5f},\"gbps\":{:.1f},\"of_ceiling\":{:.3f},"
+              "\"variant\":{}}}",
+              first ? "" : ",", batch, length, k, t.median_ms, t.gbps, t.gbps / ceiling,
+              json_string(lv.variant.name()));
           first = false;
         } else {
-          out += fmt::format("  {:4} {:7} {:5} {:10.4f} {:8.0f} {:11.3f}  {}\n", batch, length, k, t.median_ms, t.gbps,
-                             t.gbps / ceiling, lv.variant.name());
+          out += fmt::format("  {:4} {:7} {:5} {:10.4f} {:8.0f} {:11.3f}  {}\n", batch, length, k,
+                             t.median_ms, t.gbps, t.gbps / ceiling, lv.variant.name());
         }
       }
   }

@@ -22,18 +22,21 @@ std::filesystem::path cache_file(const GlobalOptions& g) {
 CacheStore open_existing(const GlobalOptions& g, OpenMode mode) {
   const auto path = cache_file(g);
   if (!std::filesystem::exists(path))
-    fail(ErrorCode::not_found, "opening the cache", "nsa-tune", fmt::format("{} does not exist (tune first, or pass --cache)", path.string()));
+    fail(ErrorCode::not_found, "opening the cache", "nsa-tune",
+         fmt::format("{} does not exist (tune first, or pass --cache)", path.string()));
   return CacheStore::open(path, mode);
 }
 
 std::string winner_json(const WinnerRecord& w) {
   return fmt::format(
-      "{{\"device\":{},\"family\":{},\"geometry\":{},\"topk\":{},\"rule\":{},\"default_variant\":{},\"template_hash\":{},"
-      "\"generator_version\":{},\"compiler\":{},\"driver\":{},\"arch\":{},\"tuned_shape\":{},\"created_at\":{}}}",
-      json_string(w.key.device), json_string(w.key.family), json_string(w.key.geometry), w.key.topk, w.rule.empty() ? "null" : w.rule,
-      json_string(w.default_variant), json_string(w.template_hash), json_string(w.generator_version),
-      json_string(w.compiler), json_string(w.driver), json_string(w.arch), json_string(w.tuned_shape),
-      json_string(w.created_at));
+      "{{\"device\":{},\"family\":{},\"geometry\":{},\"topk\":{},\"rule\":{},\"default_variant\":{},"
+      "\"template_hash\":{},"
+      "\"generator_version\":{},\"compiler\":{},\"driver\":{},\"arch\":{},\"tuned_shape\":{},\"created_at\":{"
+      "}}}",
+      json_string(w.key.device), json_string(w.key.family), json_string(w.key.geometry), w.key.topk,
+      w.rule.empty() ? "null" : w.rule, json_string(w.default_variant), json_string(w.template_hash),
+      json_string(w.generator_version), json_string(w.compiler), json_string(w.driver), json_string(w.arch),
+      json_string(w.tuned_shape), json_string(w.created_at));
 }
 
 std::string rule_summary(const std::string& rule_json) {
@@ -58,8 +61,8 @@ void run_list(const GlobalOptions& g) {
   }
   fmt::print("{} ({} winner(s))\n", store.path().string(), winners.size());
   for (const auto& w : winners)
-    fmt::print("  {:<15} {:<9} topk {:<6} {:<40} {}\n    {}\n", w.key.family, w.key.geometry, w.key.topk, w.key.device,
-               w.created_at, rule_summary(w.rule));
+    fmt::print("  {:<15} {:<9} topk {:<6} {:<40} {}\n    {}\n", w.key.family, w.key.geometry, w.key.topk,
+               w.key.device, w.created_at, rule_summary(w.rule));
 }
 
 struct ShowOptions {
@@ -72,7 +75,8 @@ void run_show(const ShowOptions& o, const GlobalOptions& g) {
   auto store = open_existing(g, OpenMode::read_only);
   std::vector<WinnerRecord> shown;
   for (const auto& w : store.list_winners())
-    if (w.key.family == o.family && w.key.topk == o.topk && (o.device.empty() || w.key.device == o.device)) shown.push_back(w);
+    if (w.key.family == o.family && w.key.topk == o.topk && (o.device.empty() || w.key.device == o.device))
+      shown.push_back(w);
   if (g.json) {
     std::string j = "[";
     for (std::size_t i = 0; i < shown.size(); ++i) j += (i ? "," : "") + winner_json(shown[i]);
@@ -81,9 +85,9 @@ void run_show(const ShowOptions& o, const GlobalOptions& g) {
   }
   if (shown.empty()) fmt::print("no winner for {} topk {}\n", o.family, o.topk);
   for (const auto& w : shown) {
-    fmt::print("{} {} topk {} on {}\n  rule: {}\n  tuned on: {}\n  templates {} | {} | driver {} | {}\n", w.key.family,
-               w.key.geometry, w.key.topk, w.key.device, rule_summary(w.rule), w.tuned_shape, w.template_hash, w.compiler,
-               w.driver, w.created_at);
+    fmt::print("{} {} topk {} on {}\n  rule: {}\n  tuned on: {}\n  templates {} | {} | driver {} | {}\n",
+               w.key.family, w.key.geometry, w.key.topk, w.key.device, rule_summary(w.rule), w.tuned_shape,
+               w.template_hash, w.compiler, w.driver, w.created_at);
     const auto timings = store.timings_for(w.key.device, w.key.family, w.key.topk);
     fmt::print("  {} candidate timing(s):\n", timings.size());
     for (const auto& t : timings)
@@ -115,12 +119,13 @@ void register_cache_commands(CLI::App& app, GlobalOptions& g) {
     std::optional<std::string> dev;
     if (!clear_device.empty()) dev = clear_device;
     const auto r = store.clear(dev);
-    fmt::print("cleared {} winner(s), {} binary(ies), {} timing(s) from {}\n", r.winners, r.binaries, r.timings,
-               store.path().string());
+    fmt::print("cleared {} winner(s), {} binary(ies), {} timing(s) from {}\n", r.winners, r.binaries,
+               r.timings, store.path().string());
   });
 
   static std::string export_out, export_device;
-  auto* exp = app.add_subcommand("export", "write a self-contained deployment cache (winners + their binaries)");
+  auto* exp =
+      app.add_subcommand("export", "write a self-contained deployment cache (winners + their binaries)");
   exp->add_option("--out", export_out, "the file to write (replaced atomically)")->required();
   exp->add_option("--device", export_device, "only this device key's winners");
   exp->callback([&g] {
@@ -133,16 +138,18 @@ void register_cache_commands(CLI::App& app, GlobalOptions& g) {
 
   static std::string import_in;
   auto* imp = app.add_subcommand(
-      "import", "merge a cache file into this one (same key: the newer winner wins; binaries: insert or ignore)");
+      "import",
+      "merge a cache file into this one (same key: the newer winner wins; binaries: insert or ignore)");
   imp->add_option("file", import_in, "the cache file to merge")->required();
   imp->callback([&g] {
     auto store = CacheStore::open(cache_file(g), OpenMode::read_write);
     const auto r = store.import_from(import_in);
     fmt::print(
-        "imported into {}: winners {} added, {} replaced (newer), {} kept (existing as new); binaries {} added, {} "
+        "imported into {}: winners {} added, {} replaced (newer), {} kept (existing as new); binaries {} "
+        "added, {} "
         "already present, {} corrupt skipped\n",
-        store.path().string(), r.winners_added, r.winners_replaced, r.winners_kept, r.binaries_added, r.binaries_present,
-        r.binaries_corrupt);
+        store.path().string(), r.winners_added, r.winners_replaced, r.winners_kept, r.binaries_added,
+        r.binaries_present, r.binaries_corrupt);
   });
 }
 

@@ -43,17 +43,19 @@ void run_devices(const GlobalOptions& g) {
       }
     }
     if (g.json) {
-      json += fmt::format("{}{{\"backend\":{},\"compilers\":[", first_backend ? "" : ",", json_string(b->name()));
+      json +=
+          fmt::format("{}{{\"backend\":{},\"compilers\":[", first_backend ? "" : ",", json_string(b->name()));
       for (std::size_t i = 0; i < compilers.size(); ++i)
-        json += fmt::format("{}{{\"target\":{},\"compiler\":{},\"version\":{},\"unavailable\":{}}}", i ? "," : "",
-                            json_string(compilers[i].arch), json_string(compilers[i].name),
+        json += fmt::format("{}{{\"target\":{},\"compiler\":{},\"version\":{},\"unavailable\":{}}}",
+                            i ? "," : "", json_string(compilers[i].arch), json_string(compilers[i].name),
                             json_string(compilers[i].version), json_string(compilers[i].reason));
       json += fmt::format("],\"devices_unavailable\":{},\"devices\":[",
                           json_string(n == 0 ? b->devices_unavailable_reason() : device_error));
       for (std::size_t i = 0; i < infos.size(); ++i) {
         const auto& d = infos[i];
         json += fmt::format(
-            "{}{{\"ordinal\":{},\"name\":{},\"arch\":{},\"multiprocessors\":{},\"shared_memory_per_block\":{},"
+            "{}{{\"ordinal\":{},\"name\":{},\"arch\":{},\"multiprocessors\":{},\"shared_memory_per_block\":{}"
+            ","
             "\"l2_bytes\":{},\"memory_bytes\":{},\"driver\":{},\"key\":{}}}",
             i ? "," : "", d.ordinal, json_string(d.name), json_string(d.arch), d.multiprocessors,
             d.shared_memory_per_block_optin, d.l2_bytes, d.global_memory_bytes, json_string(d.driver_version),
@@ -65,13 +67,15 @@ void run_devices(const GlobalOptions& g) {
     }
     fmt::print("backend {}\n", b->name());
     for (const auto& c : compilers) {
-      if (c.reason.empty()) fmt::print("  compiler for {:<7} {} ({})\n", c.arch, c.name, c.version);
-      else fmt::print("  compiler for {:<7} unavailable: {}\n", c.arch, c.reason);
+      if (c.reason.empty())
+        fmt::print("  compiler for {:<7} {} ({})\n", c.arch, c.name, c.version);
+      else
+        fmt::print("  compiler for {:<7} unavailable: {}\n", c.arch, c.reason);
     }
     if (n == 0) fmt::print("  GPUs: none ({})\n", b->devices_unavailable_reason());
     for (const auto& d : infos)
-      fmt::print("  GPU {}: {} ({}, {} SMs, {} KB shared/block, {} MB L2, {:.1f} GB, driver {})\n", d.ordinal, d.name, d.arch,
-                 d.multiprocessors, d.shared_memory_per_block_optin / 1024, d.l2_bytes >> 20,
+      fmt::print("  GPU {}: {} ({}, {} SMs, {} KB shared/block, {} MB L2, {:.1f} GB, driver {})\n", d.ordinal,
+                 d.name, d.arch, d.multiprocessors, d.shared_memory_per_block_optin / 1024, d.l2_bytes >> 20,
                  static_cast<double>(d.global_memory_bytes) / 1e9, d.driver_version);
     if (!device_error.empty()) fmt::print("  GPU error: {}\n", device_error);
   }

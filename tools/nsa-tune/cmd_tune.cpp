@@ -22,7 +22,6 @@
 #include "tuner/sparse_mla_tuner.hpp"
 #include "tuner/topk_select_tuner.hpp"
 
-
 namespace nsajit::cli {
 namespace {
 
@@ -42,9 +41,11 @@ struct TuneCliOptions {
 std::vector<int> parse_devices(const std::string& spec, Backend& backend) {
   const int n = backend.device_count();
   if (n == 0)
-    fail(ErrorCode::unavailable, "tuning", "nsa-tune tune",
-         fmt::format("tuning needs a GPU, and none was found ({}). Offline work without a GPU: nsa-tune compile --all",
-                     backend.devices_unavailable_reason()));
+    fail(
+        ErrorCode::unavailable, "tuning", "nsa-tune tune",
+        fmt::format(
+            "tuning needs a GPU, and none was found ({}). Offline work without a GPU: nsa-tune compile --all",
+            backend.devices_unavailable_reason()));
   std::vector<int> ids;
   if (spec == "all") {
     for (int i = 0; i < n; ++i) ids.push_back(i);
@@ -75,16 +76,19 @@ void run_tune(const TuneCliOptions& o, const GlobalOptions& g) {
   const Family family = family_from_string(o.family);
   const bool topk_family = family == Family::topk_select;
   const Geometry geometry = topk_family ? Geometry{0, 0} : Geometry{o.d_qk, 512};
-  if (o.topks.empty()) fail(ErrorCode::invalid_argument, "tuning", "nsa-tune tune", "--topk is required, e.g. --topk 512,2048");
+  if (o.topks.empty())
+    fail(ErrorCode::invalid_argument, "tuning", "nsa-tune tune", "--topk is required, e.g. --topk 512,2048");
   for (int t : o.topks)
-    if (t < 1 || t > (topk_family ? 4096 : 16384)) fail(ErrorCode::invalid_argument, "tuning", "nsa-tune tune", fmt::format("topk {} is outside [1, {}]", t, topk_family ? 4096 : 16384));
+    if (t < 1 || t > (topk_family ? 4096 : 16384))
+      fail(ErrorCode::invalid_argument, "tuning", "nsa-tune tune",
+           fmt::format("topk {} is outside [1, {}]", t, topk_family ? 4096 : 16384));
   Backend& backend = gpu_backend();
   const std::vector<int> devices = parse_devices(o.devices, backend);
   std::optional<std::filesystem::path> explicit_path;
   if (!g.cache_path.empty()) explicit_path = g.cache_path;
   const auto cache_path = resolve_cache_path(explicit_path);
-  fmt::print(stderr, "tuning {} topk {} on {} GPU(s) into {}\n", o.family, fmt::join(o.topks, ","), devices.size(),
-             cache_path.string());
+  fmt::print(stderr, "tuning {} topk {} on {} GPU(s) into {}\n", o.family, fmt::join(o.topks, ","),
+             devices.size(), cache_path.string());
 
   std::atomic<std::size_t> next{0};
   std::mutex print_mutex;
@@ -173,7 +177,8 @@ void register_tune(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--reps", o.reps, "timed runs per candidate (>= 20)")->capture_default_str();
   cmd->add_option("--batch", o.batches, "topk_select: batch sizes to time (default 16,128)")->delimiter(',');
   cmd->add_option("--length", o.length, "topk_select: row length to time")->capture_default_str();
-  cmd->add_option("--devices", o.devices, "GPUs to tune on: all, or ordinals like 0,1")->capture_default_str();
+  cmd->add_option("--devices", o.devices, "GPUs to tune on: all, or ordinals like 0,1")
+      ->capture_default_str();
   cmd->callback([&g] { run_tune(o, g); });
 }
 

@@ -28,16 +28,17 @@ void run_variants(const SpaceOptions& o, const GlobalOptions& g) {
   const auto space = kernel_family(f).space(resolve_target(o.target), geometry_for(f, o.d_qk));
   if (g.json) {
     std::string j = "{\"kept\":[";
-    for (std::size_t i = 0; i < space.kept.size(); ++i) j += (i ? "," : "") + json_string(space.kept[i].name());
+    for (std::size_t i = 0; i < space.kept.size(); ++i)
+      j += (i ? "," : "") + json_string(space.kept[i].name());
     j += "],\"pruned\":[";
     for (std::size_t i = 0; i < space.pruned.size(); ++i)
-      j += fmt::format("{}{{\"variant\":{},\"reason\":{}}}", i ? "," : "", json_string(space.pruned[i].variant.name()),
-                       json_string(space.pruned[i].reason));
+      j += fmt::format("{}{{\"variant\":{},\"reason\":{}}}", i ? "," : "",
+                       json_string(space.pruned[i].variant.name()), json_string(space.pruned[i].reason));
     fmt::print("{}]}}\n", j);
     return;
   }
-  fmt::print("{} variants of {} for {}: {} kept, {} pruned\n", space.kept.size() + space.pruned.size(), o.family,
-             o.target, space.kept.size(), space.pruned.size());
+  fmt::print("{} variants of {} for {}: {} kept, {} pruned\n", space.kept.size() + space.pruned.size(),
+             o.family, o.target, space.kept.size(), space.pruned.size());
   for (const auto& v : space.kept) fmt::print("  kept    {}\n", v.name());
   for (const auto& p : space.pruned) fmt::print("  pruned  {:<44} {}\n", p.variant.name(), p.reason);
 }
@@ -45,8 +46,9 @@ void run_variants(const SpaceOptions& o, const GlobalOptions& g) {
 void run_emit(const SpaceOptions& o) {
   const Family f = family_from_string(o.family);
   const auto& family = kernel_family(f);
-  const Variant v = o.variant.empty() ? family.default_variant(resolve_target(o.target), geometry_for(f, o.d_qk))
-                                      : variant_from_name(o.variant);
+  const Variant v = o.variant.empty()
+                        ? family.default_variant(resolve_target(o.target), geometry_for(f, o.d_qk))
+                        : variant_from_name(o.variant);
   fmt::print("{}", family.render(v).source);
 }
 

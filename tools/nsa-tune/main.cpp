@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
   CLI::App app{"nsa-tune: JIT kernel generator, autotuner and cache for DeepSeek sparse attention"};
   app.require_subcommand(1);
   nsajit::cli::GlobalOptions g;
-  app.add_option("--cache", g.cache_path, "cache file (default: $NSA_JIT_CACHE, else $XDG_CACHE_HOME/nsa-jit/cache.sqlite)");
+  app.add_option("--cache", g.cache_path,
+                 "cache file (default: $NSA_JIT_CACHE, else $XDG_CACHE_HOME/nsa-jit/cache.sqlite)");
   nsajit::cli::register_devices(app, g);
   nsajit::cli::register_variants(app, g);
   nsajit::cli::register_emit(app, g);

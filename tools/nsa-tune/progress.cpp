@@ -14,8 +14,10 @@ void Progress::begin(const std::string& phase, std::size_t total) {
   done_ = 0;
   label_.clear();
   start_ = std::chrono::steady_clock::now();
-  if (!tty_) fmt::print(out_, "{}: {} step(s)\n", phase_, total_);
-  else draw();
+  if (!tty_)
+    fmt::print(out_, "{}: {} step(s)\n", phase_, total_);
+  else
+    draw();
 }
 
 void Progress::step(const std::string& label) {
@@ -46,9 +48,12 @@ void Progress::draw() {
   const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double frac = total_ ? static_cast<double>(done_) / static_cast<double>(total_) : 0.0;
   const int fill = static_cast<int>(frac * kWidth);
-  const std::string eta = done_ > 0 ? fmt::format("ETA {:.0f} s", el / static_cast<double>(done_) * static_cast<double>(total_ - done_)) : "ETA --";
-  fmt::print(out_, "\r\033[K{} [{}{}] {}/{} {} {}", phase_, std::string(fill, '#'), std::string(kWidth - fill, '.'), done_,
-             total_, eta, label_.substr(0, 40));
+  const std::string eta =
+      done_ > 0
+          ? fmt::format("ETA {:.0f} s", el / static_cast<double>(done_) * static_cast<double>(total_ - done_))
+          : "ETA --";
+  fmt::print(out_, "\r\033[K{} [{}{}] {}/{} {} {}", phase_, std::string(fill, '#'),
+             std::string(kWidth - fill, '.'), done_, total_, eta, label_.substr(0, 40));
   std::fflush(out_);
 }
 

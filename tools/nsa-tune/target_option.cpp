@@ -20,7 +20,8 @@ Target resolve_target(const std::string& arch) {
 const Compiler& require_compiler(const std::string& arch, const std::string& what) {
   Backend& backend = backend_for_arch(arch);
   const Compiler* compiler = backend.compiler_for(arch);
-  if (compiler == nullptr) fail(ErrorCode::unavailable, what, "nsa-tune", backend.compiler_unavailable_reason());
+  if (compiler == nullptr)
+    fail(ErrorCode::unavailable, what, "nsa-tune", backend.compiler_unavailable_reason());
   return *compiler;
 }
 

@@ -16,6 +16,7 @@ void record_tune_result(LayeredCache& cache, const Device& device, const Compile
                         int ordinal);
 
 // `shape_label`: what a candidate's h_q column means ("h_q" or "B").
-void print_tune_result(const TopkTuneResult& r, Family family, const std::string& device, const std::string& shape_label);
+void print_tune_result(const TopkTuneResult& r, Family family, const std::string& device,
+                       const std::string& shape_label);
 
 }  // namespace nsajit::cli

@@ -28,17 +28,13 @@ enum nsajit_status {
   NSAJIT_ERROR_INTERNAL = 7
 };
 
-enum nsajit_dtype {
-  NSAJIT_DTYPE_BF16 = 0,
-  NSAJIT_DTYPE_FP32 = 1,
-  NSAJIT_DTYPE_INT32 = 2
-};
+enum nsajit_dtype { NSAJIT_DTYPE_BF16 = 0, NSAJIT_DTYPE_FP32 = 1, NSAJIT_DTYPE_INT32 = 2 };
 
 #define NSAJIT_MAX_DIMS 4
 
 typedef struct nsajit_tensor {
-  void* data;           /* device pointer; NULL only for an absent optional input */
-  int32_t dtype;        /* enum nsajit_dtype */
+  void* data;    /* device pointer; NULL only for an absent optional input */
+  int32_t dtype; /* enum nsajit_dtype */
   int32_t ndim;
   int64_t shape[NSAJIT_MAX_DIMS];
   int64_t strides[NSAJIT_MAX_DIMS]; /* in elements */
@@ -47,12 +43,12 @@ typedef struct nsajit_tensor {
 typedef struct nsajit_context nsajit_context;
 
 typedef struct nsajit_options {
-  int32_t abi_version;     /* NSAJIT_ABI_VERSION */
-  int32_t device_ordinal;  /* GPU ordinal of the backend */
-  const char* backend;     /* "cuda", "hip" or NULL = first that has a GPU */
-  const char* cache_path;  /* NULL = $NSA_JIT_CACHE, else $XDG_CACHE_HOME/nsa-jit/cache.sqlite */
+  int32_t abi_version;            /* NSAJIT_ABI_VERSION */
+  int32_t device_ordinal;         /* GPU ordinal of the backend */
+  const char* backend;            /* "cuda", "hip" or NULL = first that has a GPU */
+  const char* cache_path;         /* NULL = $NSA_JIT_CACHE, else $XDG_CACHE_HOME/nsa-jit/cache.sqlite */
   const char* shipped_cache_path; /* optional read-only cache layered under the writable one */
-  int32_t verbose;         /* 1: say once when a default or nearest rule is used (stderr) */
+  int32_t verbose;                /* 1: say once when a default or nearest rule is used (stderr) */
 } nsajit_options;
 
 /* Fills *options with the defaults. */
@@ -78,18 +74,18 @@ typedef struct nsajit_sparse_mla_args {
   nsajit_tensor max_logits;  /* [.., s_q, h_q] fp32 */
   nsajit_tensor lse;         /* [.., s_q, h_q] fp32 */
   float sm_scale;
-  int32_t d_v;               /* must be 512 */
+  int32_t d_v; /* must be 512 */
   uint32_t flags;
 } nsajit_sparse_mla_args;
 
 int nsajit_sparse_mla_fwd(nsajit_context* context, const nsajit_sparse_mla_args* args, void* stream);
 
 typedef struct nsajit_topk_args {
-  nsajit_tensor scores;   /* [B, L] fp32, row stride honoured */
-  nsajit_tensor lengths;  /* optional [B] int32 (data NULL = every row has L valid entries) */
-  nsajit_tensor indices;  /* [B, k] int32 output */
+  nsajit_tensor scores;  /* [B, L] fp32, row stride honoured */
+  nsajit_tensor lengths; /* optional [B] int32 (data NULL = every row has L valid entries) */
+  nsajit_tensor indices; /* [B, k] int32 output */
   int32_t k;
-  int32_t sorted;         /* 1: descending score, ties by lower position */
+  int32_t sorted; /* 1: descending score, ties by lower position */
 } nsajit_topk_args;
 
 int nsajit_topk_select(nsajit_context* context, const nsajit_topk_args* args, void* stream);

@@ -23,7 +23,8 @@ class Runtime {
  public:
   // Opens GPU `device_ordinal` with the cache at `cache_path` ("" = default location) and an
   // optional read-only shipped cache layered under it.
-  explicit Runtime(int device_ordinal = 0, const std::string& cache_path = "", const std::string& shipped_cache = "") {
+  explicit Runtime(int device_ordinal = 0, const std::string& cache_path = "",
+                   const std::string& shipped_cache = "") {
     nsajit_options o;
     nsajit_default_options(&o);
     o.device_ordinal = device_ordinal;
@@ -38,7 +39,9 @@ class Runtime {
   void sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream = nullptr) {
     check(nsajit_sparse_mla_fwd(ctx_, &args, stream));
   }
-  void topk_select(const nsajit_topk_args& args, void* stream = nullptr) { check(nsajit_topk_select(ctx_, &args, stream)); }
+  void topk_select(const nsajit_topk_args& args, void* stream = nullptr) {
+    check(nsajit_topk_select(ctx_, &args, stream));
+  }
   [[nodiscard]] long long compile_count() const { return nsajit_compile_count(ctx_); }
   [[nodiscard]] nsajit_context* handle() const noexcept { return ctx_; }
 
