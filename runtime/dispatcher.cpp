@@ -19,8 +19,6 @@
 #include "runtime/sparse_mla_runner.hpp"
 #include "runtime/tensor_view.hpp"
 #include "runtime/topk_select_launch.hpp"
-#include "templates/sparse_mla_fwd/layout.h"
-#include "templates/sparse_mla_fwd/wgmma_layout.h"
 
 namespace nsajit {
 namespace {
@@ -143,25 +141,6 @@ LoadedVariant& Dispatcher::load(const Variant& variant, const std::string& key_h
       }
     }
   }
-  if (variant.family == Family::topk_select) {
-    const auto bytes = static_cast<int>(topk_select_dynamic_shared_bytes(variant, device_->info()));
-    device_->set_max_dynamic_shared(lv->kernels[0], bytes);
-    lv->configured_shared_bytes = bytes;
-  }
-  if (variant.family == Family::sparse_mla_fwd && variant.target.vendor == Vendor::nvidia) {
-    const auto l = nsa_sparse_mla_layout(variant.geometry.d_qk, variant.get("bh"), variant.get("bt"),
-                                         variant.get("w"), variant.get("st"));
-    // wgmma variants (knob mma = 1) have their own shared-memory layout.
-    bool wgmma = false;
-    for (const auto& k : variant.knobs) wgmma = wgmma || (k.name == "mma" && k.value == 1);
-    const int smem = wgmma
-                         ? nsa_sparse_mla_wgmma_layout(variant.geometry.d_qk, variant.get("bh"),
-                                                       variant.get("bt"), variant.get("w"), variant.get("st"))
-                               .smem_bytes
-                         : l.smem_bytes;
-    device_->set_max_dynamic_shared(lv->kernels[0], smem);
-    lv->configured_shared_bytes = smem;
-  }
   return *(variants_[name] = std::move(lv));
 }
 
@@ -240,17 +219,22 @@ void* Dispatcher::split_workspace(std::size_t bytes) {
   return split_workspace_.get();
 }
 
+LoadedVariant& Dispatcher::pick(const Resolved& r, int topk, int h_q) {
+  bool exact = false;
+  const RuleEntry& entry = r.rule.for_h_q(h_q, exact);
+  // Formatted only the first time (the per-call path must not allocate).
+  if (!exact && nearest_said_.insert({topk, h_q}).second)
+    say_once(fmt::format("topk {}: h_q {} was not tuned; using the rule of h_q {} ({})", topk, h_q, entry.h_q,
+                         entry.variant));
+  return *r.loaded[static_cast<std::size_t>(&entry - r.rule.entries.data())];
+}
+
 void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream) {
   const SparseMlaProblem problem = validate_sparse_mla(args);
   std::lock_guard lock(mutex_);
   ensure_current();
   const Resolved& r = resolve(Family::sparse_mla_fwd, Geometry{problem.d_qk, 512}, problem.params.topk);
-  bool exact = false;
-  const RuleEntry& entry = r.rule.for_h_q(problem.params.h_q, exact);
-  if (!exact)
-    say_once(fmt::format("sparse_mla_fwd topk {}: h_q {} was not tuned; using the rule of h_q {} ({})",
-                         problem.params.topk, problem.params.h_q, entry.h_q, entry.variant));
-  LoadedVariant& lv = *r.loaded[static_cast<std::size_t>(&entry - r.rule.entries.data())];
+  LoadedVariant& lv = pick(r, problem.params.topk, problem.params.h_q);
   const int bh = lv.variant.get("bh"), bt = lv.variant.get("bt");
   int splits = 1;
   if (r.rule.split == "fill_sms") {
@@ -265,10 +249,8 @@ LoadedVariant& Dispatcher::sparse_mla_variant_for(int d_qk, int topk, int h_q, s
   std::lock_guard lock(mutex_);
   ensure_current();
   const Resolved& r = resolve(Family::sparse_mla_fwd, Geometry{d_qk, 512}, topk);
-  bool exact = false;
-  const RuleEntry& entry = r.rule.for_h_q(h_q, exact);
   if (splits_rule != nullptr) *splits_rule = r.rule.split;
-  return *r.loaded[static_cast<std::size_t>(&entry - r.rule.entries.data())];
+  return pick(r, topk, h_q);
 }
 
 LoadedVariant& Dispatcher::topk_select_variant_for(int k) {
@@ -310,8 +292,7 @@ void Dispatcher::topk_select(const nsajit_topk_args& args, void* stream) {
   std::lock_guard lock(mutex_);
   ensure_current();
   const Resolved& r = resolve(Family::topk_select, Geometry{0, 0}, problem.k);
-  bool exact = false;
-  LoadedVariant& lv = *r.loaded[static_cast<std::size_t>(&r.rule.for_h_q(0, exact) - r.rule.entries.data())];
+  LoadedVariant& lv = pick(r, problem.k, 0);
   const std::size_t ws_bytes = topk_select_workspace_bytes(lv.variant, device_->info());
   void* workspace = nullptr;
   if (ws_bytes > 0) {

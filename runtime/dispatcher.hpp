@@ -59,6 +59,8 @@ class Dispatcher {
     std::vector<LoadedVariant*> loaded;  // parallel to rule.entries
   };
   const Resolved& resolve(Family family, const Geometry& geometry, int topk);
+  // The rule entry's loaded variant for h_q (nearest tuned h_q, said once).
+  LoadedVariant& pick(const Resolved& r, int topk, int h_q);
   LoadedVariant& load(const Variant& variant, const std::string& binary_key);
   void* split_workspace(std::size_t bytes);
   void say_once(const std::string& message);
@@ -88,6 +90,7 @@ class Dispatcher {
   std::int64_t compiles_ = 0;
   std::vector<std::string> notices_;
   std::set<std::string> said_;
+  std::set<std::pair<int, int>> nearest_said_;  // (topk, h_q) already reported as untuned
 };
 
 }  // namespace nsajit

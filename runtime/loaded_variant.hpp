@@ -16,10 +16,14 @@ struct LoadedVariant {
   Variant variant;
   std::unique_ptr<Module> module;
   std::vector<KernelHandle> kernels;
-  int configured_shared_bytes = 0;  // dynamic shared memory limit already raised to this
 };
 
-// Loads `binary` and looks up every kernel of the variant's rendered source.
+// The dynamic shared memory the variant's main kernel launches with (0: none / static only).
+[[nodiscard]] int variant_dynamic_shared_bytes(const Variant& variant, const DeviceInfo& device);
+
+// Loads `binary`, looks up every kernel of the variant's rendered source, and raises the main
+// kernel's dynamic shared memory limit to what the variant launches with (once, here: never
+// on the launch path, which may be captured into a graph).
 [[nodiscard]] std::unique_ptr<LoadedVariant> load_variant(Device& device, const Variant& variant,
                                                           std::span<const std::uint8_t> binary,
                                                           const std::vector<std::string>& kernel_names);

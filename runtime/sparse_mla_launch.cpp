@@ -170,6 +170,19 @@ std::size_t sparse_mla_workspace_bytes(const SparseMlaProblem& pr, int splits) {
   return static_cast<std::size_t>(splits) * per_split * (512 + 2) * sizeof(float);
 }
 
+SparseMlaBlock sparse_mla_block(const Variant& v) {
+  const int d = v.geometry.d_qk, bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
+  // wgmma variants (knob mma = 1) have their own block size and shared memory.
+  bool wgmma = false;
+  for (const auto& k : v.knobs) wgmma = wgmma || (k.name == "mma" && k.value == 1);
+  if (wgmma) {
+    const NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(d, bh, bt, w, st);
+    return {l.threads, l.smem_bytes};
+  }
+  const NsaSparseMlaLayout l = nsa_sparse_mla_layout(d, bh, bt, w, st);
+  return {l.threads, l.smem_bytes};
+}
+
 SparseMlaLaunch plan_sparse_mla(const SparseMlaProblem& pr, const Variant& v, int splits, void* workspace) {
   if (v.family != Family::sparse_mla_fwd || v.target.vendor != Vendor::nvidia)
     fail(ErrorCode::invalid_argument, "planning " + v.name(), std::string(kOp),
@@ -177,14 +190,10 @@ SparseMlaLaunch plan_sparse_mla(const SparseMlaProblem& pr, const Variant& v, in
   if (v.geometry.d_qk != pr.d_qk)
     fail(ErrorCode::invalid_argument, "planning " + v.name(), std::string(kOp),
          fmt::format("variant is built for d_qk {} but q has d_qk {}", v.geometry.d_qk, pr.d_qk));
-  const int bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
-  const NsaSparseMlaLayout l = nsa_sparse_mla_layout(pr.d_qk, bh, bt, w, st);
-  // wgmma variants (knob mma = 1) have their own block size and shared memory.
-  bool wgmma = false;
-  for (const auto& k : v.knobs) wgmma = wgmma || (k.name == "mma" && k.value == 1);
-  const NsaSparseMlaWgmmaLayout wl = nsa_sparse_mla_wgmma_layout(pr.d_qk, bh, bt, w, st);
-  const int block_threads = wgmma ? wl.threads : l.threads;
-  const int block_smem = wgmma ? wl.smem_bytes : l.smem_bytes;
+  const int bh = v.get("bh"), bt = v.get("bt");
+  const SparseMlaBlock block = sparse_mla_block(v);
+  const int block_threads = block.threads;
+  const int block_smem = block.shared_bytes;
   SparseMlaLaunch launch;
   launch.params = pr.params;
   NsaSparseMlaParams& p = launch.params;

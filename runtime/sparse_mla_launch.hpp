@@ -38,6 +38,13 @@ struct SparseMlaLaunch {
 // Workspace bytes a plan with `splits` needs (0 when splits == 1).
 [[nodiscard]] std::size_t sparse_mla_workspace_bytes(const SparseMlaProblem& problem, int splits);
 
+// Block size and dynamic shared memory of an NVIDIA variant (mma.sync or wgmma layout).
+struct SparseMlaBlock {
+  int threads = 0;
+  int shared_bytes = 0;
+};
+[[nodiscard]] SparseMlaBlock sparse_mla_block(const Variant& variant);
+
 // The launch of `variant` (an NVIDIA sm90 variant) for `problem`. `workspace` must hold
 // sparse_mla_workspace_bytes(problem, splits) bytes when splits > 1.
 [[nodiscard]] SparseMlaLaunch plan_sparse_mla(const SparseMlaProblem& problem, const Variant& variant,

@@ -8,10 +8,6 @@ void launch_sparse_mla(Device& device, LoadedVariant& loaded, const SparseMlaLau
   if (loaded.kernels.size() < 2)
     fail(ErrorCode::internal, "launching " + loaded.variant.name(), "runtime/sparse_mla_runner",
          "the variant has no combine kernel");
-  if (loaded.configured_shared_bytes < static_cast<int>(launch.shared_bytes)) {
-    device.set_max_dynamic_shared(loaded.kernels[0], static_cast<int>(launch.shared_bytes));
-    loaded.configured_shared_bytes = static_cast<int>(launch.shared_bytes);
-  }
   NsaSparseMlaParams params = launch.params;
   void* args[] = {&params};
   device.launch(loaded.kernels[0], launch.grid, launch.block, launch.shared_bytes, stream, args);

@@ -6,8 +6,8 @@
 
 namespace nsajit {
 
-// Asynchronous on `stream`; never synchronises or allocates. Raises the kernel's dynamic
-// shared memory limit the first time (not during graph capture: warm the variant first).
+// Asynchronous on `stream`; never synchronises or allocates (load_variant raised the
+// kernel's dynamic shared memory limit already).
 void launch_sparse_mla(Device& device, LoadedVariant& loaded, const SparseMlaLaunch& launch, void* stream);
 
 }  // namespace nsajit

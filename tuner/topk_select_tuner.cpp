@@ -33,11 +33,6 @@ TopkTiming time_topk_select(Device& device, LoadedVariant& loaded, int batch, in
     ws = device.allocate(ws_bytes);
     device.fill_bytes(ws.get(), 0, ws_bytes);
   }
-  const auto smem = static_cast<int>(topk_select_dynamic_shared_bytes(loaded.variant, device.info()));
-  if (loaded.configured_shared_bytes < smem) {
-    device.set_max_dynamic_shared(loaded.kernels[0], smem);
-    loaded.configured_shared_bytes = smem;
-  }
   TopkSelectProblem p;
   p.scores = scores.as<const float>();
   p.score_row_stride = length;
@@ -83,10 +78,6 @@ TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, cons
     if (!c.binary.empty()) {
       try {
         c.loaded = load_variant(device, c.variant, c.binary, c.rendered.kernel_names);
-        device.set_max_dynamic_shared(c.loaded->kernels[0], static_cast<int>(topk_select_dynamic_shared_bytes(
-                                                                c.variant, device.info())));
-        c.loaded->configured_shared_bytes =
-            static_cast<int>(topk_select_dynamic_shared_bytes(c.variant, device.info()));
         const std::string why = tuner::check_topk_variant(device, c.loaded->kernels[0], c.variant, problem);
         if (!why.empty()) {
           result.candidates.push_back({c.variant.name(), 0, "wrong", -1, why.substr(0, 500)});

@@ -10,6 +10,7 @@
 #include "common/nv_wgmma.cuh"
 #include "sparse_mla_fwd/layout.h"
 #include "sparse_mla_fwd/params.h"
+#include "sparse_mla_fwd/row_range.cuh"
 
 namespace nsajit {
 
@@ -110,18 +111,14 @@ struct SparseMlaSm90 {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wm = warp / L.wn, wn = warp - (warp / L.wn) * L.wn;
     const long long row = blockIdx.x;
-    const int b = static_cast<int>(row / p.s_q), s = static_cast<int>(row - (row / p.s_q) * p.s_q);
     const int h0 = blockIdx.y * BH;
     const int split = blockIdx.z;
 
-    int count = p.topk;
-    if (p.topk_length != nullptr) {
-      const int len = p.topk_length[b * p.len_stride_b + s * p.len_stride_s];
-      count = len < 0 ? 0 : (len < p.topk ? len : p.topk);
-    }
-    t_begin = split * p.split_len;
-    t_end = count < t_begin + p.split_len ? count : t_begin + p.split_len;
-    n_tiles = t_end > t_begin ? (t_end - t_begin + BT - 1) / BT : 0;
+    const NsaRowRange range = nsa_row_range<BT>(p, row, split);
+    t_begin = range.t_begin;
+    t_end = range.t_end;
+    n_tiles = range.n_tiles;
+    const int b = range.b, s = range.s;
     idx_g = p.indices + b * p.idx_stride_b + s * p.idx_stride_s;
 
     // Q tile (heads past h_q are zero; they are never stored), in its own cp.async group so it

@@ -20,6 +20,7 @@
 #include "common/nv_ptx.cuh"
 #include "common/nv_wgmma.cuh"
 #include "sparse_mla_fwd/params.h"
+#include "sparse_mla_fwd/row_range.cuh"
 #include "sparse_mla_fwd/wgmma_layout.h"
 
 namespace nsajit {
@@ -97,18 +98,14 @@ struct SparseMlaSm90Wgmma {
     const int r0 = (warp & 3) * 16 + (lane >> 2);  // this thread's accumulator rows: r0, r0 + 8
     const int c0 = 2 * (lane & 3);                 // and columns c0, c0 + 1 of every 8-column block
     const long long row = blockIdx.x;
-    const int b = static_cast<int>(row / p.s_q), s = static_cast<int>(row - (row / p.s_q) * p.s_q);
     const int h0 = blockIdx.y * BH;
     const int split = blockIdx.z;
 
-    int count = p.topk;
-    if (p.topk_length != nullptr) {
-      const int len = p.topk_length[b * p.len_stride_b + s * p.len_stride_s];
-      count = len < 0 ? 0 : (len < p.topk ? len : p.topk);
-    }
-    t_begin = split * p.split_len;
-    t_end = count < t_begin + p.split_len ? count : t_begin + p.split_len;
-    n_tiles = t_end > t_begin ? (t_end - t_begin + BT - 1) / BT : 0;
+    const NsaRowRange range = nsa_row_range<BT>(p, row, split);
+    t_begin = range.t_begin;
+    t_end = range.t_end;
+    n_tiles = range.n_tiles;
+    const int b = range.b, s = range.s;
     idx_g = p.indices + b * p.idx_stride_b + s * p.idx_stride_s;
 
     // Q tile, swizzled (heads past h_q are zero and never stored). Joins the first tile's group.

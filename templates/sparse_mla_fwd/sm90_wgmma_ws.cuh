@@ -33,6 +33,7 @@
 #include "common/nv_ptx.cuh"
 #include "common/nv_wgmma.cuh"
 #include "sparse_mla_fwd/params.h"
+#include "sparse_mla_fwd/row_range.cuh"
 #include "sparse_mla_fwd/wgmma_layout.h"
 
 namespace nsajit {
@@ -422,17 +423,13 @@ struct SparseMlaSm90WgmmaWs {
       row = blockIdx.x;
       h0 = blockIdx.y * BH;
     }
-    const int b = static_cast<int>(row / p.s_q), s = static_cast<int>(row - (row / p.s_q) * p.s_q);
     const int split = blockIdx.z;
 
-    int count = p.topk;
-    if (p.topk_length != nullptr) {
-      const int len = p.topk_length[b * p.len_stride_b + s * p.len_stride_s];
-      count = len < 0 ? 0 : (len < p.topk ? len : p.topk);
-    }
-    t_begin = split * p.split_len;
-    t_end = count < t_begin + p.split_len ? count : t_begin + p.split_len;
-    n_tiles = t_end > t_begin ? (t_end - t_begin + BT - 1) / BT : 0;
+    const NsaRowRange range = nsa_row_range<BT>(p, row, split);
+    t_begin = range.t_begin;
+    t_end = range.t_end;
+    n_tiles = range.n_tiles;
+    const int b = range.b, s = range.s;
     const int n_pairs = (n_tiles + 1) / 2;  // an odd count ends with one all-invalid tile
 
     if (tid == 0) {

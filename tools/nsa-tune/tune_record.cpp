@@ -3,11 +3,9 @@
 #include <fmt/format.h>
 
 #include "generator/template_library.hpp"
+#include "nsajit/nsajit.h"
 #include "runtime/device_identity.hpp"
 
-#ifndef NSAJIT_VERSION_STRING
-#define NSAJIT_VERSION_STRING "0.0.0"
-#endif
 
 namespace nsajit::cli {
 
@@ -22,7 +20,7 @@ void record_tune_result(LayeredCache& cache, const Device& device, const Compile
   w.rule = r.rule.to_json();
   w.default_variant = r.rule.entries.front().variant;
   w.template_hash = template_hash();
-  w.generator_version = NSAJIT_VERSION_STRING;
+  w.generator_version = nsajit_version();  // the library's version: one source of truth
   w.compiler = fmt::format("{} {}", compiler.name(), compiler.version());
   w.driver = device.info().driver_version;
   w.arch = device.info().arch;
