@@ -6,7 +6,6 @@
 #include "nsajit/nsajit.h"
 #include "runtime/device_identity.hpp"
 
-
 namespace nsajit::cli {
 
 void record_tune_result(LayeredCache& cache, const Device& device, const Compiler& compiler, Family family,
