@@ -33,6 +33,20 @@ bool is_stream(const Variant& v) {
   return topk_select_algorithm(v) == TopkAlgorithm::stream;
 }
 
+bool is_threshold(const Variant& v) {
+  return topk_select_algorithm(v) == TopkAlgorithm::threshold;
+}
+
+// Both run the stream filter of kernel.cuh over a shared buffer.
+bool has_stream_buffer(const Variant& v) {
+  return is_stream(v) || is_threshold(v);
+}
+
+// Block state the threshold kernel keeps after its buffer and histogram.
+std::size_t state_bytes(const Variant& v) {
+  return is_threshold(v) ? NSA_TOPK_THRESHOLD_STATE_BYTES : 0;
+}
+
 // The stream kernel keeps one round of loads (4 floats or 2 candidates per thread) of room
 // above the k it must hold, so its buffer has at least k + 4t entries.
 std::size_t stream_min_buffer_entries(const Variant& v) {
@@ -52,35 +66,62 @@ std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
   return budget;
 }
 
-// Blocks per row are capped at kSplitFill x SMs / B. Tried 4 (more blocks in flight at
+// Blocks per row are capped at kSplitFill x SMs / B (stream variants). Tried 4 (more blocks in flight at
 // B = 128): measured slower on the H200 (B 64, L 131072: 0.057 -> 0.097 ms; the last block's
 // merge over splits x k candidates grows), so one block per SM it is (docs/perf-log.md).
 constexpr int kSplitFill = 1;
+
+// Threshold variants: a split row costs its blocks one histogram and a wait, not a merge over
+// splits x k candidates, so they fill two blocks per SM, with slices of at least 2048 elements.
+// Their candidate lists hold the threshold digit's elements of a row: 8192 entries, a few
+// hundred to a few thousand on real score rows; more (many equal scores) falls back to a
+// one-block select of the row.
+constexpr int kThresholdFill = 2;
+constexpr int kThresholdMinSlice = 2048;
+constexpr int kThresholdCandidates = 8192;
+constexpr std::size_t kThresholdRowCounters = 4;
+
+int split_fill(const Variant& v) {
+  return is_threshold(v) ? kThresholdFill : kSplitFill;
+}
 
 std::size_t align_up(std::size_t bytes) {
   return (bytes + kCounterAlign - 1) / kCounterAlign * kCounterAlign;
 }
 
-// Rows that can be split at once: batch * splits <= kSplitFill * SMs with splits >= 2.
-std::size_t max_split_rows(const DeviceInfo& device) {
-  return static_cast<std::size_t>(kSplitFill) * static_cast<std::size_t>(std::max(device.multiprocessors, 1));
+// Rows that can be split at once: batch * splits <= fill * SMs with splits >= 2.
+std::size_t max_split_rows(const Variant& v, const DeviceInfo& device) {
+  const std::size_t sms = static_cast<std::size_t>(std::max(device.multiprocessors, 1));
+  return is_threshold(v) ? static_cast<std::size_t>(kThresholdFill) * sms / 2
+                         : static_cast<std::size_t>(kSplitFill) * sms;
 }
 
-std::size_t counter_bytes(const DeviceInfo& device) {
-  return align_up(sizeof(unsigned) * max_split_rows(device));
+std::size_t counter_bytes(const Variant& v, const DeviceInfo& device) {
+  const std::size_t per_row = is_threshold(v) ? kThresholdRowCounters : 1;
+  return align_up(sizeof(unsigned) * per_row * max_split_rows(v, device));
 }
 
-// Stream variants: one histogram of 2^r bins per split row, between the counters and the slices.
+// Stream and threshold variants: one histogram of 2^r bins per split row, between the counters
+// and the candidates.
 std::size_t row_histogram_bytes(const Variant& v, const DeviceInfo& device) {
-  return is_stream(v) ? align_up(histogram_bytes(v) * max_split_rows(device)) : 0;
+  return has_stream_buffer(v) ? align_up(histogram_bytes(v) * max_split_rows(v, device)) : 0;
+}
+
+// Candidate entries per split row: each block's slice top k, or the threshold digit's list.
+std::size_t candidates_per_row(const Variant& v, int splits, int k) {
+  return is_threshold(v) ? static_cast<std::size_t>(kThresholdCandidates)
+                         : static_cast<std::size_t>(splits) * static_cast<std::size_t>(k);
 }
 
 // Blocks per row: enough to fill the SMs when the batch is small, but each slice keeps at
 // least 4k elements so that stage 1 actually filters.
+// Threshold variants: a split row waits for all its blocks, so splits also stay <= the SMs.
 int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p) {
   const int most = v.get("s");
   if (most <= 1) return 1;
-  const int by_sms = kSplitFill * std::max(device.multiprocessors, 1) / p.batch;
+  const int sms = std::max(device.multiprocessors, 1);
+  const int by_sms = split_fill(v) * sms / p.batch;
+  if (is_threshold(v)) return std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
   const int by_length = p.length / (4 * p.k);
   return std::max(1, std::min({most, by_sms, by_length}));
 }
@@ -93,7 +134,9 @@ bool aligned4(const void* ptr) {
 
 TopkAlgorithm topk_select_algorithm(const Variant& v) {
   for (const auto& knob : v.knobs)
-    if (knob.name == "a") return knob.value == 1 ? TopkAlgorithm::stream : TopkAlgorithm::radix;
+    if (knob.name == "a")
+      return knob.value == 2 ? TopkAlgorithm::threshold
+                             : (knob.value == 1 ? TopkAlgorithm::stream : TopkAlgorithm::radix);
   return TopkAlgorithm::radix;
 }
 
@@ -110,8 +153,8 @@ void check_topk_select_variant(const Variant& v) {
   if (r < 4 || r > 12) bad(fmt::format("r {} must be in [4, 12]", r));
   if (s < 1) bad(fmt::format("s {} must be >= 1", s));
   for (const auto& knob : v.knobs)
-    if (knob.name == "a" && knob.value != 0 && knob.value != 1)
-      bad(fmt::format("a {} must be 0 (radix passes) or 1 (stream)", knob.value));
+    if (knob.name == "a" && (knob.value < 0 || knob.value > 2))
+      bad(fmt::format("a {} must be 0 (radix passes), 1 (stream) or 2 (threshold)", knob.value));
 }
 
 void validate_topk_select_problem(const TopkSelectProblem& p) {
@@ -131,7 +174,8 @@ void validate_topk_select_problem(const TopkSelectProblem& p) {
 }
 
 std::size_t topk_select_min_shared_bytes(const Variant& v) {
-  if (is_stream(v)) return sizeof(unsigned long long) * stream_min_buffer_entries(v) + histogram_bytes(v);
+  if (has_stream_buffer(v))
+    return sizeof(unsigned long long) * stream_min_buffer_entries(v) + histogram_bytes(v) + state_bytes(v);
   return sizeof(unsigned long long) * (kTopkMaxK + kMinCandidates) + histogram_bytes(v);
 }
 
@@ -143,9 +187,11 @@ std::size_t topk_select_dynamic_shared_bytes(const Variant& v, const DeviceInfo&
 std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& device) {
   check_topk_select_variant(v);
   if (v.get("s") <= 1) return 0;
-  // splits > 1 only when batch * splits <= kSplitFill * multiprocessors.
-  return counter_bytes(device) + row_histogram_bytes(v, device) +
-         sizeof(unsigned long long) * kTopkMaxK * max_split_rows(device);
+  // splits > 1 only when batch * splits <= fill * multiprocessors.
+  const std::size_t candidates = is_threshold(v)
+                                     ? max_split_rows(v, device) * kThresholdCandidates
+                                     : static_cast<std::size_t>(kTopkMaxK) * max_split_rows(v, device);
+  return counter_bytes(v, device) + row_histogram_bytes(v, device) + sizeof(unsigned long long) * candidates;
 }
 
 TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p,
@@ -176,23 +222,26 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
   k.splits = splits;
   k.slice = (p.length + splits - 1) / splits;
   // Stream slices start on 16-byte boundaries of an aligned row: fewer scalar head loads.
-  if (is_stream(v)) k.slice = (k.slice + 3) / 4 * 4;
+  if (has_stream_buffer(v)) k.slice = (k.slice + 3) / 4 * 4;
   k.sel_capacity = sel_capacity;
-  k.cand_capacity = static_cast<int>(cand_bytes / sizeof(unsigned long long));
-  k.buffer_capacity = static_cast<int>((smem - histogram_bytes(v)) / sizeof(unsigned long long));
+  k.cand_capacity =
+      is_threshold(v) ? kThresholdCandidates : static_cast<int>(cand_bytes / sizeof(unsigned long long));
+  k.buffer_capacity =
+      static_cast<int>((smem - histogram_bytes(v) - state_bytes(v)) / sizeof(unsigned long long));
   if (splits > 1) {
-    launch.workspace_bytes = counter_bytes(device) + row_histogram_bytes(v, device) +
-                             sizeof(unsigned long long) * static_cast<std::size_t>(p.batch) *
-                                 static_cast<std::size_t>(splits) * static_cast<std::size_t>(p.k);
+    launch.workspace_bytes =
+        counter_bytes(v, device) + row_histogram_bytes(v, device) +
+        sizeof(unsigned long long) * static_cast<std::size_t>(p.batch) * candidates_per_row(v, splits, p.k);
     if (workspace == nullptr || workspace_bytes < launch.workspace_bytes)
       bad_argument(fmt::format(
           "{} splits rows over {} blocks and needs a zeroed workspace of {} B; got {} B at {}", v.name(),
           splits, launch.workspace_bytes, workspace == nullptr ? 0 : workspace_bytes, workspace));
     auto* base = static_cast<unsigned char*>(workspace);
     k.row_counters = reinterpret_cast<unsigned*>(base);
-    k.row_histograms = is_stream(v) ? reinterpret_cast<unsigned*>(base + counter_bytes(device)) : nullptr;
-    k.slice_workspace =
-        reinterpret_cast<unsigned long long*>(base + counter_bytes(device) + row_histogram_bytes(v, device));
+    k.row_histograms =
+        has_stream_buffer(v) ? reinterpret_cast<unsigned*>(base + counter_bytes(v, device)) : nullptr;
+    k.slice_workspace = reinterpret_cast<unsigned long long*>(base + counter_bytes(v, device) +
+                                                              row_histogram_bytes(v, device));
   }
   return launch;
 }

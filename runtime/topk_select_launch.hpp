@@ -48,11 +48,13 @@ struct TopkSelectLaunch {
 // Which device template a variant instantiates. radix: a histogram pass over the row, then
 // a compaction pass (the original variants, no "a" knob). stream: knob a = 1, one read of the
 // row through a threshold filter into a shared buffer (templates/topk_select/kernel.cuh).
-enum class TopkAlgorithm { radix, stream };
+// threshold: knob a = 2, the stream filter per block, then the blocks of a split row agree on
+// one global threshold digit (templates/topk_select/threshold.cuh).
+enum class TopkAlgorithm { radix, stream, threshold };
 [[nodiscard]] TopkAlgorithm topk_select_algorithm(const Variant& v);
 
 // Throws Error(invalid_argument) unless v is a topk_select variant with valid t, i, r, s knobs
-// (and a in {0, 1} when present).
+// (and a in {0, 1, 2} when present).
 void check_topk_select_variant(const Variant& v);
 
 // Throws Error(invalid_argument) naming the first bad argument: k outside [1, 4096], length

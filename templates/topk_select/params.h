@@ -18,14 +18,20 @@
 #define NSA_TOPK_POS_BITS 18
 #define NSA_TOPK_MAX_LENGTH (1 << NSA_TOPK_POS_BITS)
 #define NSA_TOPK_MAX_K 4096
+/* Threshold variants (a = 2, topk_select/threshold.cuh): block state at the end of the dynamic
+ * shared memory, after the buffer and the histogram. */
+#define NSA_TOPK_THRESHOLD_STATE_BYTES 256
 
 struct nsa_topk_params {
   const float* scores;                 /* [batch, score_row_stride], device */
   const int* lengths;                  /* [batch] valid prefix per row, or null (= length) */
   int* indices;                        /* [batch, out_row_stride] output positions */
-  unsigned long long* slice_workspace; /* [batch * splits * k] per-block candidates (splits > 1) */
-  unsigned int* row_counters;          /* [batch] zero at rest; the last block resets its row */
-  unsigned int* row_histograms;        /* stream variants, splits > 1: [batch][1 << r] zero at rest */
+  unsigned long long* slice_workspace; /* [batch * splits * k] per-block candidates (splits > 1);
+                                          threshold variants: [batch][cand_capacity] */
+  unsigned int* row_counters;          /* [batch] zero at rest; the last block resets its row;
+                                          threshold variants: [batch][4] */
+  unsigned int* row_histograms;        /* stream and threshold variants, splits > 1: [batch][1 << r]
+                                          zero at rest */
   long long score_row_stride;          /* elements */
   long long out_row_stride;            /* elements */
   int batch;
@@ -35,7 +41,8 @@ struct nsa_topk_params {
   int splits;          /* blocks per row; 1 = one block selects the whole row */
   int slice;           /* elements of a row each split block covers (splits > 1) */
   int sel_capacity;    /* power of two >= k: the selected-set buffer in shared memory */
-  int cand_capacity;   /* entries of the shared candidate buffer (threshold-bucket spill) */
+  int cand_capacity;   /* entries of the shared candidate buffer (threshold-bucket spill);
+                          threshold variants: entries of each row's global candidate list */
   int buffer_capacity; /* stream variants: entries of the shared buffer (histogram after it) */
 };
 

@@ -5,7 +5,9 @@
 // kernel's buffer must shrink many times and rows split into several blocks; every output is
 // compared with the CPU reference. Catches logic errors (wrong sets, a barrier not reached by
 // every thread = a hang, a workspace not left zeroed) without a GPU; not timing, not memory
-// ordering between blocks.
+// ordering between blocks. The threshold kernel's blocks wait for each other, so its blocks all
+// run at once, each with its own shared memory, barrier and warps (it keeps no __shared__
+// variables).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -32,16 +34,21 @@ struct alignas(16) float4 {
   float x, y, z, w;
 };
 
-unsigned long long g_shared[16384];  // the block's dynamic shared memory
-std::unique_ptr<std::barrier<>> g_block_barrier;
+constexpr std::size_t kSharedEntries = 16384;
 struct Warp {
   std::unique_ptr<std::barrier<>> barrier;
   long long lanes[32];
 };
-std::vector<Warp> g_warps;
+// One block's resources; each emulated thread points at its own block's.
+struct Block {
+  std::vector<unsigned long long> shared = std::vector<unsigned long long>(kSharedEntries);
+  std::unique_ptr<std::barrier<>> barrier;
+  std::vector<Warp> warps;
+};
+thread_local Block* t_block = nullptr;
 
 inline void __syncthreads() {
-  g_block_barrier->arrive_and_wait();
+  t_block->barrier->arrive_and_wait();
 }
 inline void __threadfence() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -50,7 +57,7 @@ inline void __threadfence() {
 // Every lane publishes v, then reads lane source(lane) (its own value when out of range).
 template <class Source>
 int warp_exchange(int v, Source source) {
-  Warp& w = g_warps[threadIdx.x / 32];
+  Warp& w = t_block->warps[threadIdx.x / 32];
   const int lane = static_cast<int>(threadIdx.x % 32);
   w.lanes[lane] = v;
   w.barrier->arrive_and_wait();
@@ -72,7 +79,7 @@ inline int __shfl_sync(unsigned, int v, int src) {
   return warp_exchange(v, [src](int) { return src; });
 }
 inline unsigned __ballot_sync(unsigned, int predicate) {
-  Warp& w = g_warps[threadIdx.x / 32];
+  Warp& w = t_block->warps[threadIdx.x / 32];
   w.lanes[threadIdx.x % 32] = predicate != 0;
   w.barrier->arrive_and_wait();
   unsigned mask = 0;
@@ -104,13 +111,14 @@ inline unsigned atomicAdd(unsigned* p, unsigned v) {
 #define __global__
 #define __forceinline__ inline
 #define __shared__ static  // one block runs at a time: function statics are its shared memory
-#define NSA_TOPK_DYNAMIC_SHARED(name) unsigned long long* name = g_shared
+#define NSA_TOPK_DYNAMIC_SHARED(name) unsigned long long* name = t_block->shared.data()
 #define NSA_TOPK_UNROLL
+#define NSA_TOPK_SPIN_PAUSE() std::this_thread::yield()
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wpedantic"
 namespace nsajit_emulation {
-#include "topk_select/kernel.cuh"
+#include "topk_select/threshold.cuh"
 }
 #pragma GCC diagnostic pop
 #undef __shared__
@@ -136,20 +144,40 @@ DeviceInfo small_device(const Variant& v, int multiprocessors) {
   return d;
 }
 
-void run_blocks(const nsa_topk_params& p, unsigned blocks, bool stream) {
+std::unique_ptr<nsajit_emulation::Block> make_block() {
+  auto block = std::make_unique<nsajit_emulation::Block>();
+  std::memset(block->shared.data(), 0xa5, block->shared.size() * sizeof(unsigned long long));
+  block->barrier = std::make_unique<std::barrier<>>(kThreads);
+  block->warps = std::vector<nsajit_emulation::Warp>(kThreads / 32);
+  for (auto& w : block->warps) w.barrier = std::make_unique<std::barrier<>>(32);
+  return block;
+}
+
+// Radix and stream kernels: blocks one after the other. Threshold kernels: all blocks at once.
+void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorithm) {
+  const bool concurrent = algorithm == TopkAlgorithm::threshold;
+  std::vector<std::unique_ptr<nsajit_emulation::Block>> resident;
+  std::vector<std::jthread> threads;
   for (unsigned b = 0; b < blocks; ++b) {
-    nsajit_emulation::g_block_barrier = std::make_unique<std::barrier<>>(kThreads);
-    nsajit_emulation::g_warps = std::vector<nsajit_emulation::Warp>(kThreads / 32);
-    for (auto& w : nsajit_emulation::g_warps) w.barrier = std::make_unique<std::barrier<>>(32);
-    std::vector<std::jthread> threads;
+    if (!concurrent) threads.clear();  // joins the previous block
+    resident.push_back(make_block());
+    nsajit_emulation::Block* block = resident.back().get();
     for (int t = 0; t < kThreads; ++t)
-      threads.emplace_back([&p, b, t, stream] {
+      threads.emplace_back([&p, b, t, algorithm, block] {
+        nsajit_emulation::t_block = block;
         nsajit_emulation::threadIdx.x = static_cast<unsigned>(t);
         nsajit_emulation::blockIdx.x = b;
-        if (stream)
-          nsajit_emulation::nsa_topk::topk_stream_select<kThreads, kItems, 11, 32>(p);
-        else
-          nsajit_emulation::nsa_topk::topk_select<kThreads, kItems, 11, 32>(p);
+        switch (algorithm) {
+          case TopkAlgorithm::stream:
+            nsajit_emulation::nsa_topk::topk_stream_select<kThreads, kItems, 11, 32>(p);
+            break;
+          case TopkAlgorithm::threshold:
+            nsajit_emulation::nsa_topk::topk_threshold_select<kThreads, kItems, 11, 32>(p);
+            break;
+          case TopkAlgorithm::radix:
+            nsajit_emulation::nsa_topk::topk_select<kThreads, kItems, 11, 32>(p);
+            break;
+        }
       });
   }
 }
@@ -158,7 +186,7 @@ void run_blocks(const nsa_topk_params& p, unsigned blocks, bool stream) {
 void check_emulated(const std::string& variant_name, const reference::TopkProblem& problem,
                     int multiprocessors, int expect_splits_at_least) {
   const Variant v = variant_from_name(variant_name);
-  const bool stream = topk_select_algorithm(v) == TopkAlgorithm::stream;
+  const TopkAlgorithm algorithm = topk_select_algorithm(v);
   const DeviceInfo device = small_device(v, multiprocessors);
   const std::size_t ws_bytes = topk_select_workspace_bytes(v, device);
   std::vector<unsigned long long> workspace(ws_bytes / 8 + 1, 0ull);
@@ -174,21 +202,21 @@ void check_emulated(const std::string& variant_name, const reference::TopkProble
   tp.k = problem.k;
   tp.sorted = problem.sorted;
   const TopkSelectLaunch launch = plan_topk_select(v, device, tp, workspace.data(), ws_bytes);
-  REQUIRE(launch.dynamic_shared_bytes <= sizeof(nsajit_emulation::g_shared));
+  REQUIRE(launch.dynamic_shared_bytes <= nsajit_emulation::kSharedEntries * sizeof(unsigned long long));
   CHECK(launch.params.splits >= expect_splits_at_least);
   const std::vector<std::int32_t> expected = reference::topk_select(problem);
   for (int run = 0; run < 2; ++run) {
     std::fill(out.begin(), out.end(), 0x7f7f7f7f);
-    std::memset(nsajit_emulation::g_shared, 0xa5, sizeof(nsajit_emulation::g_shared));
-    run_blocks(launch.params, launch.grid.x, stream);
+    run_blocks(launch.params, launch.grid.x, algorithm);
     const std::string diff = tuner::compare_topk(problem, expected, out, problem.k);
     CHECK_MESSAGE(diff.empty(),
                   variant_name << " run " << run << " splits " << launch.params.splits << ": " << diff);
-    // The row counters (and the stream kernel's row histograms) are at rest again.
+    // The row counters (and the row histograms of the stream and threshold kernels) are at rest.
     const nsa_topk_params& k = launch.params;
     if (k.splits > 1) {
-      for (int r = 0; r < problem.batch; ++r) CHECK(k.row_counters[r] == 0u);
-      if (stream)
+      const int counters = algorithm == TopkAlgorithm::threshold ? 4 : 1;
+      for (int r = 0; r < problem.batch * counters; ++r) CHECK(k.row_counters[r] == 0u);
+      if (algorithm != TopkAlgorithm::radix)
         CHECK(std::all_of(k.row_histograms, k.row_histograms + problem.batch * 2048,
                           [](unsigned h) { return h == 0u; }));
     }
@@ -221,6 +249,7 @@ reference::TopkProblem ascending(int batch, int length, int k, int padding) {
 
 const char* const kStream = "nsa_topk_sm90a_t64_i2_r11_s16_a1";
 const char* const kRadix = "nsa_topk_sm90a_t64_i2_r11_s16";
+const char* const kThreshold = "nsa_topk_sm90a_t64_i2_r11_s16_a2";
 
 }  // namespace
 
@@ -253,4 +282,32 @@ TEST_CASE("topk_emulated_radix_kernel_is_exact_on_split_and_whole_rows") {
   using tuner::TopkLengths;
   check_emulated(kRadix, make(2, 9000, 700, TopkData::ties, true, TopkLengths::mixed, 1, 31), 132, 1);
   check_emulated(kRadix, make(2, 8000, 500, TopkData::random, false, TopkLengths::none, 3, 32), 8, 4);
+}
+
+TEST_CASE("topk_emulated_threshold_kernel_agrees_on_one_digit_per_split_row_exactly") {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  // 8 "SMs", 2 blocks per SM: rows of >= 2 x 2048 elements split; the blocks of a row run at
+  // once and wait for each other's histograms.
+  check_emulated(kThreshold, make(2, 8192, 500, TopkData::random, false, TopkLengths::none, 1, 41), 8, 4);
+  check_emulated(kThreshold, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 42), 8, 2);
+  check_emulated(kThreshold, make(2, 8192, 1024, TopkData::near_equal, false, TopkLengths::random, 0, 43), 8,
+                 2);
+  check_emulated(kThreshold, make(1, 12000, 1500, TopkData::nan, true, TopkLengths::none, 0, 44), 8, 4);
+  check_emulated(kThreshold, make(2, 7000, 300, TopkData::neg_inf, true, TopkLengths::mixed, 2, 45), 8, 2);
+  // Long slices: the per-block buffer shrinks before the histogram.
+  check_emulated(kThreshold, make(1, 24000, 700, TopkData::random, true, TopkLengths::none, 0, 46), 4, 4);
+  check_emulated(kThreshold, ascending(2, 10000, 1200, 1), 8, 2);
+}
+
+TEST_CASE("topk_emulated_threshold_kernel_falls_back_when_the_threshold_digit_overflows_its_list") {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  // Every score equal: the threshold digit holds the whole row (> 8192 candidates), so the last
+  // block selects the row again; and rows shorter than k (every element out, tail -1).
+  check_emulated(kThreshold, make(1, 20000, 3000, TopkData::all_equal, false, TopkLengths::none, 0, 51), 8,
+                 4);
+  check_emulated(kThreshold, make(1, 20000, 3000, TopkData::all_equal, true, TopkLengths::none, 0, 52), 8, 4);
+  check_emulated(kThreshold, make(2, 6000, 4096, TopkData::random, true, TopkLengths::none, 0, 53), 8, 2);
+  check_emulated(kThreshold, make(2, 6000, 4096, TopkData::ties, false, TopkLengths::random, 0, 54), 8, 2);
 }

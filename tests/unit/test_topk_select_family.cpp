@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <set>
+#include <vector>
 
 #include "generator/kernel_family.hpp"
 #include "generator/template_library.hpp"
@@ -21,8 +22,8 @@ TEST_CASE("topk_space_covers_every_knob_value_and_prunes_with_reasons") {
   for (const auto& arch : known_targets()) {
     const Target target = target_from_arch(arch);
     const VariantSpace space = family().space(target, Geometry{0, 0});
-    // radix: t x i x r x s; stream (a 1): t x i x s.
-    CHECK(space.kept.size() + space.pruned.size() == 3 * 3 * 2 * 2 + 3 * 3 * 2);
+    // radix: t x i x r x s; stream (a 1): t x i x s; threshold (a 2): t x i.
+    CHECK(space.kept.size() + space.pruned.size() == 3 * 3 * 2 * 2 + 3 * 3 * 2 + 3 * 3);
     REQUIRE_FALSE(space.kept.empty());
     for (const auto& p : space.pruned) CHECK_MESSAGE(!p.reason.empty(), p.variant.name());
   }
@@ -35,7 +36,8 @@ TEST_CASE("topk_space_prunes_register_hungry_blocks_on_sm90a") {
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i16_r8_s1") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i16_r11_s16") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a1") == 1);
-  CHECK(space.kept.size() == 32 + 16);
+  CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a2") == 1);
+  CHECK(space.kept.size() == 32 + 16 + 8);
 }
 
 TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_back") {
@@ -47,11 +49,14 @@ TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_
       CHECK(names.insert(name).second);
       const RenderedSource r = family().render(v);
       CHECK(r.kernel_names == std::vector<std::string>{name});
-      CHECK(r.source.find("#include \"topk_select/kernel.cuh\"") != std::string::npos);
+      const bool threshold = topk_select_algorithm(v) == TopkAlgorithm::threshold;
+      CHECK(r.source.find(threshold ? "#include \"topk_select/threshold.cuh\""
+                                    : "#include \"topk_select/kernel.cuh\"") != std::string::npos);
       CHECK(r.source.find("extern \"C\" __global__") != std::string::npos);
       CHECK(r.source.find(" " + name + "(nsa_topk_params p)") != std::string::npos);
-      const std::string entry =
-          topk_select_algorithm(v) == TopkAlgorithm::stream ? "topk_stream_select<" : "topk_select<";
+      const std::string entry = threshold                                           ? "topk_threshold_select<"
+                                : topk_select_algorithm(v) == TopkAlgorithm::stream ? "topk_stream_select<"
+                                                                                    : "topk_select<";
       const std::string instantiation = entry + std::to_string(v.get("t")) + ", " +
                                         std::to_string(v.get("i")) + ", " + std::to_string(v.get("r")) +
                                         ", " + std::to_string(v.target.warp_size) + ">";
@@ -102,13 +107,63 @@ TEST_CASE("topk_stream_variants_carry_knob_a1_and_keep_the_radix_names") {
   CHECK(family().render(stream).source.find("nsa_topk::topk_stream_select<512, 8, 11, 32>(p)") !=
         std::string::npos);
   Variant bad = stream;
-  bad.knobs.back().value = 2;
+  bad.knobs.back().value = 3;
   CHECK_THROWS_AS((void)family().render(bad), Error);
+}
+
+TEST_CASE("topk_threshold_variants_carry_knob_a2_and_split_rows") {
+  const Variant v = variant_from_name("nsa_topk_sm90a_t512_i4_r11_s16_a2");
+  CHECK(topk_select_algorithm(v) == TopkAlgorithm::threshold);
+  CHECK(family().render(v).source.find("nsa_topk::topk_threshold_select<512, 4, 11, 32>(p)") !=
+        std::string::npos);
+  DeviceInfo device;
+  device.name = "planned";
+  device.arch = "sm_90a";
+  device.multiprocessors = 132;
+  device.shared_memory_per_block_optin = 227 * 1024;
+  const std::size_t ws_bytes = topk_select_workspace_bytes(v, device);
+  std::vector<unsigned char> workspace(ws_bytes);
+  std::vector<float> scores(16 * 131072);
+  std::vector<int> out(16 * 2048);
+  TopkSelectProblem p;
+  p.scores = scores.data();
+  p.score_row_stride = 131072;
+  p.batch = 16;
+  p.length = 131072;
+  p.indices = out.data();
+  p.out_row_stride = 2048;
+  p.k = 2048;
+  // 16 rows on 132 SMs at two blocks per SM: 16 blocks per row (the s knob), 8192 elements each.
+  TopkSelectLaunch launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
+  CHECK(launch.params.splits == 16);
+  CHECK(launch.grid.x == 16u * 16u);
+  CHECK(launch.params.slice == 8192);
+  CHECK(launch.params.cand_capacity == 8192);
+  CHECK(launch.workspace_bytes <= ws_bytes);
+  // 128 rows: two blocks per row; 132 rows or more: one block per row, no wait at all.
+  p.batch = 128;
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
+  CHECK(launch.params.splits == 2);
+  p.batch = 132;
+  p.scores = scores.data();
+  p.length = 8192;
+  p.score_row_stride = 8192;
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
+  CHECK(launch.params.splits == 2);
+  p.batch = 133;
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
+  CHECK(launch.params.splits == 1);
+  // Short rows are not split below 2048 elements per block.
+  p.batch = 1;
+  p.length = 3000;
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
+  CHECK(launch.params.splits == 1);
 }
 
 TEST_CASE("topk_templates_are_embedded") {
   const auto& headers = template_headers();
   CHECK(headers.count("topk_select/kernel.cuh") == 1);
+  CHECK(headers.count("topk_select/threshold.cuh") == 1);
   CHECK(headers.count("topk_select/params.h") == 1);
 }
 

@@ -1,0 +1,232 @@
+// topk_select, threshold variants (knob a = 2): the blocks of a split row agree on one global
+// threshold digit instead of each selecting its slice's exact top k.
+//
+// Phase 1 (every block): the stream filter of kernel.cuh over the block's slice leaves in the
+//   shared buffer every slice element >= the block's tau; tau never exceeds the slice's k-th
+//   largest, which never exceeds the row's, so the buffers together hold the row's top k.
+//   Each block adds the histogram of its buffer's top R bits to the row histogram.
+// Phase 2 (every block): waits until all blocks of its row have added theirs, then narrows the
+//   row histogram for k: digit D holds the row's k-th largest; `above` buffered elements have
+//   a larger digit, and every one of them is in the top k.
+// Phase 3 (every block): writes the positions of its buffered elements with a digit > D
+//   straight to the output (slots from a per-row counter) and copies those with digit D to the
+//   row's candidate list in global memory.
+// Phase 4 (the last block of the row): the top (k - above) of the candidates complete the row.
+//   If the candidates did not fit the list (rows of many equal scores), it selects the whole
+//   row again, one block, starting from tau = the lowest composite of digit D, and overwrites
+//   the output: slower, never wrong.
+//
+// The wait in phase 2 needs every block of a row to run eventually while its siblings spin.
+// Blocks are dispatched in increasing index and a row's blocks have consecutive indices, so at
+// most one row is partly resident at a time; the planner keeps splits <= the multiprocessors,
+// so that row always fits once the rows before it finish. A row of one block never waits.
+//
+// Workspace (params fields, all zero at rest; the last block of a row zeroes its own again):
+//   row_counters    [batch][4]: blocks arrived, emitted, candidates written, blocks finished
+//   row_histograms  [batch][1 << R]
+//   slice_workspace [batch][cand_capacity]: the digit-D candidates of each row
+// All block state lives in dynamic shared memory (no __shared__ variables): the buffer, the
+// histogram, then NSA_TOPK_THRESHOLD_STATE_BYTES of SelectState, StreamState and warp sums.
+#pragma once
+
+#include "topk_select/kernel.cuh"
+
+#ifndef NSA_TOPK_SPIN_PAUSE
+#if defined(NSA_GPU_HIP)
+#define NSA_TOPK_SPIN_PAUSE() __builtin_amdgcn_s_sleep(2)
+#else
+#define NSA_TOPK_SPIN_PAUSE() __nanosleep(64)
+#endif
+#endif
+
+namespace nsa_topk {
+
+enum { kArrived = 0, kEmitted = 1, kCandidates = 2, kFinished = 3, kRowCounters = 4 };
+
+// Slots for the lanes with `take` set, from one atomicAdd per warp on a global counter. Every
+// lane of the warp calls it; returns this lane's slot (meaningless where take is false).
+template <int W>
+__device__ __forceinline__ int warp_reserve(unsigned* counter, bool take) {
+  const int lane = (int)threadIdx.x % W;
+  int incl = take ? 1 : 0;
+  NSA_TOPK_UNROLL
+  for (int o = 1; o < W; o <<= 1) {
+    const int y = NSA_TOPK_SHFL_UP(incl, o);
+    if (lane >= o) incl += y;
+  }
+  const int total = NSA_SHFL(incl, W - 1);
+  int base = 0;
+  if (lane == W - 1 && total > 0) base = (int)atomicAdd(counter, (unsigned)total);
+  base = NSA_SHFL(base, W - 1);
+  return base + incl - 1;
+}
+
+template <int T, int I, int R, int W>
+__device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) {
+  static_assert(T % W == 0 && T / W <= 32, "block must hold at most 32 warps");
+  static_assert(R >= 4 && R <= 12, "radix bits out of range");
+  static_assert(I >= 1 && I <= 32, "compaction keeps one bit per item");
+  static_assert(sizeof(SelectState) <= 64 && sizeof(StreamState) <= 64 && 128 + 4 * (T / W) <= 256,
+                "the block state fits NSA_TOPK_THRESHOLD_STATE_BYTES");
+#if defined(NSA_GPU_HIP) && defined(__AMDGCN_WAVEFRONT_SIZE)
+  static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");
+#endif
+  NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
+  constexpr int kBins = 1 << R;
+  u32* hist = (u32*)(nsa_topk_smem + p.buffer_capacity);
+  unsigned char* tail = (unsigned char*)(hist + kBins);
+  SelectState* st = (SelectState*)tail;
+  StreamState* ss = (StreamState*)(tail + 64);
+  int* warp_sums = (int*)(tail + 128);
+
+  StreamSelect<T, I, R, W> block;
+  block.buf = nsa_topk_smem;
+  block.capacity = p.buffer_capacity;
+  block.ss = ss;
+  block.any_round = 0;
+  block.radix.sel = nsa_topk_smem;
+  block.radix.cand = 0;
+  block.radix.hist = hist;
+  block.radix.st = st;
+  block.radix.warp_sums = warp_sums;
+  block.radix.cand_capacity = 0;
+
+  if (threadIdx.x == 0) {
+    ss->tau = 0ull;
+    ss->count = 0;
+    ss->fill = 0;
+    ss->any[0] = ss->any[1] = ss->any[2] = 0;
+  }
+  __syncthreads();
+
+  const int row = (int)blockIdx.x / p.splits;
+  const int part = (int)blockIdx.x % p.splits;
+  int len = p.length;
+  if (p.lengths != 0) {
+    len = p.lengths[row];
+    len = len < 0 ? 0 : (len > p.length ? p.length : len);
+  }
+  const float* scores = p.scores + (long long)row * p.score_row_stride;
+
+  if (p.splits == 1) {
+    block.run_row(scores, 0, len, p.k);
+    block.write_row(p, row, block.finish(p.k));
+    return;
+  }
+
+  // Phase 1: filter the slice, histogram the buffer into the row histogram.
+  const int begin = part * p.slice;
+  const int end = begin + p.slice < len ? begin + p.slice : len;
+  const int n = end > begin ? end - begin : 0;
+  block.run_row(scores, begin, n, p.k);
+  const int count = ss->count;
+  unsigned* counters = p.row_counters + (u64)row * kRowCounters;
+  unsigned* row_hist = p.row_histograms + (u64)row * (u64)kBins;
+  for (int b = (int)threadIdx.x; b < kBins; b += T) hist[b] = 0u;
+  __syncthreads();
+  for (int i = (int)threadIdx.x; i < count; i += T) atomicAdd(&hist[(u32)(block.buf[i] >> (64 - R))], 1u);
+  __syncthreads();
+  for (int b = (int)threadIdx.x; b < kBins; b += T)
+    if (hist[b] != 0u) atomicAdd(&row_hist[b], hist[b]);
+  __threadfence();
+  __syncthreads();
+
+  // Phase 2: every block of the row has added its histogram; narrow it for k.
+  if (threadIdx.x == 0) {
+    atomicAdd(&counters[kArrived], 1u);
+    while (NSA_TOPK_LOAD_COHERENT(&counters[kArrived]) < (unsigned)p.splits) NSA_TOPK_SPIN_PAUSE();
+    __threadfence();
+  }
+  __syncthreads();
+  for (int b = (int)threadIdx.x; b < kBins; b += T) hist[b] = NSA_TOPK_LOAD_COHERENT(row_hist + b);
+  if (threadIdx.x == 0) {
+    st->prefix = 0ull;
+    st->mask = 0ull;
+    st->need = p.k;
+    st->bucket = 0;
+  }
+  __syncthreads();
+  block.radix.narrow(64 - R, R);
+  // Fewer than k buffered in the whole row (only when the row has fewer than k elements, since
+  // the buffers then hold everything): no digit is fixed and every element is emitted.
+  const bool all_emit = st->mask == 0ull;
+  const u32 digit = (u32)(st->prefix >> (64 - R));
+  const int need = st->need;  // of the digit-D candidates
+  const int above = p.k - need;
+  const int cands = st->bucket;
+  const bool fits = cands <= p.cand_capacity;
+
+  // Phase 3: emit the elements above digit D, list the digit-D candidates.
+  int* out = p.indices + (long long)row * p.out_row_stride;
+  u64* list = p.slice_workspace + (u64)row * (u64)p.cand_capacity;
+  for (int base = 0; base < count; base += T) {
+    const int j = base + (int)threadIdx.x;
+    const u64 c = j < count ? block.buf[j] : 0ull;
+    const u32 d = (u32)(c >> (64 - R));
+    const bool emit = c != 0ull && (all_emit || d > digit);
+    const bool cand = c != 0ull && !all_emit && d == digit && fits;
+    const int at = warp_reserve<W>(&counters[kEmitted], emit);
+    if (emit && at < p.k) out[at] = position_of(c);
+    const int slot = warp_reserve<W>(&counters[kCandidates], cand);
+    if (cand && slot < p.cand_capacity) list[slot] = c;
+  }
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) st->last = atomicAdd(&counters[kFinished], 1u) == (u32)(p.splits - 1);
+  __syncthreads();
+  if (!st->last) return;
+
+  // Phase 4 (last block of the row): every other block has finished writing.
+  __threadfence();
+  const int emitted = (int)NSA_TOPK_LOAD_COHERENT(&counters[kEmitted]);
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    counters[kArrived] = 0u;
+    counters[kEmitted] = 0u;
+    counters[kCandidates] = 0u;
+    counters[kFinished] = 0u;
+  }
+  for (int b = (int)threadIdx.x; b < kBins; b += T) row_hist[b] = 0u;
+  if (all_emit) {
+    // The row has fewer than k elements: all are out; fill the tail, sort if asked.
+    int total = emitted < p.k ? emitted : p.k;
+    if (p.sorted) {
+      for (int i = (int)threadIdx.x; i < total; i += T) {
+        const int pos = NSA_TOPK_LOAD_COHERENT(out + i);
+        block.buf[i] = composite(order_key(scores[pos]), pos);
+      }
+      __syncthreads();
+      block.write_row(p, row, total);
+    } else {
+      for (int i = total + (int)threadIdx.x; i < p.k; i += T) out[i] = -1;
+    }
+    return;
+  }
+  if (!fits) {
+    // Too many candidates for the list: one block selects the whole row again.
+    if (threadIdx.x == 0) {
+      ss->tau = st->prefix;
+      ss->count = 0;
+      ss->fill = 0;
+    }
+    __syncthreads();
+    block.run_row(scores, 0, len, p.k);
+    block.write_row(p, row, block.finish(p.k));
+    return;
+  }
+  block.radix.select(GlobalListSource{list, cands}, cands, need);
+  const int got = st->selected;  // == need
+  if (!p.sorted) {
+    for (int i = (int)threadIdx.x; i < got; i += T) out[above + i] = position_of(block.buf[i]);
+    return;
+  }
+  // Sorted: the whole row's k composites, rebuilt from the emitted positions, then sorted.
+  for (int i = (int)threadIdx.x; i < above; i += T) {
+    const int pos = NSA_TOPK_LOAD_COHERENT(out + i);
+    block.buf[got + i] = composite(order_key(scores[pos]), pos);
+  }
+  __syncthreads();
+  block.write_row(p, row, got + above);
+}
+
+}  // namespace nsa_topk
