@@ -388,6 +388,8 @@ struct StreamState {
   int count;   // entries in the buffer
   int fill;    // entries written by the running compaction
   int any[3];  // block_any's rotating flags
+  u32 key_lo;  // shrink: the smallest and largest order key in the buffer
+  u32 key_hi;
 };
 
 // A row slice read as aligned float4 units: unit u = slot * T + thread holds positions
@@ -512,8 +514,32 @@ struct StreamSelect {
     __syncthreads();
   }
 
+  // The smallest and largest order key of buf[0, count) into ss->key_lo / key_hi.
+  NSA_TOPK_BLOCK_FN void key_range(int count) {
+    u32 lo = 0xffffffffu, hi = 0u;
+    for (int j = (int)threadIdx.x; j < count; j += T) {
+      const u32 key = (u32)(buf[j] >> 32);
+      lo = key < lo ? key : lo;
+      hi = key > hi ? key : hi;
+    }
+    NSA_TOPK_UNROLL
+    for (int o = W / 2; o > 0; o >>= 1) {
+      const u32 l = (u32)NSA_SHFL_XOR((int)lo, o), h = (u32)NSA_SHFL_XOR((int)hi, o);
+      lo = l < lo ? l : lo;
+      hi = h > hi ? h : hi;
+    }
+    if ((int)threadIdx.x % W == 0) {
+      atomicMin(&ss->key_lo, lo);
+      atomicMax(&ss->key_hi, hi);
+    }
+    __syncthreads();
+  }
+
   // Fixes radix digits of the k-th largest of buf[0, count) (count > k) until at most target
   // (>= k) entries reach the prefix, then keeps exactly those. target == k keeps the top k.
+  // The key bits every entry shares (the common prefix of the smallest and largest key) are
+  // fixed up front, so the first histogram already spreads over the buffer's actual range
+  // instead of a few sign / exponent buckets: usually one pass reaches the target.
   NSA_TOPK_BLOCK_FN void shrink(int count, int k, int target) {
     SelectState* st = radix.st;
     if (threadIdx.x == 0) {
@@ -522,10 +548,20 @@ struct StreamSelect {
       st->need = k;
       st->bucket = count;
       ss->fill = 0;
+      ss->key_lo = 0xffffffffu;
+      ss->key_hi = 0u;
     }
     __syncthreads();
+    key_range(count);
+    const u32 key_lo = ss->key_lo, key_hi = ss->key_hi;
+    const int common = key_lo == key_hi ? 32 : __clz((int)(key_lo ^ key_hi));
+    if (common > 0 && threadIdx.x == 0) {  // read by the histogram after its first barrier
+      const u64 fixed = ~0ull << (64 - common);
+      st->prefix = ((u64)key_hi << 32) & fixed;
+      st->mask = fixed;
+    }
     const SharedListSource src{buf, count};
-    for (int hi = 64; hi > 0;) {
+    for (int hi = 64 - common; hi > 0;) {
       if (hi == 32) {  // key fixed, ties remain: continue over the position bits
         hi = NSA_TOPK_POS_BITS;
         if (threadIdx.x == 0) {

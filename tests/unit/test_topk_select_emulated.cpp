@@ -88,6 +88,23 @@ inline unsigned __ballot_sync(unsigned, int predicate) {
   w.barrier->arrive_and_wait();
   return mask;
 }
+inline unsigned atomicMin(unsigned* p, unsigned v) {
+  std::atomic_ref<unsigned> a(*p);
+  unsigned old = a.load();
+  while (v < old && !a.compare_exchange_weak(old, v)) {
+  }
+  return old;
+}
+inline unsigned atomicMax(unsigned* p, unsigned v) {
+  std::atomic_ref<unsigned> a(*p);
+  unsigned old = a.load();
+  while (v > old && !a.compare_exchange_weak(old, v)) {
+  }
+  return old;
+}
+inline int __clz(int x) {
+  return std::countl_zero(static_cast<unsigned>(x));
+}
 inline int __popc(unsigned x) {
   return std::popcount(x);
 }
