@@ -220,11 +220,15 @@ struct BlockSelect {
 
   // Writes the top min(k, valid) composites of src into sel[0, st->selected).
   // `valid` = number of non-empty entries in src, or any value > k when it is known to be > k.
+  // When every entry is known to share its top `shared_bits` (< 32) bits with shared_prefix,
+  // the passes start below them.
   template <class Src>
-  NSA_TOPK_BLOCK_FN void select(const Src& src, int valid, int k) {
+  NSA_TOPK_BLOCK_FN void select(const Src& src, int valid, int k, u64 shared_prefix = 0ull,
+                                int shared_bits = 0) {
+    const u64 shared_mask = shared_bits > 0 ? ~0ull << (64 - shared_bits) : 0ull;
     if (threadIdx.x == 0) {
-      st->prefix = 0ull;
-      st->mask = 0ull;
+      st->prefix = shared_prefix & shared_mask;
+      st->mask = shared_mask;
       st->need = k;
       st->bucket = valid;
       st->selected = 0;
@@ -233,7 +237,7 @@ struct BlockSelect {
     __syncthreads();
     if (valid > k) {
       bool on_list = false;
-      for (int hi = 64; hi > 0;) {
+      for (int hi = 64 - shared_bits; hi > 0;) {
         if (hi == 32) {  // key fixed, ties remain: continue over the position bits
           hi = NSA_TOPK_POS_BITS;
           if (threadIdx.x == 0) {

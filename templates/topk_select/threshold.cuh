@@ -214,8 +214,8 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
     block.write_row(p, row, block.finish(p.k));
     return;
   }
-  block.radix.select(GlobalListSource{list, cands}, cands, need);
-  const int got = st->selected;  // == need
+  block.radix.select(GlobalListSource{list, cands}, cands, need, (u64)digit << (64 - R), R);  // all digit D
+  const int got = st->selected;                                                               // == need
   if (!p.sorted) {
     for (int i = (int)threadIdx.x; i < got; i += T) out[above + i] = position_of(block.buf[i]);
     return;
