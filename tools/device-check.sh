@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the lent GPU machine, over a build made elsewhere (carried as ./build):
 # GPU tests, correctness sweep, sanitizer, tuning, benchmarks, Python GPU tests.
-# Usage: tools/device-check.sh [section ...]   sections: info gpu sanitize tune bench python all
+# Usage: tools/device-check.sh [section ...]   sections: info gpu sanitize tune sq multi ncu bench topk python all
 # Full logs go to $OUT (or ./device-out); a short table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +58,12 @@ if want ncu; then  # the dispatched kernel (not the combine) at s_q 4096, per h_
 fi
 if want bench; then
   step "bench sparse_mla_fwd" bench.log timeout 300 $B/nsa-tune bench ${BENCH_ARGS:-}
+  step "bench topk_select" bench-topk.log $B/nsa-tune bench --family topk_select
+  step "topk_select vs torch.topk" bench-topk-torch.log env NSA_JIT_LIBRARY=$PWD/${B#./}/libnsajit.so python3 tools/bench_topk.py
+fi
+if [[ " $SECTIONS " == *" topk "* ]]; then  # not in "all": issue 5 alone: exactness of every topk_select variant, tune, both benchmarks
+  step "gpu tests topk_select" gpu-topk.log timeout 300 $B/tests/nsajit_gpu_tests -tc='topk*'
+  step "tune topk_select 2048" tune-topk.log $B/nsa-tune tune --family topk_select --topk 2048
   step "bench topk_select" bench-topk.log $B/nsa-tune bench --family topk_select
   step "topk_select vs torch.topk" bench-topk-torch.log env NSA_JIT_LIBRARY=$PWD/${B#./}/libnsajit.so python3 tools/bench_topk.py
 fi
