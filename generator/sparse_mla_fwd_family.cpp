@@ -122,9 +122,11 @@ std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int b
 // ---- transposed wgmma variants (sm90_wgmma_t.cuh): knob "mma" = 2, for h_q <= 32. The kv tile
 // is the wgmma M (64 tokens), the head block (16 or 32) its N: S^T = K Q^T, O^T += V^T P^T.
 // w 8: one math warpgroup + a producer warpgroup; w 12: two math warpgroups on alternate tiles.
+// st 1 (w 8 only): one kv stage, sized for two CTAs per SM that hide each other's gather.
 constexpr int kWgmmaTBlockH[] = {16, 32};
 constexpr int kWgmmaTWarps[] = {8, 12};
-constexpr int kWgmmaTStages[] = {2, 3};
+constexpr int kWgmmaTStages[] = {1, 2, 3};
+constexpr int kSm90SharedPerSm = 228 * 1024;  // of which 1 KB per resident CTA is reserved
 
 Variant make_wgmma_t_variant(const Target& t, const Geometry& g, int bh, int w, int st) {
   return Variant{Family::sparse_mla_fwd, t, g, {{"bh", bh}, {"bt", 64}, {"w", w}, {"st", st}, {"mma", 2}}};
@@ -137,10 +139,15 @@ std::string wgmma_t_prune_reason(const Target& t, const Geometry& g, int bh, int
   if (bt != 64) return fmt::format("wgmma mma2: the kv tile is the wgmma M, so bt must be 64, not {}", bt);
   if (w != 8 && w != 12)
     return "wgmma mma2: 8 warps (one math warpgroup + producer) or 12 (two math warpgroups + producer)";
-  if (st < 2 || st > 4) return "wgmma mma2: 2-4 kv stages";
+  if (st < 1 || st > 4) return "wgmma mma2: 1-4 kv stages";
+  if (st == 1 && w != 8)
+    return "wgmma mma2 st1: two math warpgroups on one kv stage would take turns (st1 is w8 only)";
   const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(g.d_qk, bh, bt, w, st);
   if (l.smem_bytes > t.max_shared_bytes)
     return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
+  if (st == 1 && 2 * (l.smem_bytes + 1024) > kSm90SharedPerSm)
+    return fmt::format("wgmma mma2 st1: two CTAs per SM need 2 x ({} + 1024) B > {} B of shared memory",
+                       l.smem_bytes, kSm90SharedPerSm);
   return {};
 }
 
@@ -286,14 +293,17 @@ class SparseMlaFwdFamily final : public KernelFamily {
         "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/sm90_wgmma_t.cuh\n"
         "#include \"sparse_mla_fwd/sm90.cuh\"\n"
         "#include \"sparse_mla_fwd/sm90_wgmma_t.cuh\"\n\n"
-        "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {name}(const NsaSparseMlaParams p) {{\n"
+        "extern \"C\" __global__ void __launch_bounds__({threads}, {blocks}) {name}(const NsaSparseMlaParams "
+        "p) "
+        "{{\n"
         "  nsajit::sparse_mla_fwd_sm90_wgmma_t<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
         "}}\n\n"
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_combine(p);\n"
         "}}\n",
-        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk),
-        fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st));
+        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("blocks", st == 1 ? 2 : 1),
+        fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w),
+        fmt::arg("st", st));
     return r;
   }
 

@@ -11,7 +11,8 @@
 // MN-major descriptor sm90_wgmma_ws.cuh uses for V as B) for O^T. B is Q [BH x d] (K-major) for
 // S^T and P [BH x 64 tokens] (one swizzle panel, K-major) for O^T.
 //
-// One CTA = one query row x BH heads (the last head block masked past h_q), WARPS / 32 threads:
+// One CTA = one query row x BH heads (the last head block masked past h_q), WARPS * 32 threads
+// (STAGES 1: w8 only, sized so that two CTAs share an SM and hide each other's gather):
 // - the last warpgroup is the producer: tile t goes to kv stage t % STAGES, each stage in two
 //   halves (L = panels 0-3 = V columns 0-255; R = panels 4.. = V columns 256-511 + rope), each a
 //   16-byte cp.async per thread and row chunk signalled on its "ready" mbarrier with
@@ -45,7 +46,8 @@ struct SparseMlaSm90WgmmaT {
   static_assert(BH == 16 || BH == 32, "the head block is the wgmma N: 16 or 32");
   static_assert(BT == 64, "the kv tile is the wgmma M: 64 tokens");
   static_assert(WARPS == 8 || WARPS == 12, "one or two math warpgroups and one producer warpgroup");
-  static_assert(STAGES >= 2 && STAGES <= 4, "2-4 kv stages");
+  static_assert(STAGES >= 1 && STAGES <= 4, "1-4 kv stages (1: two CTAs per SM overlap each other)");
+  static_assert(STAGES >= 2 || WARPS == 8, "two math warpgroups on one kv stage would take turns");
   static_assert(D % 64 == 0 && L.dv == 512 && D >= L.dv, "d is 512 or 512 + whole 64-column panels");
   static constexpr int NC = WARPS / 4 - 1;  // math warpgroups
   static constexpr int kPanels = D / 64;
@@ -56,8 +58,17 @@ struct SparseMlaSm90WgmmaT {
   static constexpr int kPStride = (L.p_bytes + 1023) / 1024 * 1024;
   static constexpr float kInitMax = -1e30f;
   // Named barriers (0 is __syncthreads): per math warpgroup (128 threads) the column-max exchange
-  // and the P^T hand-over; all math threads at the end; the O^T merge of two warpgroups.
+  // and the P^T hand-over; all math threads at the end; the O^T merge of two warpgroups. The ids
+  // are compile-time constants, so ptxas reserves only these (not all 16: two CTAs per SM).
   static constexpr int kBarRed = 1, kBarP = 3, kBarEnd = 5, kBarMerge = 6;
+  template <int ID>
+  static __device__ __forceinline__ void wg_barrier(int wgi) {
+    if (NC == 1 || wgi == 0) {
+      named_barrier_sync(ID, 128);
+    } else {
+      named_barrier_sync(ID + 1, 128);
+    }
+  }
   static_assert(L.merge_bytes <= STAGES * L.kv_stage_bytes, "the merged O^T fits in the kv stages");
 
   const NsaSparseMlaParams& p;
@@ -187,11 +198,15 @@ struct SparseMlaSm90WgmmaT {
     __syncthreads();
 
     // Each role is one branch of a single if/else, so that setmaxnreg takes effect.
+    // Register budgets: w12 (384 threads at 168) 72 / 216 as sm90_wgmma_ws.cuh; st1 (two CTAs of
+    // 256 threads at 128) 56 / 200; w8 st >= 2 (256 threads, up to 255) needs none.
     if (wg == NC) {
       if constexpr (WARPS == 12) setmaxnreg_dec<72>();
+      if constexpr (WARPS == 8 && STAGES == 1) setmaxnreg_dec<56>();
       produce(tid - 128 * NC, b, s, p.indices + b * p.idx_stride_b + s * p.idx_stride_s);
     } else {
       if constexpr (WARPS == 12) setmaxnreg_inc<216>();
+      if constexpr (WARPS == 8 && STAGES == 1) setmaxnreg_inc<200>();
       consume(wg, warp & 3, lane, b, s, split);
     }
   }
@@ -256,7 +271,7 @@ struct SparseMlaSm90WgmmaT {
         for (int jj = 0; jj < kNJ; ++jj)
           *reinterpret_cast<float2*>(rb + w * BH + 8 * jj + c0) = make_float2(mx[jj][0], mx[jj][1]);
       }
-      named_barrier_sync(kBarRed + wgi, 128);
+      wg_barrier<kBarRed>(wgi);
       float f[kNJ][2], m_new[kNJ][2];
 #pragma unroll
       for (int jj = 0; jj < kNJ; ++jj) {
@@ -304,7 +319,7 @@ struct SparseMlaSm90WgmmaT {
             pack_bf16x2(sacc[8 * q + 6], sacc[8 * q + 7]));
       }
       fence_proxy_async_smem();  // the P stores -> the tensor cores
-      named_barrier_sync(kBarP + wgi, 128);
+      wg_barrier<kBarP>(wgi);
 
       // ---- O^T += V^T P^T: m-blocks 0-3 read the L half, 4-7 the R half
       wgmma_fence();

@@ -34,18 +34,30 @@ TEST_CASE("transposed_wgmma_variants_are_in_the_space_and_pruned_ones_say_why") 
     std::set<std::string> want;
     for (int bh : {16, 32})
       for (int w : {8, 12}) want.insert(fmt::format("nsa_fwd_sm90a_d{}_bh{}_bt64_w{}_st2_mma2", d, bh, w));
-    if (d == 512)  // 3 stages of 64 KB fit next to a 16-head Q only without the rope panel
+    want.insert(fmt::format("nsa_fwd_sm90a_d{}_bh16_bt64_w8_st1_mma2", d));  // two CTAs per SM
+    if (d == 512) {
+      // Without the rope panel: 3 stages of 64 KB next to a 16-head Q, and two 32-head CTAs per SM.
       for (int w : {8, 12}) want.insert(fmt::format("nsa_fwd_sm90a_d512_bh16_bt64_w{}_st3_mma2", w));
+      want.insert("nsa_fwd_sm90a_d512_bh32_bt64_w8_st1_mma2");
+    }
     CHECK(kept == want);
     int pruned = 0;
     for (const auto& p : space.pruned) {
       if (!is_mma2(p.variant)) continue;
       ++pruned;
-      CHECK(p.variant.get("st") == 3);
-      CHECK_MESSAGE(p.reason.find("shared memory") != std::string::npos, p.variant.name()
-                                                                             << ": " << p.reason);
+      const int st = p.variant.get("st"), w = p.variant.get("w");
+      if (st == 1 && w == 12) {
+        CHECK_MESSAGE(p.reason.find("w8 only") != std::string::npos, p.variant.name() << ": " << p.reason);
+      } else if (st == 1) {
+        CHECK_MESSAGE(p.reason.find("two CTAs per SM") != std::string::npos, p.variant.name()
+                                                                                 << ": " << p.reason);
+      } else {
+        CHECK(st == 3);
+        CHECK_MESSAGE(p.reason.find("shared memory") != std::string::npos, p.variant.name()
+                                                                               << ": " << p.reason);
+      }
     }
-    CHECK(pruned + static_cast<int>(kept.size()) == 8);
+    CHECK(pruned + static_cast<int>(kept.size()) == 12);
     for (const auto& name : kept) {
       const Variant back = variant_from_name(name);
       CHECK(back.name() == name);
@@ -69,13 +81,18 @@ TEST_CASE("transposed_wgmma_variant_renders_its_template_with_the_combine_kernel
     CHECK(r.source.find(fmt::format("__launch_bounds__({}, 1) {}(", w * 32, v.name())) != std::string::npos);
     CHECK(r.source.find("sparse_mla_combine(p)") != std::string::npos);
   }
+  // One kv stage: two CTAs per SM, so the launch bounds ask for 2 blocks (128 registers).
+  CHECK(family.render(variant_from_name("nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2"))
+            .source.find("__launch_bounds__(256, 2) nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2(") !=
+        std::string::npos);
   CHECK(family.render(variant_from_name("nsa_fwd_sm90a_d512_bh32_bt64_w12_st2_mma2"))
             .source.find("sparse_mla_fwd_sm90_wgmma_t<512, 32, 64, 12, 2>(p)") != std::string::npos);
   // Shapes the template does not have are refused, not rendered.
   for (const char* name :
        {"nsa_fwd_sm90a_d576_bh64_bt64_w8_st2_mma2", "nsa_fwd_sm90a_d576_bh16_bt32_w8_st2_mma2",
         "nsa_fwd_sm90a_d576_bh16_bt64_w4_st2_mma2", "nsa_fwd_sm90a_d576_bh16_bt64_w8_st3_mma2",
-        "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma3", "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma2_ws2"})
+        "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma3", "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma2_ws2",
+        "nsa_fwd_sm90a_d576_bh16_bt64_w12_st1_mma2", "nsa_fwd_sm90a_d576_bh32_bt64_w8_st1_mma2"})
     CHECK_THROWS_AS((void)family.render(variant_from_name(name)), Error);
 }
 
@@ -111,7 +128,7 @@ TEST_CASE("transposed_wgmma_layout_keeps_operands_1024_byte_aligned_and_fits") {
   for (int d : {576, 512})
     for (int bh : {16, 32})
       for (int w : {8, 12})
-        for (int st : {2, 3}) {
+        for (int st : {1, 2, 3}) {
           const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(d, bh, 64, w, st);
           CAPTURE(d);
           CAPTURE(bh);
@@ -136,6 +153,9 @@ TEST_CASE("transposed_wgmma_layout_keeps_operands_1024_byte_aligned_and_fits") {
   CHECK(nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 2).smem_bytes <= 227 * 1024);
   CHECK(nsa_sparse_mla_wgmma_t_layout(576, 32, 64, 12, 2).smem_bytes <= 227 * 1024);
   CHECK(nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 3).smem_bytes > 227 * 1024);
+  // st1: two CTAs (and their 1 KB reservations) share the 228 KB of an SM.
+  CHECK(2 * (nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 1).smem_bytes + 1024) <= 228 * 1024);
+  CHECK(2 * (nsa_sparse_mla_wgmma_t_layout(512, 32, 64, 8, 1).smem_bytes + 1024) <= 228 * 1024);
 }
 
 TEST_CASE("stmatrix_trans_addressing_puts_every_p_element_at_its_k_major_place_once") {
