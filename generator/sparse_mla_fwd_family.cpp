@@ -79,10 +79,15 @@ int wgmma_schedule(const Variant& v) {
   return 1;
 }
 
-bool is_wgmma_variant(const Variant& v) {
+// The "mma" knob: absent or 0 = mma.sync, 1 = wgmma with 64 heads as M, 2 = transposed wgmma.
+int mma_knob(const Variant& v) {
   for (const auto& k : v.knobs)
-    if (k.name == "mma") return k.value == 1;
-  return false;
+    if (k.name == "mma") return k.value;
+  return 0;
+}
+
+bool is_wgmma_variant(const Variant& v) {
+  return mma_knob(v) == 1;
 }
 
 Variant make_wgmma_variant(const Target& t, const Geometry& g, int bt, int w, int st, int ws = 1) {
@@ -111,6 +116,38 @@ std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int b
   const NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(g.d_qk, bh, bt, w, st);
   if (l.smem_bytes > t.max_shared_bytes)
     return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
+  return {};
+}
+
+// ---- transposed wgmma variants (sm90_wgmma_t.cuh): knob "mma" = 2, for h_q <= 32. The kv tile
+// is the wgmma M (64 tokens), the head block (16 or 32) its N: S^T = K Q^T, O^T += V^T P^T.
+// w 8: one math warpgroup + a producer warpgroup; w 12: two math warpgroups on alternate tiles.
+// st 1 (w 8 only): one kv stage, sized for two CTAs per SM that hide each other's gather.
+constexpr int kWgmmaTBlockH[] = {16, 32};
+constexpr int kWgmmaTWarps[] = {8, 12};
+constexpr int kWgmmaTStages[] = {1, 2, 3};
+constexpr int kSm90SharedPerSm = 228 * 1024;  // of which 1 KB per resident CTA is reserved
+
+Variant make_wgmma_t_variant(const Target& t, const Geometry& g, int bh, int w, int st) {
+  return Variant{Family::sparse_mla_fwd, t, g, {{"bh", bh}, {"bt", 64}, {"w", w}, {"st", st}, {"mma", 2}}};
+}
+
+std::string wgmma_t_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
+  if (!t.has_wgmma) return "wgmma: the target has no warpgroup tensor-core instructions";
+  if (bh != 16 && bh != 32)
+    return fmt::format("wgmma mma2: the head block is the wgmma N, 16 or 32, not {}", bh);
+  if (bt != 64) return fmt::format("wgmma mma2: the kv tile is the wgmma M, so bt must be 64, not {}", bt);
+  if (w != 8 && w != 12)
+    return "wgmma mma2: 8 warps (one math warpgroup + producer) or 12 (two math warpgroups + producer)";
+  if (st < 1 || st > 4) return "wgmma mma2: 1-4 kv stages";
+  if (st == 1 && w != 8)
+    return "wgmma mma2 st1: two math warpgroups on one kv stage would take turns (st1 is w8 only)";
+  const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(g.d_qk, bh, bt, w, st);
+  if (l.smem_bytes > t.max_shared_bytes)
+    return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
+  if (st == 1 && 2 * (l.smem_bytes + 1024) > kSm90SharedPerSm)
+    return fmt::format("wgmma mma2 st1: two CTAs per SM need 2 x ({} + 1024) B > {} B of shared memory",
+                       l.smem_bytes, kSm90SharedPerSm);
   return {};
 }
 
@@ -163,6 +200,16 @@ class SparseMlaFwdFamily final : public KernelFamily {
             s.pruned.push_back({std::move(v), std::move(why)});
           }
         }
+    for (int bh : kWgmmaTBlockH)
+      for (int w : kWgmmaTWarps)
+        for (int st : kWgmmaTStages) {
+          Variant v = make_wgmma_t_variant(t, g, bh, w, st);
+          if (std::string why = wgmma_t_prune_reason(t, g, bh, 64, w, st); why.empty()) {
+            s.kept.push_back(std::move(v));
+          } else {
+            s.pruned.push_back({std::move(v), std::move(why)});
+          }
+        }
     return s;
   }
 
@@ -174,6 +221,10 @@ class SparseMlaFwdFamily final : public KernelFamily {
     if (v.target.vendor == Vendor::amd) return sparse_mla_cdna_render(v);
     const int bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
     if (is_wgmma_variant(v)) return render_wgmma(v, bh, bt, w, st);
+    if (mma_knob(v) == 2) return render_wgmma_t(v, bh, bt, w, st);
+    if (mma_knob(v) != 0)
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
+           fmt::format("mma knob mma{} is not 1 (wgmma) or 2 (transposed wgmma)", mma_knob(v)));
     const int gather = gather_knob(v);
     if (gather != 0 && gather != 1)
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
@@ -225,6 +276,34 @@ class SparseMlaFwdFamily final : public KernelFamily {
         fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt),
         fmt::arg("w", w), fmt::arg("st", st),
         fmt::arg("sched", ws == 1 ? std::string() : fmt::format(", {}", ws)));
+    return r;
+  }
+
+  static RenderedSource render_wgmma_t(const Variant& v, int bh, int bt, int w, int st) {
+    if (v.knobs.size() != 5)
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
+           "a transposed wgmma variant has exactly the knobs bh, bt, w, st, mma");
+    if (std::string why = wgmma_t_prune_reason(v.target, v.geometry, bh, bt, w, st); !why.empty())
+      fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
+           "pruned: " + why);
+    const std::string name = v.name();
+    RenderedSource r;
+    r.kernel_names = {name, name + "_combine"};
+    r.source = fmt::format(
+        "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/sm90_wgmma_t.cuh\n"
+        "#include \"sparse_mla_fwd/sm90.cuh\"\n"
+        "#include \"sparse_mla_fwd/sm90_wgmma_t.cuh\"\n\n"
+        "extern \"C\" __global__ void __launch_bounds__({threads}, {blocks}) {name}(const NsaSparseMlaParams "
+        "p) "
+        "{{\n"
+        "  nsajit::sparse_mla_fwd_sm90_wgmma_t<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
+        "}}\n\n"
+        "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
+        "  nsajit::sparse_mla_combine(p);\n"
+        "}}\n",
+        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("blocks", st == 1 ? 2 : 1),
+        fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w),
+        fmt::arg("st", st));
     return r;
   }
 

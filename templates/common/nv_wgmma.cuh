@@ -214,4 +214,60 @@ __device__ __forceinline__ void wgmma_m64n256k16_rs_tb(float (&d)[128], const un
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d));
 }
 
+// ---- small-N wgmma for the transposed product (sm90_wgmma_t.cuh): both operands from shared
+// memory. TRANS_A 0: A K-major (imm-trans-a 0); TRANS_A 1: A MN-major (read transposed from a
+// [K rows x M] tile, imm-trans-a 1). B is K-major (imm-trans-b 0). Operand order per the PTX ISA:
+// d, a-desc, b-desc, scale-d, imm-scale-a, imm-scale-b, imm-trans-a, imm-trans-b.
+// D[64 x 16] = A[64 x 16] * B[16 x 16] + (scale_d ? D : 0), fp32 accumulators.
+template <int TRANS_A>
+__device__ __forceinline__ void wgmma_m64n16k16_ss(float (&d)[8], unsigned long long desc_a,
+                                                   unsigned long long desc_b, int scale_d) {
+  static_assert(TRANS_A == 0 || TRANS_A == 1, "imm-trans-a is 0 or 1");
+  asm volatile(
+      "{\n.reg .pred p;\n"
+      "setp.ne.b32 p, %10, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7"
+      "}, %8, %9, p, 1, 1, %11, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(TRANS_A));
+}
+// D[64 x 32] = A[64 x 16] * B[16 x 32] + (scale_d ? D : 0), fp32 accumulators.
+template <int TRANS_A>
+__device__ __forceinline__ void wgmma_m64n32k16_ss(float (&d)[16], unsigned long long desc_a,
+                                                   unsigned long long desc_b, int scale_d) {
+  static_assert(TRANS_A == 0 || TRANS_A == 1, "imm-trans-a is 0 or 1");
+  asm volatile(
+      "{\n.reg .pred p;\n"
+      "setp.ne.b32 p, %18, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15"
+      "}, %16, %17, p, 1, 1, %19, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d), "n"(TRANS_A));
+}
+// D[64 x N] for N = 16 or 32 (the head block of the transposed kernel).
+template <int N, int TRANS_A>
+__device__ __forceinline__ void wgmma_m64nNk16_ss(float (&d)[N / 2], unsigned long long desc_a,
+                                                  unsigned long long desc_b, int scale_d) {
+  static_assert(N == 16 || N == 32, "n16 or n32");
+  if constexpr (N == 16) {
+    wgmma_m64n16k16_ss<TRANS_A>(d, desc_a, desc_b, scale_d);
+  } else {
+    wgmma_m64n32k16_ss<TRANS_A>(d, desc_a, desc_b, scale_d);
+  }
+}
+
+// Four 8x8 b16 matrices from the mma accumulator fragment (thread t holds row t / 4, columns
+// 2 (t % 4) and + 1 of each) to shared memory TRANSPOSED: lane 8 i + j gives the address of
+// memory row j of matrix i, which receives column j of the fragment matrix (its 8 rows, 16 bytes).
+__device__ __forceinline__ void stmatrix_x4_trans(unsigned smem_byte_addr, unsigned r0, unsigned r1,
+                                                  unsigned r2, unsigned r3) {
+  asm volatile(
+      "stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(smem_byte_addr),
+      "r"(r0), "r"(r1), "r"(r2), "r"(r3)
+      : "memory");
+}
+
 }  // namespace nsajit

@@ -122,3 +122,55 @@ NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaLayout nsa_sparse_mla_wgmma_layout(in
   l.acc_registers = l.warpgroups > 0 ? bh * l.dv / l.warpgroups / 128 : 0;
   return l;
 }
+
+// Transposed-product kernel (sm90_wgmma_t.cuh, h_q <= 32): S^T = K Q^T and O^T += V^T P^T with the
+// kv tile as the wgmma A operand (m64 = 64 tokens, n = bh heads). warps 8: one math warpgroup +
+// one producer warpgroup; warps 12: two math warpgroups (alternate tiles) + one producer.
+struct NsaSparseMlaWgmmaTLayout {
+  int d, bh, bt, warps, stages;
+  int dv;                    // 512
+  int threads;               // warps * 32
+  int math_wgs;              // math warpgroups: warps / 4 - 1
+  int chunks;                // 16-byte chunks per q / kv row
+  int panels;                // 64-column panels per q / kv row (d / 64)
+  int q_bytes;               // [bh x d] bf16, swizzled K-major (the wgmma B operand of S^T)
+  int kv_stage_bytes;        // [bt x d] bf16, swizzled K-major (A of S^T; A transposed of O^T)
+  int p_bytes;               // [bh x bt] bf16, one swizzle panel: P^T as the K-major B operand of O^T
+  int q_off, kv_off, p_off;  // p_off: math_wgs P buffers
+  int valid_off;             // [stages][bt] int32: is kv row r of a stage a valid index
+  int red_off;               // [2][math_wgs][4][bh] fp32: per-warp column maxima (double-buffered)
+  int fin_off;               // [math_wgs][4][bh] fp32 row sums + [math_wgs][bh] maxima at the end
+  int bar_off;               // stages x 4 mbarriers: ready[st][half], then free[st][half]
+  int smem_bytes;            // dynamic shared memory to request (with 1024 bytes of alignment slack)
+  int acc_registers;         // fp32 O^T accumulator registers per math thread: 512 x bh / 128
+  int merge_bytes;           // warps 12: the second warpgroup's O^T handed over in the kv region
+};
+
+NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaTLayout nsa_sparse_mla_wgmma_t_layout(int d, int bh, int bt,
+                                                                                 int warps, int stages) {
+  NsaSparseMlaWgmmaTLayout l{};
+  l.d = d;
+  l.bh = bh;
+  l.bt = bt;
+  l.warps = warps;
+  l.stages = stages;
+  l.dv = 512;
+  l.threads = warps * 32;
+  l.math_wgs = warps / 4 - 1;
+  l.chunks = d / 8;
+  l.panels = d / 64;
+  l.q_bytes = bh * d * 2;
+  l.kv_stage_bytes = bt * d * 2;
+  l.p_bytes = bh * bt * 2;
+  l.q_off = 0;
+  l.kv_off = (l.q_bytes + 1023) / 1024 * 1024;
+  l.p_off = l.kv_off + stages * l.kv_stage_bytes;
+  l.valid_off = l.p_off + (l.math_wgs > 0 ? l.math_wgs : 0) * ((l.p_bytes + 1023) / 1024 * 1024);
+  l.red_off = l.valid_off + stages * bt * 4;
+  l.fin_off = l.red_off + 2 * (l.math_wgs > 0 ? l.math_wgs : 0) * 4 * bh * 4;
+  l.bar_off = l.fin_off + (l.math_wgs > 0 ? l.math_wgs : 0) * 5 * bh * 4;
+  l.smem_bytes = l.bar_off + stages * 4 * 8 + 1024;
+  l.acc_registers = l.dv * bh / 128;
+  l.merge_bytes = l.math_wgs > 1 ? l.dv * bh * 4 : 0;
+  return l;
+}

@@ -15,7 +15,15 @@
 namespace nsajit {
 namespace {
 
+// The 64-head wgmma variants (mma1); the transposed ones (mma2) are tested in
+// test_sparse_mla_wgmma_t.cpp.
 bool has_mma_knob(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "mma") return k.value == 1;
+  return false;
+}
+
+bool has_any_mma_knob(const Variant& v) {
   for (const auto& k : v.knobs)
     if (k.name == "mma") return true;
   return false;
@@ -84,6 +92,9 @@ TEST_CASE("mma_sync_variant_names_do_not_change_and_wgmma_names_round_trip") {
     if (has_mma_knob(v)) {
       CHECK(v.get("mma") == 1);
       CHECK((v.name().ends_with("_mma1") || v.name().ends_with("_mma1_ws2")));
+    } else if (has_any_mma_knob(v)) {
+      CHECK(v.get("mma") == 2);
+      CHECK(v.name().ends_with("_mma2"));
     } else {
       CHECK((v.knobs.size() == 4 || (v.knobs.size() == 5 && v.knobs[4].name == "g")));  // g: bulk-gather knob
       CHECK(v.name().find("mma") == std::string::npos);

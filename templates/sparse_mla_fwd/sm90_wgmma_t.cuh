@@ -1,0 +1,475 @@
+// sparse_mla_fwd for Hopper (sm_90a) at small head counts (h_q <= 32): the TRANSPOSED product
+// on the warpgroup tensor cores, warp-specialised. Same contract and outputs as sm90.cuh; the
+// topk split writes the same partials, merged by sparse_mla_combine from sm90.cuh.
+//
+// wgmma's M is 64. With 16 or 32 heads as M (the other wgmma kernels) 3/4 or 1/2 of the tensor
+// work would be padding, so the 64 tokens of a kv tile are M instead:
+//   S^T [64 tokens x BH] = K_tile [64 x d] * Q^T           (m64nBHk16, d/16 k-steps)
+//   O^T [512 x BH]      += V^T [512 x 64] * P^T [64 x BH]  (8 m-blocks x 4 k-steps of m64nBHk16)
+// A is the kv tile in shared memory in both products, in the 128-byte-swizzle K-major layout the
+// producer writes (sm90_wgmma_ws.cuh): K-major for S^T, read transposed (imm-trans-a 1, the
+// MN-major descriptor sm90_wgmma_ws.cuh uses for V as B) for O^T. B is Q [BH x d] (K-major) for
+// S^T and P [BH x 64 tokens] (one swizzle panel, K-major) for O^T.
+//
+// One CTA = one query row x BH heads (the last head block masked past h_q), WARPS * 32 threads
+// (STAGES 1: w8 only, sized so that two CTAs share an SM and hide each other's gather):
+// - the last warpgroup is the producer: tile t goes to kv stage t % STAGES, each stage in two
+//   halves (L = panels 0-3 = V columns 0-255; R = panels 4.. = V columns 256-511 + rope), each a
+//   16-byte cp.async per thread and row chunk signalled on its "ready" mbarrier with
+//   cp.async.mbarrier.arrive.noinc; invalid indices (< 0, >= s_kv, past topk_length) are
+//   zero-filled rows whose flag masks them to -inf;
+// - math warpgroup g (of WARPS / 4 - 1) takes tiles g, g + NC, ...: S^T over the L panels as
+//   soon as L lands, then R; the softmax is per head = per COLUMN of S^T: a thread holds 2 token
+//   rows x BH / 4 columns; the column max is reduced over the lanes (xor 4, 8, 16) and the 4 warps
+//   (shared memory + a named barrier of the warpgroup); P^T goes to shared memory with
+//   stmatrix .trans (the transposed 8x8 fragments are exactly the K-major P rows); O^T columns
+//   are the same heads as S^T columns, so the per-head rescale needs no data movement; the
+//   running sums stay per thread and are reduced once at the end;
+// - O^T over m-blocks 0-3 frees the L half, 4-7 the R half of the stage (the producer refills L
+//   first);
+// - with two math warpgroups each keeps its own O^T, max and sum; they merge once at the end
+//   (the second hands its O^T over in the kv region, free by then).
+// The running max starts at -1e30 (not -inf), so exp2 of a fully masked tile is 0, never NaN.
+#pragma once
+
+#include "common/nv_ptx.cuh"
+#include "common/nv_wgmma.cuh"
+#include "sparse_mla_fwd/params.h"
+#include "sparse_mla_fwd/row_range.cuh"
+#include "sparse_mla_fwd/wgmma_layout.h"
+
+namespace nsajit {
+
+template <int D, int BH, int BT, int WARPS, int STAGES>
+struct SparseMlaSm90WgmmaT {
+  static constexpr NsaSparseMlaWgmmaTLayout L = nsa_sparse_mla_wgmma_t_layout(D, BH, BT, WARPS, STAGES);
+  static_assert(BH == 16 || BH == 32, "the head block is the wgmma N: 16 or 32");
+  static_assert(BT == 64, "the kv tile is the wgmma M: 64 tokens");
+  static_assert(WARPS == 8 || WARPS == 12, "one or two math warpgroups and one producer warpgroup");
+  static_assert(STAGES >= 1 && STAGES <= 4, "1-4 kv stages (1: two CTAs per SM overlap each other)");
+  static_assert(STAGES >= 2 || WARPS == 8, "two math warpgroups on one kv stage would take turns");
+  static_assert(D % 64 == 0 && L.dv == 512 && D >= L.dv, "d is 512 or 512 + whole 64-column panels");
+  static constexpr int NC = WARPS / 4 - 1;  // math warpgroups
+  static constexpr int kPanels = D / 64;
+  static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
+  static constexpr int kMB = L.dv / 64;  // O^T m-blocks
+  static constexpr int kSRegs = BH / 2;  // fp32 per thread of one m64 x BH accumulator
+  static constexpr int kNJ = BH / 8;     // 8-column blocks of an accumulator
+  static constexpr int kPStride = (L.p_bytes + 1023) / 1024 * 1024;
+  static constexpr float kInitMax = -1e30f;
+  // Named barriers (0 is __syncthreads): per math warpgroup (128 threads) the column-max exchange
+  // and the P^T hand-over; all math threads at the end; the O^T merge of two warpgroups. The ids
+  // are compile-time constants, so ptxas reserves only these (not all 16: two CTAs per SM).
+  static constexpr int kBarRed = 1, kBarP = 3, kBarEnd = 5, kBarMerge = 6;
+  template <int ID>
+  static __device__ __forceinline__ void wg_barrier(int wgi) {
+    if (NC == 1 || wgi == 0) {
+      named_barrier_sync(ID, 128);
+    } else {
+      named_barrier_sync(ID + 1, 128);
+    }
+  }
+  static_assert(L.merge_bytes <= STAGES * L.kv_stage_bytes, "the merged O^T fits in the kv stages");
+
+  const NsaSparseMlaParams& p;
+  unsigned char* base;  // 1024-byte aligned
+  unsigned base_addr;   // its shared-state-space address
+  int t_begin, t_end, n_tiles;
+  long long row;  // b * s_q + s
+  int h0;         // first head of this block
+
+  // mbarriers: ready[st][h] at 2 st + h, free[st][h] at 2 STAGES + 2 st + h (h 0 = L, 1 = R).
+  __device__ __forceinline__ unsigned ready_bar(int st, int h) const {
+    return base_addr + L.bar_off + 8 * (2 * st + h);
+  }
+  __device__ __forceinline__ unsigned free_bar(int st, int h) const {
+    return base_addr + L.bar_off + 8 * (2 * STAGES + 2 * st + h);
+  }
+  static __device__ __forceinline__ int tile_offset(int rows, int r, int k) {
+    return (k >> 3) * rows * 128 + nsa_sw128_offset(r, k & 7);
+  }
+  // B of S^T: Q [BH x 16] of k-step kk, K-major.
+  __device__ __forceinline__ unsigned long long q_desc(int kk) const {
+    return nsa_wgmma_desc_sw128(base_addr + L.q_off + (kk >> 2) * BH * 128 + (kk & 3) * 32, 16, 1024);
+  }
+  // A of S^T: the kv tile [64 tokens x 16] of k-step kk, K-major.
+  __device__ __forceinline__ unsigned long long k_desc(int st, int kk) const {
+    return nsa_wgmma_desc_sw128(
+        base_addr + L.kv_off + st * L.kv_stage_bytes + (kk >> 2) * BT * 128 + (kk & 3) * 32, 16, 1024);
+  }
+  // A of O^T: V^T [64 dims of m-block mb x 16 tokens of k-step kk], MN-major (read transposed).
+  __device__ __forceinline__ unsigned long long v_desc(int st, int mb, int kk) const {
+    return nsa_wgmma_desc_sw128(base_addr + L.kv_off + st * L.kv_stage_bytes + mb * BT * 128 + kk * 16 * 128,
+                                BT * 128, 1024);
+  }
+  // B of O^T: P [BH heads x 16 tokens of k-step kk], K-major (one swizzle panel).
+  __device__ __forceinline__ unsigned long long p_desc(int wgi, int kk) const {
+    return nsa_wgmma_desc_sw128(base_addr + L.p_off + wgi * kPStride + kk * 32, 16, 1024);
+  }
+
+  // ---------------------------------------------------------------- producer warpgroup
+  __device__ __forceinline__ void produce(int ptid, int b, int s, const int* idx_g) {
+    const int group = ptid >> 3, ch = ptid & 7;  // rows group + 16 k, 16-byte chunk ch of a panel
+    int* valid_s = reinterpret_cast<int*>(base + L.valid_off);
+    auto index_of = [&](int tile, int r) -> int {
+      const int pos = t_begin + tile * BT + r;
+      if (tile >= n_tiles || pos >= t_end) return -1;
+      const int v = __ldg(idx_g + pos);
+      return (v >= 0 && v < p.s_kv) ? v : -1;
+    };
+    // Q, zero rows past h_q; covered by every ready barrier (noinc tracks all earlier copies).
+    const unsigned short* q_g = p.q + b * p.q_stride_b + s * p.q_stride_s;
+    for (int c = ptid; c < BH * L.chunks; c += 128) {
+      const int r = c / L.chunks, k = c - r * L.chunks;
+      const bool ok = h0 + r < p.h_q;
+      cp_async_16(base + L.q_off + tile_offset(BH, r, k), ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q,
+                  ok ? 16 : 0);
+    }
+    int idx[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) idx[k] = index_of(0, group + 16 * k);
+
+    for (int t = 0; t < n_tiles; ++t) {
+      int next[4];  // the next tile's indices, loaded before this tile's waits
+#pragma unroll
+      for (int k = 0; k < 4; ++k) next[k] = index_of(t + 1, group + 16 * k);
+      const int st = t % STAGES, use = t / STAGES;
+      unsigned char* dst = base + L.kv_off + st * L.kv_stage_bytes;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        if (use > 0) mbarrier_wait_parity(free_bar(st, half), (use - 1) & 1);
+        const int pb = half == 0 ? 0 : kHalfPanels, pe = half == 0 ? kHalfPanels : kPanels;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int r = group + 16 * k, kv_row = idx[k];
+          const unsigned short* src =
+              kv_row >= 0 ? p.kv + static_cast<long long>(kv_row) * p.kv_row_stride + ch * 8 : p.kv;
+#pragma unroll
+          for (int pn = pb; pn < pe; ++pn)
+            cp_async_16(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), kv_row >= 0 ? src + pn * 64 : src,
+                        kv_row >= 0 ? 16 : 0);
+          // The flags travel with the L half; the warpgroup reads them before it frees L.
+          if (half == 0 && ch == 0) valid_s[st * BT + r] = kv_row >= 0 ? 1 : 0;
+        }
+        cp_async_mbarrier_arrive_noinc(ready_bar(st, half));
+        mbarrier_arrive(ready_bar(st, half));  // release: the flags above
+      }
+#pragma unroll
+      for (int k = 0; k < 4; ++k) idx[k] = next[k];
+    }
+    cp_async_wait<0>();  // no copy may land after this thread exits
+  }
+
+  // ---------------------------------------------------------------- math warpgroups
+  __device__ __forceinline__ void issue_s(float (&sacc)[kSRegs], int st, int kk_begin, int kk_end) const {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = kk_begin; kk < kk_end; ++kk)
+      wgmma_m64nNk16_ss<BH, 0>(sacc, k_desc(st, kk), q_desc(kk), kk == 0 ? 0 : 1);
+  }
+  __device__ __forceinline__ void issue_pv(float (&o)[kMB][kSRegs], int wgi, int st, int mb_begin,
+                                           int mb_end) const {
+#pragma unroll
+    for (int mb = mb_begin; mb < mb_end; ++mb)
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) wgmma_m64nNk16_ss<BH, 1>(o[mb], v_desc(st, mb, kk), p_desc(wgi, kk), 1);
+  }
+
+  __device__ __forceinline__ void run() {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wg = warp >> 2;
+    row = blockIdx.x;
+    h0 = blockIdx.y * BH;
+    const int split = blockIdx.z;
+    const NsaRowRange range = nsa_row_range<BT>(p, row, split);
+    t_begin = range.t_begin;
+    t_end = range.t_end;
+    n_tiles = range.n_tiles;
+    const int b = range.b, s = range.s;
+
+    if (tid == 0) {
+#pragma unroll
+      for (int i = 0; i < 2 * STAGES; ++i)
+        mbarrier_init(base_addr + L.bar_off + 8 * i, 256);  // ready: 128 noinc + 128
+#pragma unroll
+      for (int i = 2 * STAGES; i < 4 * STAGES; ++i)
+        mbarrier_init(base_addr + L.bar_off + 8 * i, 128);  // free: the math warpgroup of the tile
+    }
+    __syncthreads();
+
+    // Each role is one branch of a single if/else, so that setmaxnreg takes effect.
+    // Register budgets: w12 (384 threads at 168) 72 / 216 as sm90_wgmma_ws.cuh; st1 (two CTAs of
+    // 256 threads at 128) 56 / 200; w8 st >= 2 (256 threads, up to 255) needs none.
+    if (wg == NC) {
+      if constexpr (WARPS == 12) setmaxnreg_dec<72>();
+      if constexpr (WARPS == 8 && STAGES == 1) setmaxnreg_dec<56>();
+      produce(tid - 128 * NC, b, s, p.indices + b * p.idx_stride_b + s * p.idx_stride_s);
+    } else {
+      if constexpr (WARPS == 12) setmaxnreg_inc<216>();
+      if constexpr (WARPS == 8 && STAGES == 1) setmaxnreg_inc<200>();
+      consume(wg, warp & 3, lane, b, s, split);
+    }
+  }
+
+  __device__ __forceinline__ void consume(int wgi, int w, int lane, int b, int s, int split) {
+    const int tr0 = 16 * w + (lane >> 2);  // accumulator rows tr0, tr0 + 8 (tokens of S^T, dims of O^T)
+    const int c0 = 2 * (lane & 3);         // columns (heads) 8 jj + c0 + e
+    float o[kMB][kSRegs];
+#pragma unroll
+    for (int mb = 0; mb < kMB; ++mb)
+#pragma unroll
+      for (int i = 0; i < kSRegs; ++i) o[mb][i] = 0.f;
+    float m_run[kNJ][2], l_run[kNJ][2];
+#pragma unroll
+    for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        m_run[jj][e] = kInitMax;
+        l_run[jj][e] = 0.f;
+      }
+    float* red = reinterpret_cast<float*>(base + L.red_off);  // [2][NC][4][BH]
+    const int* valid_s = reinterpret_cast<const int*>(base + L.valid_off);
+    // stmatrix: lane 8 i + j addresses row j (a head) of matrix i = (column block, token half).
+    const unsigned p_base = base_addr + L.p_off + wgi * kPStride;
+    const int sm_i = lane >> 3, sm_j = lane & 7;
+
+    for (int n = 0;; ++n) {
+      const int t = wgi + NC * n;
+      if (t >= n_tiles) break;
+      const int st = t % STAGES;
+      const unsigned ph = (t / STAGES) & 1;
+      float sacc[kSRegs];
+      mbarrier_wait_parity(ready_bar(st, 0), ph);
+      fence_proxy_async_smem();  // the landed copies -> the tensor cores
+      issue_s(sacc, st, 0, 4 * kHalfPanels);
+      mbarrier_wait_parity(ready_bar(st, 1), ph);
+      fence_proxy_async_smem();
+      issue_s(sacc, st, 4 * kHalfPanels, 4 * kPanels);
+      wgmma_commit();
+      wgmma_wait<0>();
+      wgmma_fence_operands(sacc);
+
+      // ---- scale, mask, column max
+      const bool ok0 = valid_s[st * BT + tr0] != 0, ok1 = valid_s[st * BT + tr0 + 8] != 0;
+      float mx[kNJ][2];
+#pragma unroll
+      for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float& v0 = sacc[4 * jj + e];
+          float& v1 = sacc[4 * jj + 2 + e];
+          v0 = ok0 ? v0 * p.scale_log2 : neg_inf();
+          v1 = ok1 ? v1 * p.scale_log2 : neg_inf();
+          float m = fmaxf(v0, v1);
+          m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 4));
+          m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 8));
+          mx[jj][e] = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 16));
+        }
+      float* rb = red + ((n & 1) * NC + wgi) * 4 * BH;
+      if (lane < 4) {
+#pragma unroll
+        for (int jj = 0; jj < kNJ; ++jj)
+          *reinterpret_cast<float2*>(rb + w * BH + 8 * jj + c0) = make_float2(mx[jj][0], mx[jj][1]);
+      }
+      wg_barrier<kBarRed>(wgi);
+      float f[kNJ][2], m_new[kNJ][2];
+#pragma unroll
+      for (int jj = 0; jj < kNJ; ++jj) {
+        float2 a = *reinterpret_cast<const float2*>(rb + 8 * jj + c0);
+#pragma unroll
+        for (int ww = 1; ww < 4; ++ww) {
+          const float2 v = *reinterpret_cast<const float2*>(rb + ww * BH + 8 * jj + c0);
+          a.x = fmaxf(a.x, v.x);
+          a.y = fmaxf(a.y, v.y);
+        }
+        m_new[jj][0] = fmaxf(m_run[jj][0], a.x);
+        m_new[jj][1] = fmaxf(m_run[jj][1], a.y);
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          f[jj][e] = fast_exp2(m_run[jj][e] - m_new[jj][e]);
+          m_run[jj][e] = m_new[jj][e];
+        }
+      }
+      // ---- P = exp2(S - m), running sums (per thread), O^T rescale (same columns)
+#pragma unroll
+      for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float& v0 = sacc[4 * jj + e];
+          float& v1 = sacc[4 * jj + 2 + e];
+          v0 = fast_exp2(v0 - m_new[jj][e]);
+          v1 = fast_exp2(v1 - m_new[jj][e]);
+          l_run[jj][e] = l_run[jj][e] * f[jj][e] + (v0 + v1);
+        }
+#pragma unroll
+      for (int mb = 0; mb < kMB; ++mb)
+#pragma unroll
+        for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) o[mb][4 * jj + i] *= f[jj][i & 1];
+            // ---- P^T -> shared memory as P [BH heads x 64 tokens]: matrix i of an x4 is column block
+            // 2 q + i / 2 (heads) x token half i % 2 (tokens 16 w + 8 (i % 2) ..), stored transposed.
+#pragma unroll
+      for (int q = 0; q < kNJ / 2; ++q) {
+        const int head = 8 * (2 * q + (sm_i >> 1)) + sm_j;
+        const int chunk = 2 * w + (sm_i & 1);
+        stmatrix_x4_trans(
+            p_base + nsa_sw128_offset(head, chunk), pack_bf16x2(sacc[8 * q + 0], sacc[8 * q + 1]),
+            pack_bf16x2(sacc[8 * q + 2], sacc[8 * q + 3]), pack_bf16x2(sacc[8 * q + 4], sacc[8 * q + 5]),
+            pack_bf16x2(sacc[8 * q + 6], sacc[8 * q + 7]));
+      }
+      fence_proxy_async_smem();  // the P stores -> the tensor cores
+      wg_barrier<kBarP>(wgi);
+
+      // ---- O^T += V^T P^T: m-blocks 0-3 read the L half, 4-7 the R half
+      wgmma_fence();
+      issue_pv(o, wgi, st, 0, kMB / 2);
+      wgmma_commit();
+      issue_pv(o, wgi, st, kMB / 2, kMB);
+      wgmma_commit();
+      wgmma_wait<1>();
+#pragma unroll
+      for (int mb = 0; mb < kMB / 2; ++mb) wgmma_fence_operands(o[mb]);
+      mbarrier_arrive(free_bar(st, 0));
+      wgmma_wait<0>();
+#pragma unroll
+      for (int mb = kMB / 2; mb < kMB; ++mb) wgmma_fence_operands(o[mb]);
+      mbarrier_arrive(free_bar(st, 1));
+    }
+
+    // ---- column sums over the lanes, then the warps (and the warpgroups) through shared memory
+#pragma unroll
+    for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        float v = l_run[jj][e];
+        v += __shfl_xor_sync(0xffffffffu, v, 4);
+        v += __shfl_xor_sync(0xffffffffu, v, 8);
+        l_run[jj][e] = v + __shfl_xor_sync(0xffffffffu, v, 16);
+      }
+    float* fin_l = reinterpret_cast<float*>(base + L.fin_off);  // [NC][4][BH]
+    float* fin_m = fin_l + NC * 4 * BH;                         // [NC][BH]
+    if (lane < 4) {
+#pragma unroll
+      for (int jj = 0; jj < kNJ; ++jj) {
+        *reinterpret_cast<float2*>(fin_l + (wgi * 4 + w) * BH + 8 * jj + c0) =
+            make_float2(l_run[jj][0], l_run[jj][1]);
+        if (w == 0)
+          *reinterpret_cast<float2*>(fin_m + wgi * BH + 8 * jj + c0) =
+              make_float2(m_run[jj][0], m_run[jj][1]);
+      }
+    }
+    // Every math warpgroup is past its last wgmma: the kv stages are free (all copies landed,
+    // each tile was waited for).
+    named_barrier_sync(kBarEnd, 128 * NC);
+    float l_tot[kNJ][2];
+    const int wtid = 32 * w + lane;
+    if constexpr (NC == 2) {
+      float* xo = reinterpret_cast<float*>(base + L.kv_off);  // [kMB][kSRegs][128]
+      if (wgi == 1) {
+#pragma unroll
+        for (int mb = 0; mb < kMB; ++mb)
+#pragma unroll
+          for (int i = 0; i < kSRegs; ++i) xo[(mb * kSRegs + i) * 128 + wtid] = o[mb][i];
+      }
+      named_barrier_sync(kBarMerge, 256);
+      if (wgi == 1) return;
+      float a0[kNJ][2], a1[kNJ][2];
+#pragma unroll
+      for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = 8 * jj + c0 + e;
+          const float m0 = m_run[jj][e], m1 = fin_m[BH + col];
+          const float m = fmaxf(m0, m1);
+          a0[jj][e] = fast_exp2(m0 - m);
+          a1[jj][e] = fast_exp2(m1 - m);
+          float l0 = 0.f, l1 = 0.f;
+#pragma unroll
+          for (int ww = 0; ww < 4; ++ww) {
+            l0 += fin_l[ww * BH + col];
+            l1 += fin_l[(4 + ww) * BH + col];
+          }
+          l_tot[jj][e] = a0[jj][e] * l0 + a1[jj][e] * l1;
+          m_run[jj][e] = m;
+        }
+#pragma unroll
+      for (int mb = 0; mb < kMB; ++mb)
+#pragma unroll
+        for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+            o[mb][4 * jj + i] = o[mb][4 * jj + i] * a0[jj][i & 1] +
+                                xo[(mb * kSRegs + 4 * jj + i) * 128 + wtid] * a1[jj][i & 1];
+    } else {
+#pragma unroll
+      for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = 8 * jj + c0 + e;
+          l_tot[jj][e] = fin_l[col] + fin_l[BH + col] + fin_l[2 * BH + col] + fin_l[3 * BH + col];
+        }
+    }
+
+    // ---- epilogue: thread holds O^T[64 mb + tr0 + 8 h][8 jj + c0 + e] = o[mb][4 jj + 2 h + e]
+    constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
+#pragma unroll
+    for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int head = h0 + 8 * jj + c0 + e;
+        if (head >= p.h_q) continue;
+        const float l = l_tot[jj][e];
+        const bool empty = !(l > 0.f);
+        const float m = m_run[jj][e];
+        const float lse2 = empty ? neg_inf() : m + __log2f(l);
+        if (p.num_splits > 1) {
+          const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + head;
+          const float inv = empty ? 0.f : 1.f / l;
+          float* dst = p.partial_out + prow * L.dv + tr0;
+#pragma unroll
+          for (int mb = 0; mb < kMB; ++mb)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) dst[64 * mb + 8 * h] = o[mb][4 * jj + 2 * h + e] * inv;
+          if (w == 0 && lane < 4) {
+            p.partial_stats[prow * 2] = empty ? neg_inf() : m;
+            p.partial_stats[prow * 2 + 1] = lse2;
+          }
+          continue;
+        }
+        float denom = l;
+        if (p.attn_sink != nullptr && !empty) denom += fast_exp2(p.attn_sink[head] * kLog2e - m);
+        const float inv = empty ? 0.f : 1.f / denom;
+        unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + head * p.out_stride_h + tr0;
+#pragma unroll
+        for (int mb = 0; mb < kMB; ++mb)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            dst[64 * mb + 8 * h] =
+                static_cast<unsigned short>(pack_bf16x2(o[mb][4 * jj + 2 * h + e] * inv, 0.f) & 0xffffu);
+        if (w == 0 && lane < 4) {
+          float ml = empty ? neg_inf() : m, ls = lse2;
+          if (p.natural_log) {
+            ml = empty ? neg_inf() : ml * kLn2;
+            ls = empty ? pos_inf() : ls * kLn2;
+          }
+          p.max_logits[b * p.ml_stride_b + s * p.ml_stride_s + head * p.ml_stride_h] = ml;
+          p.lse[b * p.lse_stride_b + s * p.lse_stride_s + head * p.lse_stride_h] = ls;
+        }
+      }
+  }
+};
+
+template <int D, int BH, int BT, int WARPS, int STAGES>
+__device__ __forceinline__ void sparse_mla_fwd_sm90_wgmma_t(const NsaSparseMlaParams& p) {
+  using K = SparseMlaSm90WgmmaT<D, BH, BT, WARPS, STAGES>;
+  extern __shared__ __align__(1024) unsigned char smem_wgmma_t[];
+  K k{p};
+  const unsigned raw = smem_addr(smem_wgmma_t);
+  const unsigned pad = (1024u - (raw & 1023u)) & 1023u;
+  k.base = smem_wgmma_t + pad;
+  k.base_addr = raw + pad;
+  k.run();
+}
+
+}  // namespace nsajit

@@ -1,0 +1,192 @@
+// The transposed-product wgmma variants (knob mma = 2, sm90_wgmma_t.cuh, h_q <= 32): in the
+// space with reasons for the pruned ones, rendered from their template, planned with their own
+// block and shared memory, and the host-visible pieces of the layout (alignment, the stmatrix
+// .trans addressing of P^T).
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <set>
+#include <string>
+
+#include "generator/kernel_family.hpp"
+#include "runtime/error.hpp"
+#include "runtime/sparse_mla_launch.hpp"
+#include "templates/sparse_mla_fwd/wgmma_layout.h"
+
+namespace nsajit {
+namespace {
+
+bool is_mma2(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "mma") return k.value == 2;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("transposed_wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
+  for (int d : {576, 512}) {
+    const auto space =
+        kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{d, 512});
+    std::set<std::string> kept;
+    for (const auto& v : space.kept)
+      if (is_mma2(v)) kept.insert(v.name());
+    std::set<std::string> want;
+    for (int bh : {16, 32})
+      for (int w : {8, 12}) want.insert(fmt::format("nsa_fwd_sm90a_d{}_bh{}_bt64_w{}_st2_mma2", d, bh, w));
+    want.insert(fmt::format("nsa_fwd_sm90a_d{}_bh16_bt64_w8_st1_mma2", d));  // two CTAs per SM
+    if (d == 512) {
+      // Without the rope panel: 3 stages of 64 KB next to a 16-head Q, and two 32-head CTAs per SM.
+      for (int w : {8, 12}) want.insert(fmt::format("nsa_fwd_sm90a_d512_bh16_bt64_w{}_st3_mma2", w));
+      want.insert("nsa_fwd_sm90a_d512_bh32_bt64_w8_st1_mma2");
+    }
+    CHECK(kept == want);
+    int pruned = 0;
+    for (const auto& p : space.pruned) {
+      if (!is_mma2(p.variant)) continue;
+      ++pruned;
+      const int st = p.variant.get("st"), w = p.variant.get("w");
+      if (st == 1 && w == 12) {
+        CHECK_MESSAGE(p.reason.find("w8 only") != std::string::npos, p.variant.name() << ": " << p.reason);
+      } else if (st == 1) {
+        CHECK_MESSAGE(p.reason.find("two CTAs per SM") != std::string::npos, p.variant.name()
+                                                                                 << ": " << p.reason);
+      } else {
+        CHECK(st == 3);
+        CHECK_MESSAGE(p.reason.find("shared memory") != std::string::npos, p.variant.name()
+                                                                               << ": " << p.reason);
+      }
+    }
+    CHECK(pruned + static_cast<int>(kept.size()) == 12);
+    for (const auto& name : kept) {
+      const Variant back = variant_from_name(name);
+      CHECK(back.name() == name);
+      CHECK(back.get("mma") == 2);
+      CHECK(back.knobs.size() == 5);
+    }
+  }
+}
+
+TEST_CASE("transposed_wgmma_variant_renders_its_template_with_the_combine_kernel") {
+  const auto& family = kernel_family(Family::sparse_mla_fwd);
+  for (int w : {8, 12}) {
+    const Variant v = variant_from_name(fmt::format("nsa_fwd_sm90a_d576_bh16_bt64_w{}_st2_mma2", w));
+    const RenderedSource r = family.render(v);
+    REQUIRE(r.kernel_names.size() == 2);
+    CHECK(r.kernel_names[0] == v.name());
+    CHECK(r.kernel_names[1] == v.name() + "_combine");
+    CHECK(r.source.find("#include \"sparse_mla_fwd/sm90_wgmma_t.cuh\"") != std::string::npos);
+    CHECK(r.source.find(fmt::format("sparse_mla_fwd_sm90_wgmma_t<576, 16, 64, {}, 2>(p)", w)) !=
+          std::string::npos);
+    CHECK(r.source.find(fmt::format("__launch_bounds__({}, 1) {}(", w * 32, v.name())) != std::string::npos);
+    CHECK(r.source.find("sparse_mla_combine(p)") != std::string::npos);
+  }
+  // One kv stage: two CTAs per SM, so the launch bounds ask for 2 blocks (128 registers).
+  CHECK(family.render(variant_from_name("nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2"))
+            .source.find("__launch_bounds__(256, 2) nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2(") !=
+        std::string::npos);
+  CHECK(family.render(variant_from_name("nsa_fwd_sm90a_d512_bh32_bt64_w12_st2_mma2"))
+            .source.find("sparse_mla_fwd_sm90_wgmma_t<512, 32, 64, 12, 2>(p)") != std::string::npos);
+  // Shapes the template does not have are refused, not rendered.
+  for (const char* name :
+       {"nsa_fwd_sm90a_d576_bh64_bt64_w8_st2_mma2", "nsa_fwd_sm90a_d576_bh16_bt32_w8_st2_mma2",
+        "nsa_fwd_sm90a_d576_bh16_bt64_w4_st2_mma2", "nsa_fwd_sm90a_d576_bh16_bt64_w8_st3_mma2",
+        "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma3", "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma2_ws2",
+        "nsa_fwd_sm90a_d576_bh16_bt64_w12_st1_mma2", "nsa_fwd_sm90a_d576_bh32_bt64_w8_st1_mma2"})
+    CHECK_THROWS_AS((void)family.render(variant_from_name(name)), Error);
+}
+
+TEST_CASE("transposed_wgmma_plan_uses_its_own_block_and_shared_memory") {
+  SparseMlaProblem pr;
+  pr.d_qk = 576;
+  pr.params.batch = 1;
+  pr.params.s_q = 7;
+  pr.params.h_q = 20;  // the second head block is partly masked
+  pr.params.topk = 2048;
+  pr.params.split_len = 2048;
+  pr.params.num_splits = 1;
+  for (int bh : {16, 32})
+    for (int w : {8, 12}) {
+      const Variant v = variant_from_name(fmt::format("nsa_fwd_sm90a_d576_bh{}_bt64_w{}_st2_mma2", bh, w));
+      const SparseMlaLaunch one = plan_sparse_mla(pr, v, 1, nullptr);
+      CHECK(one.block.x == static_cast<unsigned>(w * 32));
+      CHECK(one.shared_bytes ==
+            static_cast<unsigned>(nsa_sparse_mla_wgmma_t_layout(576, bh, 64, w, 2).smem_bytes));
+      CHECK(one.grid.x == 7);
+      CHECK(one.grid.y == (bh == 16 ? 2u : 1u));
+      CHECK(one.grid.z == 1);
+      CHECK(!one.needs_combine);
+      float workspace = 0.f;  // only its address is planned with
+      const SparseMlaLaunch four = plan_sparse_mla(pr, v, 4, &workspace);
+      CHECK(four.grid.z == 4);
+      CHECK(four.params.split_len == 512);
+      CHECK(four.needs_combine);
+    }
+}
+
+TEST_CASE("transposed_wgmma_layout_keeps_operands_1024_byte_aligned_and_fits") {
+  for (int d : {576, 512})
+    for (int bh : {16, 32})
+      for (int w : {8, 12})
+        for (int st : {1, 2, 3}) {
+          const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(d, bh, 64, w, st);
+          CAPTURE(d);
+          CAPTURE(bh);
+          CAPTURE(w);
+          CAPTURE(st);
+          CHECK(l.threads == w * 32);
+          CHECK(l.math_wgs == w / 4 - 1);
+          CHECK(l.acc_registers == (bh == 16 ? 64 : 128));
+          CHECK(l.q_off == 0);
+          CHECK(l.kv_off >= l.q_bytes);
+          for (int i = 0; i < st; ++i) CHECK((l.kv_off + i * l.kv_stage_bytes) % 1024 == 0);
+          CHECK(l.p_off % 1024 == 0);
+          CHECK(l.p_off >= l.kv_off + st * l.kv_stage_bytes);
+          CHECK(l.valid_off >= l.p_off + l.math_wgs * l.p_bytes);
+          CHECK(l.bar_off % 8 == 0);
+          CHECK(l.smem_bytes == l.bar_off + st * 4 * 8 + 1024);
+          // The second warpgroup's O^T is handed over in the kv stages.
+          CHECK(l.merge_bytes <= st * l.kv_stage_bytes);
+          // A Q panel (bh rows of 128 bytes) starts on a swizzle atom.
+          CHECK((bh * 128) % 1024 == 0);
+        }
+  CHECK(nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 2).smem_bytes <= 227 * 1024);
+  CHECK(nsa_sparse_mla_wgmma_t_layout(576, 32, 64, 12, 2).smem_bytes <= 227 * 1024);
+  CHECK(nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 3).smem_bytes > 227 * 1024);
+  // st1: two CTAs (and their 1 KB reservations) share the 228 KB of an SM.
+  CHECK(2 * (nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 1).smem_bytes + 1024) <= 228 * 1024);
+  CHECK(2 * (nsa_sparse_mla_wgmma_t_layout(512, 32, 64, 8, 1).smem_bytes + 1024) <= 228 * 1024);
+}
+
+TEST_CASE("stmatrix_trans_addressing_puts_every_p_element_at_its_k_major_place_once") {
+  // S^T accumulator (m64 x bh): warp w, lane t holds rows (tokens) 16 w + t / 4 + 8 h and
+  // columns (heads) 8 jj + 2 (t % 4) + e in register 4 jj + 2 h + e. The kernel stores it with
+  // stmatrix.x4.trans: x4 number q, matrix i = (column block 2 q + i / 2, token half i % 2);
+  // lane 8 i + j gives the address of memory row j = head 8 (2 q + i / 2) + j, chunk 2 w + i % 2.
+  // .trans: element (row r, column c) of matrix i (held by lane 4 r + c / 2, half c % 2 of its
+  // register i) lands at memory row c's address + 2 r bytes.
+  for (int bh : {16, 32}) {
+    std::set<int> written;
+    for (int w = 0; w < 4; ++w)
+      for (int q = 0; q < bh / 16; ++q)
+        for (int i = 0; i < 4; ++i)
+          for (int r = 0; r < 8; ++r)
+            for (int c = 0; c < 8; ++c) {
+              const int holder = 4 * r + c / 2, e = c % 2;
+              // What the holder's register i carries, per the accumulator layout.
+              const int jj = 2 * q + i / 2, h = i % 2;
+              const int token = 16 * w + holder / 4 + 8 * h;
+              const int head = 8 * jj + 2 * (holder % 4) + e;
+              // Where the addressing lane (8 i + c) points.
+              const int addr_head = 8 * (2 * q + i / 2) + c;
+              const int addr_chunk = 2 * w + i % 2;
+              const int addr = nsa_sw128_offset(addr_head, addr_chunk) + 2 * r;
+              // The K-major P panel: head row, token column.
+              CHECK(addr == nsa_sw128_offset(head, token / 8) + 2 * (token % 8));
+              written.insert(addr);
+            }
+    CHECK(static_cast<int>(written.size()) == bh * 64);
+  }
+}
+
+}  // namespace nsajit
