@@ -12,6 +12,9 @@ namespace {
 constexpr const char* kWhere = "runtime/topk_select_launch";
 // Keeps two blocks of the largest candidate buffer resident per SM on Hopper (228 KB per SM).
 constexpr std::size_t kSharedBudget = 110 * 1024;
+// A block of 1024 threads holds a whole SM's registers (>= 64 each), so one block per SM: the
+// stream buffer may then take all the shared memory a block can have (fewer shrinks).
+constexpr int kWholeSmThreads = 1024;
 constexpr int kMinCandidates = 1024;
 constexpr std::size_t kCounterAlign = 256;
 
@@ -56,7 +59,8 @@ std::size_t stream_min_buffer_entries(const Variant& v) {
 std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
   std::size_t limit = device.shared_memory_per_block_optin;
   if (limit == 0) limit = static_cast<std::size_t>(v.target.max_shared_bytes);
-  std::size_t budget = std::min(limit, kSharedBudget);
+  const bool whole_sm = has_stream_buffer(v) && v.get("t") >= kWholeSmThreads;
+  std::size_t budget = whole_sm ? limit : std::min(limit, kSharedBudget);
   // On AMD the kernel's static LDS (<= 104 B) shares the 64 KB with the dynamic part.
   if (v.target.vendor == Vendor::amd) budget -= 256;
   if (budget < topk_select_min_shared_bytes(v))
@@ -82,7 +86,7 @@ constexpr int kThresholdCandidates = 8192;
 constexpr std::size_t kThresholdRowCounters = 4;
 
 int split_fill(const Variant& v) {
-  return is_threshold(v) ? kThresholdFill : kSplitFill;
+  return is_threshold(v) && v.get("t") < kWholeSmThreads ? kThresholdFill : kSplitFill;
 }
 
 std::size_t align_up(std::size_t bytes) {

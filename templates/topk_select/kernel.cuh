@@ -584,15 +584,22 @@ struct StreamSelect {
   }
 
   // Streams s through the filter; the caller has set ss->tau and ss->count.
+  // The block checks for a full buffer once every `every` slots (one barrier), so the buffer
+  // keeps room for that many rounds of loads: every = the most rounds (<= I) that leave at
+  // least half of it, and at least one.
   template <class Stream>
   NSA_TOPK_BLOCK_FN void run(const Stream& s, int k) {
     constexpr int V = Stream::V;
-    const int room = capacity - T * V;  // the buffer takes one more round while count <= room
+    int every = capacity / 2 / (T * V);
+    every = every < 1 ? 1 : (every > I ? I : every);
+    const int room = capacity - every * T * V;  // the buffer takes `every` more rounds while count <= room
     const int target = k + (room - k) / 4;
     const int slots = s.slots();
     typename Stream::Payload v[I];
     NSA_TOPK_UNROLL
     for (int i = 0; i < I; ++i) v[i] = s.load(i);
+    bool over = false;
+    int until_check = every;
     for (int base = 0; base < slots; base += I) {
       NSA_TOPK_UNROLL
       for (int i = 0; i < I; ++i) {
@@ -608,7 +615,12 @@ struct StreamSelect {
           for (int e = 0; e < V; ++e)
             if (c[e] != 0ull && c[e] >= tau) keep |= 1u << e;
           const int end = warp_append<V>(&ss->count, c, keep);
-          if (block_any(end > room)) shrink(ss->count, k, target);
+          over = over || end > room;
+          if (--until_check == 0 || slot == slots - 1) {  // the same slots in every thread
+            if (block_any(over)) shrink(ss->count, k, target);
+            over = false;
+            until_check = every;
+          }
         }
       }
     }

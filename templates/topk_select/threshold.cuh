@@ -214,8 +214,17 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
     block.write_row(p, row, block.finish(p.k));
     return;
   }
-  block.radix.select(GlobalListSource{list, cands}, cands, need, (u64)digit << (64 - R), R);  // all digit D
-  const int got = st->selected;                                                               // == need
+  // The candidates all have digit D. Read once into the top of the buffer when they fit above
+  // the selected set (<= NSA_TOPK_MAX_K entries), so the select's passes stay in shared memory.
+  if (cands <= p.buffer_capacity - NSA_TOPK_MAX_K) {
+    u64* staged = block.buf + (p.buffer_capacity - cands);
+    for (int i = (int)threadIdx.x; i < cands; i += T) staged[i] = NSA_TOPK_LOAD_COHERENT(list + i);
+    __syncthreads();
+    block.radix.select(SharedListSource{staged, cands}, cands, need, (u64)digit << (64 - R), R);
+  } else {
+    block.radix.select(GlobalListSource{list, cands}, cands, need, (u64)digit << (64 - R), R);
+  }
+  const int got = st->selected;  // == need
   if (!p.sorted) {
     for (int i = (int)threadIdx.x; i < got; i += T) out[above + i] = position_of(block.buf[i]);
     return;
