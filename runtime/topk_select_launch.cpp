@@ -15,6 +15,7 @@ constexpr std::size_t kSharedBudget = 110 * 1024;
 // A block of 1024 threads holds a whole SM's registers (>= 64 each), so one block per SM: the
 // stream buffer may then take all the shared memory a block can have (fewer shrinks).
 constexpr int kWholeSmThreads = 1024;
+constexpr std::size_t kStaticSharedReserve = 1024;
 constexpr int kMinCandidates = 1024;
 constexpr std::size_t kCounterAlign = 256;
 
@@ -60,7 +61,8 @@ std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
   std::size_t limit = device.shared_memory_per_block_optin;
   if (limit == 0) limit = static_cast<std::size_t>(v.target.max_shared_bytes);
   const bool whole_sm = has_stream_buffer(v) && v.get("t") >= kWholeSmThreads;
-  std::size_t budget = whole_sm ? limit : std::min(limit, kSharedBudget);
+  // The opt-in limit covers the kernel's static shared memory (block state, <= 1 KB) too.
+  std::size_t budget = whole_sm ? limit - kStaticSharedReserve : std::min(limit, kSharedBudget);
   // On AMD the kernel's static LDS (<= 104 B) shares the 64 KB with the dynamic part.
   if (v.target.vendor == Vendor::amd) budget -= 256;
   if (budget < topk_select_min_shared_bytes(v))

@@ -412,14 +412,29 @@ struct FloatStream {
     if (u < units) x = body[u];
     return x;
   }
-  __device__ __forceinline__ void decode(const Payload& x, int slot, u64 (&c)[V]) const {
+  // Composites of the unit into c, and which of them are >= tau (bit e = c[e] passes).
+  // Once tau's key is a number (not NaN's 0 or a prefix below -inf), a float compare against
+  // that number rejects every element of a smaller key first: only the few that pass it pay for
+  // the order key and the 64-bit compare (they decide ties of the equal key by position).
+  __device__ __forceinline__ u32 filter(const Payload& x, int slot, u64 tau, u64 (&c)[V]) const {
     const int u = slot * T + (int)threadIdx.x;
     const int pos = first + 4 * u;
     const bool ok = u < units;
-    c[0] = ok ? composite(order_key(x.x), pos) : 0ull;
-    c[1] = ok ? composite(order_key(x.y), pos + 1) : 0ull;
-    c[2] = ok ? composite(order_key(x.z), pos + 2) : 0ull;
-    c[3] = ok ? composite(order_key(x.w), pos + 3) : 0ull;
+    const float f[4] = {x.x, x.y, x.z, x.w};
+    const u32 tau_key = (u32)(tau >> 32);
+    bool maybe[4] = {ok, ok, ok, ok};
+    if (tau_key >= 0x007fffffu) {  // the key of -inf or above: a number
+      const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
+      NSA_TOPK_UNROLL
+      for (int e = 0; e < 4; ++e) maybe[e] = ok && f[e] >= bound;  // NaN: false
+    }
+    u32 keep = 0;
+    NSA_TOPK_UNROLL
+    for (int e = 0; e < 4; ++e) {
+      c[e] = maybe[e] ? composite(order_key(f[e]), pos + e) : 0ull;
+      if (c[e] != 0ull && c[e] >= tau) keep |= 1u << e;
+    }
+    return keep;
   }
 };
 
@@ -441,9 +456,10 @@ struct ListStream {
     x.b = j + T < n ? NSA_TOPK_LOAD_COHERENT(list + j + T) : 0ull;
     return x;
   }
-  __device__ __forceinline__ void decode(const Payload& x, int, u64 (&c)[V]) const {
+  __device__ __forceinline__ u32 filter(const Payload& x, int, u64 tau, u64 (&c)[V]) const {
     c[0] = x.a;
     c[1] = x.b;
+    return (x.a != 0ull && x.a >= tau ? 1u : 0u) | (x.b != 0ull && x.b >= tau ? 2u : 0u);
   }
 };
 
@@ -470,27 +486,29 @@ struct StreamSelect {
 
   // Appends c[e] for every set bit e of keep at slots of buf reserved with one shared atomic per
   // warp. Every lane of the warp calls it. Returns the warp's end slot, or -1 if it appended none.
+  // One ballot per element index gives each lane its offset (population count of the lanes
+  // below it), no shuffle scan.
   template <int V>
   __device__ __forceinline__ int warp_append(int* counter, const u64 (&c)[V], u32 keep) {
-    int m = 0;
+    nsa_lane_mask_t masks[V];
+    int total = 0;
     NSA_TOPK_UNROLL
-    for (int e = 0; e < V; ++e) m += (int)((keep >> e) & 1u);
-    if (NSA_BALLOT(m > 0) == 0) return -1;
-    const int lane = (int)threadIdx.x % W;
-    int incl = m;
-    NSA_TOPK_UNROLL
-    for (int o = 1; o < W; o <<= 1) {
-      const int y = NSA_TOPK_SHFL_UP(incl, o);
-      if (lane >= o) incl += y;
+    for (int e = 0; e < V; ++e) {
+      masks[e] = NSA_BALLOT((keep >> e) & 1u);
+      total += (int)NSA_POPC_MASK(masks[e]);
     }
-    const int total = NSA_SHFL(incl, W - 1);
+    if (total == 0) return -1;
+    const int lane = (int)threadIdx.x % W;
     int base = 0;
-    if (lane == W - 1) base = atomicAdd(counter, total);
-    base = NSA_SHFL(base, W - 1);
-    int at = base + incl - m;
+    if (lane == 0) base = atomicAdd(counter, total);
+    base = NSA_SHFL(base, 0);
+    const nsa_lane_mask_t below = (((nsa_lane_mask_t)1) << lane) - (nsa_lane_mask_t)1;
+    int at = base;
     NSA_TOPK_UNROLL
-    for (int e = 0; e < V; ++e)
-      if ((keep >> e) & 1u) buf[at++] = c[e];
+    for (int e = 0; e < V; ++e) {
+      if ((keep >> e) & 1u) buf[at + (int)NSA_POPC_MASK(masks[e] & below)] = c[e];
+      at += (int)NSA_POPC_MASK(masks[e]);
+    }
     return base + total;
   }
 
@@ -608,12 +626,7 @@ struct StreamSelect {
           const typename Stream::Payload x = v[i];
           v[i] = s.load(slot + I);  // keeps I loads in flight
           u64 c[V];
-          s.decode(x, slot, c);
-          const u64 tau = ss->tau;
-          u32 keep = 0;
-          NSA_TOPK_UNROLL
-          for (int e = 0; e < V; ++e)
-            if (c[e] != 0ull && c[e] >= tau) keep |= 1u << e;
+          const u32 keep = s.filter(x, slot, ss->tau, c);
           const int end = warp_append<V>(&ss->count, c, keep);
           over = over || end > room;
           if (--until_check == 0 || slot == slots - 1) {  // the same slots in every thread

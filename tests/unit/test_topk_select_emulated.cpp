@@ -115,6 +115,9 @@ T __ldcg(const T* p) {
 inline unsigned __float_as_uint(float f) {
   return std::bit_cast<unsigned>(f);
 }
+inline float __uint_as_float(unsigned u) {
+  return std::bit_cast<float>(u);
+}
 inline int atomicAdd(int* p, int v) {
   return std::atomic_ref<int>(*p).fetch_add(v);
 }
