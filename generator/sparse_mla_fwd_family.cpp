@@ -123,16 +123,29 @@ std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int b
 // is the wgmma M (64 tokens), the head block (16 or 32) its N: S^T = K Q^T, O^T += V^T P^T.
 // w 8: one math warpgroup + a producer warpgroup; w 12: two math warpgroups on alternate tiles.
 // st 1 (w 8 only): one kv stage, sized for two CTAs per SM that hide each other's gather.
+// A last knob "sx" = the softmax schedule (absent: 1, the column max exchanged every tile;
+// 2: a lazy max, exchanged only when the warpgroup votes that a score outgrew the reference,
+// P double-buffered), same launch, 2-4 KB more shared memory.
 constexpr int kWgmmaTBlockH[] = {16, 32};
+constexpr int kWgmmaTSoftmax[] = {1, 2};
 constexpr int kWgmmaTWarps[] = {8, 12};
 constexpr int kWgmmaTStages[] = {1, 2, 3};
 constexpr int kSm90SharedPerSm = 228 * 1024;  // of which 1 KB per resident CTA is reserved
 
-Variant make_wgmma_t_variant(const Target& t, const Geometry& g, int bh, int w, int st) {
-  return Variant{Family::sparse_mla_fwd, t, g, {{"bh", bh}, {"bt", 64}, {"w", w}, {"st", st}, {"mma", 2}}};
+int softmax_schedule(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "sx") return k.value;
+  return 1;
 }
 
-std::string wgmma_t_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
+Variant make_wgmma_t_variant(const Target& t, const Geometry& g, int bh, int w, int st, int sx = 1) {
+  Variant v{Family::sparse_mla_fwd, t, g, {{"bh", bh}, {"bt", 64}, {"w", w}, {"st", st}, {"mma", 2}}};
+  if (sx != 1) v.knobs.push_back({"sx", sx});
+  return v;
+}
+
+std::string wgmma_t_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st,
+                                 int sx = 1) {
   if (!t.has_wgmma) return "wgmma: the target has no warpgroup tensor-core instructions";
   if (bh != 16 && bh != 32)
     return fmt::format("wgmma mma2: the head block is the wgmma N, 16 or 32, not {}", bh);
@@ -142,7 +155,9 @@ std::string wgmma_t_prune_reason(const Target& t, const Geometry& g, int bh, int
   if (st < 1 || st > 4) return "wgmma mma2: 1-4 kv stages";
   if (st == 1 && w != 8)
     return "wgmma mma2 st1: two math warpgroups on one kv stage would take turns (st1 is w8 only)";
-  const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(g.d_qk, bh, bt, w, st);
+  if (sx != 1 && sx != 2)
+    return fmt::format("wgmma mma2: softmax schedule sx{} does not exist (1 every tile, 2 lazy)", sx);
+  const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(g.d_qk, bh, bt, w, st, sx);
   if (l.smem_bytes > t.max_shared_bytes)
     return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
   if (st == 1 && 2 * (l.smem_bytes + 1024) > kSm90SharedPerSm)
@@ -200,16 +215,17 @@ class SparseMlaFwdFamily final : public KernelFamily {
             s.pruned.push_back({std::move(v), std::move(why)});
           }
         }
-    for (int bh : kWgmmaTBlockH)
-      for (int w : kWgmmaTWarps)
-        for (int st : kWgmmaTStages) {
-          Variant v = make_wgmma_t_variant(t, g, bh, w, st);
-          if (std::string why = wgmma_t_prune_reason(t, g, bh, 64, w, st); why.empty()) {
-            s.kept.push_back(std::move(v));
-          } else {
-            s.pruned.push_back({std::move(v), std::move(why)});
+    for (int sx : kWgmmaTSoftmax)
+      for (int bh : kWgmmaTBlockH)
+        for (int w : kWgmmaTWarps)
+          for (int st : kWgmmaTStages) {
+            Variant v = make_wgmma_t_variant(t, g, bh, w, st, sx);
+            if (std::string why = wgmma_t_prune_reason(t, g, bh, 64, w, st, sx); why.empty()) {
+              s.kept.push_back(std::move(v));
+            } else {
+              s.pruned.push_back({std::move(v), std::move(why)});
+            }
           }
-        }
     return s;
   }
 
@@ -280,10 +296,11 @@ class SparseMlaFwdFamily final : public KernelFamily {
   }
 
   static RenderedSource render_wgmma_t(const Variant& v, int bh, int bt, int w, int st) {
-    if (v.knobs.size() != 5)
+    const int sx = softmax_schedule(v);
+    if (v.knobs.size() != (sx == 1 ? 5u : 6u) || (sx != 1 && v.knobs.back().name != "sx"))
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
-           "a transposed wgmma variant has exactly the knobs bh, bt, w, st, mma");
-    if (std::string why = wgmma_t_prune_reason(v.target, v.geometry, bh, bt, w, st); !why.empty())
+           "a transposed wgmma variant has exactly the knobs bh, bt, w, st, mma and optionally sx (not 1)");
+    if (std::string why = wgmma_t_prune_reason(v.target, v.geometry, bh, bt, w, st, sx); !why.empty())
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
            "pruned: " + why);
     const std::string name = v.name();
@@ -296,14 +313,14 @@ class SparseMlaFwdFamily final : public KernelFamily {
         "extern \"C\" __global__ void __launch_bounds__({threads}, {blocks}) {name}(const NsaSparseMlaParams "
         "p) "
         "{{\n"
-        "  nsajit::sparse_mla_fwd_sm90_wgmma_t<{d}, {bh}, {bt}, {w}, {st}>(p);\n"
+        "  nsajit::sparse_mla_fwd_sm90_wgmma_t<{d}, {bh}, {bt}, {w}, {st}{sx}>(p);\n"
         "}}\n\n"
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_combine(p);\n"
         "}}\n",
         fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("blocks", st == 1 ? 2 : 1),
         fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w),
-        fmt::arg("st", st));
+        fmt::arg("st", st), fmt::arg("sx", sx == 1 ? "" : fmt::format(", {}", sx)));
     return r;
   }
 

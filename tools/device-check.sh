@@ -51,7 +51,7 @@ if want multi; then  # issue 9: tune a topk list on 1 GPU and on all, then 8 ran
 fi
 if want ncu; then  # the dispatched kernel (not the combine) at s_q 4096, per h_q
   for hq in ${NCU_HQ:-16 128}; do
-    step "ncu h_q $hq" ncu-h$hq.log timeout 240 ncu --clock-control none --kernel-name 'regex:^nsa_fwd_.*_st[0-9](_g1|_mma[12](_ws2)?)?$' \
+    step "ncu h_q $hq" ncu-h$hq.log timeout 240 ncu --clock-control none --kernel-name 'regex:^nsa_fwd_.*_st[0-9](_g1|_mma[12](_ws2|_sx2)?)?$' \
       --launch-skip 2 --launch-count 1 --section SpeedOfLight --section WarpStateStats --section MemoryWorkloadAnalysis \
       --section Occupancy --section SchedulerStats $B/nsa-tune bench --topk 2048 --s-q 4096 --h-q $hq --reps 20
   done

@@ -40,15 +40,16 @@
 
 namespace nsajit {
 
-template <int D, int BH, int BT, int WARPS, int STAGES>
+template <int D, int BH, int BT, int WARPS, int STAGES, int SX = 1>
 struct SparseMlaSm90WgmmaT {
-  static constexpr NsaSparseMlaWgmmaTLayout L = nsa_sparse_mla_wgmma_t_layout(D, BH, BT, WARPS, STAGES);
+  static constexpr NsaSparseMlaWgmmaTLayout L = nsa_sparse_mla_wgmma_t_layout(D, BH, BT, WARPS, STAGES, SX);
   static_assert(BH == 16 || BH == 32, "the head block is the wgmma N: 16 or 32");
   static_assert(BT == 64, "the kv tile is the wgmma M: 64 tokens");
   static_assert(WARPS == 8 || WARPS == 12, "one or two math warpgroups and one producer warpgroup");
   static_assert(STAGES >= 1 && STAGES <= 4, "1-4 kv stages (1: two CTAs per SM overlap each other)");
   static_assert(STAGES >= 2 || WARPS == 8, "two math warpgroups on one kv stage would take turns");
   static_assert(D % 64 == 0 && L.dv == 512 && D >= L.dv, "d is 512 or 512 + whole 64-column panels");
+  static_assert(SX == 1 || SX == 2, "softmax schedule: 1 exchange every tile, 2 lazy (voted) max");
   static constexpr int NC = WARPS / 4 - 1;  // math warpgroups
   static constexpr int kPanels = D / 64;
   static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
@@ -57,6 +58,10 @@ struct SparseMlaSm90WgmmaT {
   static constexpr int kNJ = BH / 8;     // 8-column blocks of an accumulator
   static constexpr int kPStride = (L.p_bytes + 1023) / 1024 * 1024;
   static constexpr float kInitMax = -1e30f;
+  // SX 2: P = exp2(s - m_ref) with a stale per-head reference m_ref; the warpgroup re-agrees on
+  // m_ref only when some score exceeds it by more than this (log2 units), so P <= 2^8: bf16 keeps
+  // its relative precision and the fp32 sums have ample range.
+  static constexpr float kLazyMargin = 8.f;
   // Named barriers (0 is __syncthreads): per math warpgroup (128 threads) the column-max exchange
   // and the P^T hand-over; all math threads at the end; the O^T merge of two warpgroups. The ids
   // are compile-time constants, so ptxas reserves only these (not all 16: two CTAs per SM).
@@ -68,6 +73,24 @@ struct SparseMlaSm90WgmmaT {
     } else {
       named_barrier_sync(ID + 1, 128);
     }
+  }
+  // The same barrier with an OR over the 128 threads' predicates (bar.red.or.pred): the vote costs
+  // nothing over the plain barrier it replaces.
+  template <int ID>
+  static __device__ __forceinline__ bool barrier_or(bool pred) {
+    int any;
+    asm volatile(
+        "{\n\t.reg .pred pin, pout;\n\tsetp.ne.s32 pin, %1, 0;\n\t"
+        "bar.red.or.pred pout, %2, 128, pin;\n\tselp.s32 %0, 1, 0, pout;\n\t}\n"
+        : "=r"(any)
+        : "r"(pred ? 1 : 0), "n"(ID)
+        : "memory");
+    return any != 0;
+  }
+  template <int ID>
+  static __device__ __forceinline__ bool wg_barrier_or(int wgi, bool pred) {
+    if (NC == 1 || wgi == 0) return barrier_or<ID>(pred);
+    return barrier_or<ID + 1>(pred);
   }
   static_assert(L.merge_bytes <= STAGES * L.kv_stage_bytes, "the merged O^T fits in the kv stages");
 
@@ -103,8 +126,8 @@ struct SparseMlaSm90WgmmaT {
                                 BT * 128, 1024);
   }
   // B of O^T: P [BH heads x 16 tokens of k-step kk], K-major (one swizzle panel).
-  __device__ __forceinline__ unsigned long long p_desc(int wgi, int kk) const {
-    return nsa_wgmma_desc_sw128(base_addr + L.p_off + wgi * kPStride + kk * 32, 16, 1024);
+  __device__ __forceinline__ unsigned long long p_desc(int pbuf, int kk) const {
+    return nsa_wgmma_desc_sw128(base_addr + L.p_off + pbuf * kPStride + kk * 32, 16, 1024);
   }
 
   // ---------------------------------------------------------------- producer warpgroup
@@ -167,12 +190,25 @@ struct SparseMlaSm90WgmmaT {
     for (int kk = kk_begin; kk < kk_end; ++kk)
       wgmma_m64nNk16_ss<BH, 0>(sacc, k_desc(st, kk), q_desc(kk), kk == 0 ? 0 : 1);
   }
-  __device__ __forceinline__ void issue_pv(float (&o)[kMB][kSRegs], int wgi, int st, int mb_begin,
+  __device__ __forceinline__ void issue_pv(float (&o)[kMB][kSRegs], int pbuf, int st, int mb_begin,
                                            int mb_end) const {
 #pragma unroll
     for (int mb = mb_begin; mb < mb_end; ++mb)
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) wgmma_m64nNk16_ss<BH, 1>(o[mb], v_desc(st, mb, kk), p_desc(wgi, kk), 1);
+      for (int kk = 0; kk < 4; ++kk) wgmma_m64nNk16_ss<BH, 1>(o[mb], v_desc(st, mb, kk), p_desc(pbuf, kk), 1);
+  }
+  // P^T -> shared memory as P [BH heads x 64 tokens]: matrix i of an x4 is column block
+  // 2 q + i / 2 (heads) x token half i % 2 (tokens 16 w + 8 (i % 2) ..), stored transposed.
+  static __device__ __forceinline__ void store_p(unsigned p_base, int w, int sm_i, int sm_j,
+                                                 const float (&pv)[kSRegs]) {
+#pragma unroll
+    for (int q = 0; q < kNJ / 2; ++q) {
+      const int head = 8 * (2 * q + (sm_i >> 1)) + sm_j;
+      const int chunk = 2 * w + (sm_i & 1);
+      stmatrix_x4_trans(p_base + nsa_sw128_offset(head, chunk), pack_bf16x2(pv[8 * q + 0], pv[8 * q + 1]),
+                        pack_bf16x2(pv[8 * q + 2], pv[8 * q + 3]), pack_bf16x2(pv[8 * q + 4], pv[8 * q + 5]),
+                        pack_bf16x2(pv[8 * q + 6], pv[8 * q + 7]));
+    }
   }
 
   __device__ __forceinline__ void run() {
@@ -219,18 +255,20 @@ struct SparseMlaSm90WgmmaT {
     for (int mb = 0; mb < kMB; ++mb)
 #pragma unroll
       for (int i = 0; i < kSRegs; ++i) o[mb][i] = 0.f;
-    float m_run[kNJ][2], l_run[kNJ][2];
+    // m_run: the per-head reference of P and l_run (the running max with SX 1, a stale one with
+    // SX 2); m_true (SX 2): this thread's running max of the scores, for max_logits.
+    float m_run[kNJ][2], l_run[kNJ][2], m_true[kNJ][2];
 #pragma unroll
     for (int jj = 0; jj < kNJ; ++jj)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         m_run[jj][e] = kInitMax;
         l_run[jj][e] = 0.f;
+        m_true[jj][e] = neg_inf();
       }
     float* red = reinterpret_cast<float*>(base + L.red_off);  // [2][NC][4][BH]
     const int* valid_s = reinterpret_cast<const int*>(base + L.valid_off);
     // stmatrix: lane 8 i + j addresses row j (a head) of matrix i = (column block, token half).
-    const unsigned p_base = base_addr + L.p_off + wgi * kPStride;
     const int sm_i = lane >> 3, sm_j = lane & 7;
 
     for (int n = 0;; ++n) {
@@ -249,9 +287,8 @@ struct SparseMlaSm90WgmmaT {
       wgmma_wait<0>();
       wgmma_fence_operands(sacc);
 
-      // ---- scale, mask, column max
+      // ---- scale, mask
       const bool ok0 = valid_s[st * BT + tr0] != 0, ok1 = valid_s[st * BT + tr0 + 8] != 0;
-      float mx[kNJ][2];
 #pragma unroll
       for (int jj = 0; jj < kNJ; ++jj)
 #pragma unroll
@@ -260,72 +297,105 @@ struct SparseMlaSm90WgmmaT {
           float& v1 = sacc[4 * jj + 2 + e];
           v0 = ok0 ? v0 * p.scale_log2 : neg_inf();
           v1 = ok1 ? v1 * p.scale_log2 : neg_inf();
-          float m = fmaxf(v0, v1);
-          m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 4));
-          m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 8));
-          mx[jj][e] = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 16));
         }
-      float* rb = red + ((n & 1) * NC + wgi) * 4 * BH;
-      if (lane < 4) {
-#pragma unroll
-        for (int jj = 0; jj < kNJ; ++jj)
-          *reinterpret_cast<float2*>(rb + w * BH + 8 * jj + c0) = make_float2(mx[jj][0], mx[jj][1]);
-      }
-      wg_barrier<kBarRed>(wgi);
-      float f[kNJ][2], m_new[kNJ][2];
-#pragma unroll
-      for (int jj = 0; jj < kNJ; ++jj) {
-        float2 a = *reinterpret_cast<const float2*>(rb + 8 * jj + c0);
-#pragma unroll
-        for (int ww = 1; ww < 4; ++ww) {
-          const float2 v = *reinterpret_cast<const float2*>(rb + ww * BH + 8 * jj + c0);
-          a.x = fmaxf(a.x, v.x);
-          a.y = fmaxf(a.y, v.y);
-        }
-        m_new[jj][0] = fmaxf(m_run[jj][0], a.x);
-        m_new[jj][1] = fmaxf(m_run[jj][1], a.y);
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          f[jj][e] = fast_exp2(m_run[jj][e] - m_new[jj][e]);
-          m_run[jj][e] = m_new[jj][e];
-        }
-      }
-      // ---- P = exp2(S - m), running sums (per thread), O^T rescale (same columns)
-#pragma unroll
-      for (int jj = 0; jj < kNJ; ++jj)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float& v0 = sacc[4 * jj + e];
-          float& v1 = sacc[4 * jj + 2 + e];
-          v0 = fast_exp2(v0 - m_new[jj][e]);
-          v1 = fast_exp2(v1 - m_new[jj][e]);
-          l_run[jj][e] = l_run[jj][e] * f[jj][e] + (v0 + v1);
-        }
-#pragma unroll
-      for (int mb = 0; mb < kMB; ++mb)
+      // P of this tile: its own buffer with SX 2 (the previous tile's P may still be read by a
+      // slower warp's O^T; SX 1 has the column-max barrier in between).
+      const unsigned p_base = base_addr + L.p_off + (SX == 2 ? 2 * wgi + (n & 1) : wgi) * kPStride;
+      bool exchange = true;
+      if constexpr (SX == 2) {
+        // ---- lazy max: P against the reference, stored speculatively; the P barrier votes whether
+        // any score exceeds the reference by more than kLazyMargin. Usually none does: no column
+        // max exchange, no O^T rescale, one barrier per tile.
+        bool grow = false;
+        float pv[kSRegs], psum[kNJ][2];
 #pragma unroll
         for (int jj = 0; jj < kNJ; ++jj)
 #pragma unroll
-          for (int i = 0; i < 4; ++i) o[mb][4 * jj + i] *= f[jj][i & 1];
-            // ---- P^T -> shared memory as P [BH heads x 64 tokens]: matrix i of an x4 is column block
-            // 2 q + i / 2 (heads) x token half i % 2 (tokens 16 w + 8 (i % 2) ..), stored transposed.
+          for (int e = 0; e < 2; ++e) {
+            const float v0 = sacc[4 * jj + e], v1 = sacc[4 * jj + 2 + e];
+            const float m = fmaxf(v0, v1);
+            m_true[jj][e] = fmaxf(m_true[jj][e], m);
+            grow = grow || m > m_run[jj][e] + kLazyMargin;
+            pv[4 * jj + e] = fast_exp2(v0 - m_run[jj][e]);
+            pv[4 * jj + 2 + e] = fast_exp2(v1 - m_run[jj][e]);
+            psum[jj][e] = pv[4 * jj + e] + pv[4 * jj + 2 + e];
+          }
+        store_p(p_base, w, sm_i, sm_j, pv);
+        fence_proxy_async_smem();  // the P stores -> the tensor cores
+        exchange = wg_barrier_or<kBarP>(wgi, grow);
+        if (!exchange) {
 #pragma unroll
-      for (int q = 0; q < kNJ / 2; ++q) {
-        const int head = 8 * (2 * q + (sm_i >> 1)) + sm_j;
-        const int chunk = 2 * w + (sm_i & 1);
-        stmatrix_x4_trans(
-            p_base + nsa_sw128_offset(head, chunk), pack_bf16x2(sacc[8 * q + 0], sacc[8 * q + 1]),
-            pack_bf16x2(sacc[8 * q + 2], sacc[8 * q + 3]), pack_bf16x2(sacc[8 * q + 4], sacc[8 * q + 5]),
-            pack_bf16x2(sacc[8 * q + 6], sacc[8 * q + 7]));
+          for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) l_run[jj][e] += psum[jj][e];
+        }
       }
-      fence_proxy_async_smem();  // the P stores -> the tensor cores
-      wg_barrier<kBarP>(wgi);
+      // ---- the exchange (SX 1: every tile; SX 2: when the vote says so, all warps together)
+      if (exchange) {
+        float mx[kNJ][2];
+#pragma unroll
+        for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float v0 = sacc[4 * jj + e], v1 = sacc[4 * jj + 2 + e];
+            float m = fmaxf(v0, v1);
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 4));
+            m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 8));
+            mx[jj][e] = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 16));
+          }
+        float* rb = red + ((n & 1) * NC + wgi) * 4 * BH;
+        if (lane < 4) {
+#pragma unroll
+          for (int jj = 0; jj < kNJ; ++jj)
+            *reinterpret_cast<float2*>(rb + w * BH + 8 * jj + c0) = make_float2(mx[jj][0], mx[jj][1]);
+        }
+        wg_barrier<kBarRed>(wgi);
+        float f[kNJ][2], m_new[kNJ][2];
+#pragma unroll
+        for (int jj = 0; jj < kNJ; ++jj) {
+          float2 a = *reinterpret_cast<const float2*>(rb + 8 * jj + c0);
+#pragma unroll
+          for (int ww = 1; ww < 4; ++ww) {
+            const float2 v = *reinterpret_cast<const float2*>(rb + ww * BH + 8 * jj + c0);
+            a.x = fmaxf(a.x, v.x);
+            a.y = fmaxf(a.y, v.y);
+          }
+          m_new[jj][0] = fmaxf(m_run[jj][0], a.x);
+          m_new[jj][1] = fmaxf(m_run[jj][1], a.y);
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            f[jj][e] = fast_exp2(m_run[jj][e] - m_new[jj][e]);
+            m_run[jj][e] = m_new[jj][e];
+          }
+        }
+        // ---- P = exp2(S - m), running sums (per thread), O^T rescale (same columns)
+#pragma unroll
+        for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& v0 = sacc[4 * jj + e];
+            float& v1 = sacc[4 * jj + 2 + e];
+            v0 = fast_exp2(v0 - m_new[jj][e]);
+            v1 = fast_exp2(v1 - m_new[jj][e]);
+            l_run[jj][e] = l_run[jj][e] * f[jj][e] + (v0 + v1);
+          }
+#pragma unroll
+        for (int mb = 0; mb < kMB; ++mb)
+#pragma unroll
+          for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+            for (int i = 0; i < 4; ++i) o[mb][4 * jj + i] *= f[jj][i & 1];
+        store_p(p_base, w, sm_i, sm_j, sacc);
+        fence_proxy_async_smem();  // the P stores -> the tensor cores
+        wg_barrier<kBarP>(wgi);
+      }
 
       // ---- O^T += V^T P^T: m-blocks 0-3 read the L half, 4-7 the R half
       wgmma_fence();
-      issue_pv(o, wgi, st, 0, kMB / 2);
+      const int pbuf = SX == 2 ? 2 * wgi + (n & 1) : wgi;
+      issue_pv(o, pbuf, st, 0, kMB / 2);
       wgmma_commit();
-      issue_pv(o, wgi, st, kMB / 2, kMB);
+      issue_pv(o, pbuf, st, kMB / 2, kMB);
       wgmma_commit();
       wgmma_wait<1>();
 #pragma unroll
@@ -347,8 +417,20 @@ struct SparseMlaSm90WgmmaT {
         v += __shfl_xor_sync(0xffffffffu, v, 8);
         l_run[jj][e] = v + __shfl_xor_sync(0xffffffffu, v, 16);
       }
+    if constexpr (SX == 2) {
+#pragma unroll
+      for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          float v = m_true[jj][e];
+          v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 4));
+          v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 8));
+          m_true[jj][e] = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 16));
+        }
+    }
     float* fin_l = reinterpret_cast<float*>(base + L.fin_off);  // [NC][4][BH]
     float* fin_m = fin_l + NC * 4 * BH;                         // [NC][BH]
+    float* fin_t = fin_m + NC * BH;                             // SX 2: [NC][4][BH] true maxima
     if (lane < 4) {
 #pragma unroll
       for (int jj = 0; jj < kNJ; ++jj) {
@@ -357,6 +439,9 @@ struct SparseMlaSm90WgmmaT {
         if (w == 0)
           *reinterpret_cast<float2*>(fin_m + wgi * BH + 8 * jj + c0) =
               make_float2(m_run[jj][0], m_run[jj][1]);
+        if constexpr (SX == 2)
+          *reinterpret_cast<float2*>(fin_t + (wgi * 4 + w) * BH + 8 * jj + c0) =
+              make_float2(m_true[jj][0], m_true[jj][1]);
       }
     }
     // Every math warpgroup is past its last wgmma: the kv stages are free (all copies landed,
@@ -411,6 +496,25 @@ struct SparseMlaSm90WgmmaT {
         }
     }
 
+    // The max logit per head: the reference m_run with SX 1; with SX 2 the true maxima of all warps.
+    if constexpr (SX == 2) {
+#pragma unroll
+      for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = 8 * jj + c0 + e;
+          float v = fin_t[col];
+#pragma unroll
+          for (int ww = 1; ww < 4 * NC; ++ww) v = fmaxf(v, fin_t[ww * BH + col]);
+          m_true[jj][e] = v;
+        }
+    } else {
+#pragma unroll
+      for (int jj = 0; jj < kNJ; ++jj)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) m_true[jj][e] = m_run[jj][e];
+    }
+
     // ---- epilogue: thread holds O^T[64 mb + tr0 + 8 h][8 jj + c0 + e] = o[mb][4 jj + 2 h + e]
     constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
 #pragma unroll
@@ -421,7 +525,7 @@ struct SparseMlaSm90WgmmaT {
         if (head >= p.h_q) continue;
         const float l = l_tot[jj][e];
         const bool empty = !(l > 0.f);
-        const float m = m_run[jj][e];
+        const float m = m_run[jj][e], m_max = m_true[jj][e];
         const float lse2 = empty ? neg_inf() : m + __log2f(l);
         if (p.num_splits > 1) {
           const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + head;
@@ -432,7 +536,7 @@ struct SparseMlaSm90WgmmaT {
 #pragma unroll
             for (int h = 0; h < 2; ++h) dst[64 * mb + 8 * h] = o[mb][4 * jj + 2 * h + e] * inv;
           if (w == 0 && lane < 4) {
-            p.partial_stats[prow * 2] = empty ? neg_inf() : m;
+            p.partial_stats[prow * 2] = empty ? neg_inf() : m_max;
             p.partial_stats[prow * 2 + 1] = lse2;
           }
           continue;
@@ -448,7 +552,7 @@ struct SparseMlaSm90WgmmaT {
             dst[64 * mb + 8 * h] =
                 static_cast<unsigned short>(pack_bf16x2(o[mb][4 * jj + 2 * h + e] * inv, 0.f) & 0xffffu);
         if (w == 0 && lane < 4) {
-          float ml = empty ? neg_inf() : m, ls = lse2;
+          float ml = empty ? neg_inf() : m_max, ls = lse2;
           if (p.natural_log) {
             ml = empty ? neg_inf() : ml * kLn2;
             ls = empty ? pos_inf() : ls * kLn2;
@@ -460,9 +564,9 @@ struct SparseMlaSm90WgmmaT {
   }
 };
 
-template <int D, int BH, int BT, int WARPS, int STAGES>
+template <int D, int BH, int BT, int WARPS, int STAGES, int SX = 1>
 __device__ __forceinline__ void sparse_mla_fwd_sm90_wgmma_t(const NsaSparseMlaParams& p) {
-  using K = SparseMlaSm90WgmmaT<D, BH, BT, WARPS, STAGES>;
+  using K = SparseMlaSm90WgmmaT<D, BH, BT, WARPS, STAGES, SX>;
   extern __shared__ __align__(1024) unsigned char smem_wgmma_t[];
   K k{p};
   const unsigned raw = smem_addr(smem_wgmma_t);

@@ -128,6 +128,9 @@ NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaLayout nsa_sparse_mla_wgmma_layout(in
 // one producer warpgroup; warps 12: two math warpgroups (alternate tiles) + one producer.
 struct NsaSparseMlaWgmmaTLayout {
   int d, bh, bt, warps, stages;
+  int sx;                    // softmax schedule: 1 column max exchanged every tile, 2 lazy (voted)
+  int p_bufs;                // P buffers per math warpgroup: sx 2 double-buffers P (no barrier before
+                             // the stores of the next tile)
   int dv;                    // 512
   int threads;               // warps * 32
   int math_wgs;              // math warpgroups: warps / 4 - 1
@@ -140,6 +143,7 @@ struct NsaSparseMlaWgmmaTLayout {
   int valid_off;             // [stages][bt] int32: is kv row r of a stage a valid index
   int red_off;               // [2][math_wgs][4][bh] fp32: per-warp column maxima (double-buffered)
   int fin_off;               // [math_wgs][4][bh] fp32 row sums + [math_wgs][bh] maxima at the end
+                             // (sx 2: + [math_wgs][4][bh] per-warp true maxima)
   int bar_off;               // stages x 4 mbarriers: ready[st][half], then free[st][half]
   int smem_bytes;            // dynamic shared memory to request (with 1024 bytes of alignment slack)
   int acc_registers;         // fp32 O^T accumulator registers per math thread: 512 x bh / 128
@@ -147,8 +151,11 @@ struct NsaSparseMlaWgmmaTLayout {
 };
 
 NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaTLayout nsa_sparse_mla_wgmma_t_layout(int d, int bh, int bt,
-                                                                                 int warps, int stages) {
+                                                                                 int warps, int stages,
+                                                                                 int sx = 1) {
   NsaSparseMlaWgmmaTLayout l{};
+  l.sx = sx;
+  l.p_bufs = sx == 2 ? 2 : 1;
   l.d = d;
   l.bh = bh;
   l.bt = bt;
@@ -165,10 +172,10 @@ NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaTLayout nsa_sparse_mla_wgmma_t_layout
   l.q_off = 0;
   l.kv_off = (l.q_bytes + 1023) / 1024 * 1024;
   l.p_off = l.kv_off + stages * l.kv_stage_bytes;
-  l.valid_off = l.p_off + (l.math_wgs > 0 ? l.math_wgs : 0) * ((l.p_bytes + 1023) / 1024 * 1024);
+  l.valid_off = l.p_off + (l.math_wgs > 0 ? l.math_wgs : 0) * l.p_bufs * ((l.p_bytes + 1023) / 1024 * 1024);
   l.red_off = l.valid_off + stages * bt * 4;
   l.fin_off = l.red_off + 2 * (l.math_wgs > 0 ? l.math_wgs : 0) * 4 * bh * 4;
-  l.bar_off = l.fin_off + (l.math_wgs > 0 ? l.math_wgs : 0) * 5 * bh * 4;
+  l.bar_off = l.fin_off + (l.math_wgs > 0 ? l.math_wgs : 0) * (sx == 2 ? 9 : 5) * bh * 4;
   l.smem_bytes = l.bar_off + stages * 4 * 8 + 1024;
   l.acc_registers = l.dv * bh / 128;
   l.merge_bytes = l.math_wgs > 1 ? l.dv * bh * 4 : 0;

@@ -22,15 +22,21 @@ bool is_mma2(const Variant& v) {
   return false;
 }
 
+int sx_of(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "sx") return k.value;
+  return 1;
+}
+
 }  // namespace
 
 TEST_CASE("transposed_wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
   for (int d : {576, 512}) {
     const auto space =
         kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{d, 512});
-    std::set<std::string> kept;
+    std::set<std::string> kept, kept_sx2;
     for (const auto& v : space.kept)
-      if (is_mma2(v)) kept.insert(v.name());
+      if (is_mma2(v)) (sx_of(v) == 2 ? kept_sx2 : kept).insert(v.name());
     std::set<std::string> want;
     for (int bh : {16, 32})
       for (int w : {8, 12}) want.insert(fmt::format("nsa_fwd_sm90a_d{}_bh{}_bt64_w{}_st2_mma2", d, bh, w));
@@ -41,9 +47,13 @@ TEST_CASE("transposed_wgmma_variants_are_in_the_space_and_pruned_ones_say_why") 
       want.insert("nsa_fwd_sm90a_d512_bh32_bt64_w8_st1_mma2");
     }
     CHECK(kept == want);
+    // The lazy-max schedule (2-4 KB more shared memory) keeps exactly the same shapes.
+    std::set<std::string> want_sx2;
+    for (const auto& name : want) want_sx2.insert(name + "_sx2");
+    CHECK(kept_sx2 == want_sx2);
     int pruned = 0;
     for (const auto& p : space.pruned) {
-      if (!is_mma2(p.variant)) continue;
+      if (!is_mma2(p.variant) || sx_of(p.variant) != 1) continue;
       ++pruned;
       const int st = p.variant.get("st"), w = p.variant.get("w");
       if (st == 1 && w == 12) {
@@ -63,6 +73,12 @@ TEST_CASE("transposed_wgmma_variants_are_in_the_space_and_pruned_ones_say_why") 
       CHECK(back.name() == name);
       CHECK(back.get("mma") == 2);
       CHECK(back.knobs.size() == 5);
+    }
+    for (const auto& name : kept_sx2) {
+      const Variant back = variant_from_name(name);
+      CHECK(back.name() == name);
+      CHECK(back.knobs.size() == 6);
+      CHECK(back.get("sx") == 2);
     }
   }
 }
@@ -87,12 +103,19 @@ TEST_CASE("transposed_wgmma_variant_renders_its_template_with_the_combine_kernel
         std::string::npos);
   CHECK(family.render(variant_from_name("nsa_fwd_sm90a_d512_bh32_bt64_w12_st2_mma2"))
             .source.find("sparse_mla_fwd_sm90_wgmma_t<512, 32, 64, 12, 2>(p)") != std::string::npos);
+  // The lazy-max schedule: the template's last argument, same launch bounds.
+  const RenderedSource sx2 = family.render(variant_from_name("nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2_sx2"));
+  CHECK(sx2.source.find("sparse_mla_fwd_sm90_wgmma_t<576, 16, 64, 8, 1, 2>(p)") != std::string::npos);
+  CHECK(sx2.source.find("__launch_bounds__(256, 2) nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2_sx2(") !=
+        std::string::npos);
   // Shapes the template does not have are refused, not rendered.
   for (const char* name :
        {"nsa_fwd_sm90a_d576_bh64_bt64_w8_st2_mma2", "nsa_fwd_sm90a_d576_bh16_bt32_w8_st2_mma2",
         "nsa_fwd_sm90a_d576_bh16_bt64_w4_st2_mma2", "nsa_fwd_sm90a_d576_bh16_bt64_w8_st3_mma2",
         "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma3", "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma2_ws2",
-        "nsa_fwd_sm90a_d576_bh16_bt64_w12_st1_mma2", "nsa_fwd_sm90a_d576_bh32_bt64_w8_st1_mma2"})
+        "nsa_fwd_sm90a_d576_bh16_bt64_w12_st1_mma2", "nsa_fwd_sm90a_d576_bh32_bt64_w8_st1_mma2",
+        "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma2_sx3", "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma2_sx1",
+        "nsa_fwd_sm90a_d576_bh16_bt64_w8_st2_mma2_sx2_ws2", "nsa_fwd_sm90a_d576_bh32_bt64_w8_st1_mma2_sx2"})
     CHECK_THROWS_AS((void)family.render(variant_from_name(name)), Error);
 }
 
@@ -122,6 +145,14 @@ TEST_CASE("transposed_wgmma_plan_uses_its_own_block_and_shared_memory") {
       CHECK(four.params.split_len == 512);
       CHECK(four.needs_combine);
     }
+  // sx 2 plans with its own (larger) shared memory, same block.
+  const Variant sx2 = variant_from_name("nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2_sx2");
+  const SparseMlaLaunch lazy = plan_sparse_mla(pr, sx2, 1, nullptr);
+  CHECK(lazy.block.x == 256u);
+  CHECK(lazy.shared_bytes ==
+        static_cast<unsigned>(nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 1, 2).smem_bytes));
+  CHECK(lazy.shared_bytes >
+        static_cast<unsigned>(nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 1).smem_bytes));
 }
 
 TEST_CASE("transposed_wgmma_layout_keeps_operands_1024_byte_aligned_and_fits") {
@@ -156,6 +187,23 @@ TEST_CASE("transposed_wgmma_layout_keeps_operands_1024_byte_aligned_and_fits") {
   // st1: two CTAs (and their 1 KB reservations) share the 228 KB of an SM.
   CHECK(2 * (nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 1).smem_bytes + 1024) <= 228 * 1024);
   CHECK(2 * (nsa_sparse_mla_wgmma_t_layout(512, 32, 64, 8, 1).smem_bytes + 1024) <= 228 * 1024);
+  // sx 2: a second P buffer per math warpgroup and the per-warp true maxima; two CTAs still fit.
+  for (int d : {576, 512})
+    for (int bh : {16, 32})
+      for (int w : {8, 12})
+        for (int st = 1; st <= 3; ++st) {
+          const auto a = nsa_sparse_mla_wgmma_t_layout(d, bh, 64, w, st);
+          const auto b = nsa_sparse_mla_wgmma_t_layout(d, bh, 64, w, st, 2);
+          CHECK(a.p_bufs == 1);
+          CHECK(b.p_bufs == 2);
+          CHECK(b.p_off == a.p_off);
+          CHECK(b.valid_off == b.p_off + 2 * b.math_wgs * ((b.p_bytes + 1023) / 1024 * 1024));
+          CHECK(b.bar_off == b.fin_off + b.math_wgs * 9 * bh * 4);
+          CHECK(b.smem_bytes - a.smem_bytes ==
+                b.math_wgs * (((bh * 64 * 2 + 1023) / 1024 * 1024) + 4 * bh * 4));
+        }
+  CHECK(2 * (nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 1, 2).smem_bytes + 1024) <= 228 * 1024);
+  CHECK(2 * (nsa_sparse_mla_wgmma_t_layout(512, 32, 64, 8, 1, 2).smem_bytes + 1024) <= 228 * 1024);
 }
 
 TEST_CASE("stmatrix_trans_addressing_puts_every_p_element_at_its_k_major_place_once") {
