@@ -221,6 +221,9 @@ __device__ __forceinline__ int atomicMax(int* p, int v) {
 __device__ __forceinline__ unsigned atomicMax(unsigned* p, unsigned v) {
   return __hip_atomic_fetch_max(p, v, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
 }
+__device__ __forceinline__ unsigned atomicMin(unsigned* p, unsigned v) {
+  return __hip_atomic_fetch_min(p, v, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
+}
 __device__ __forceinline__ unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
   return __hip_atomic_fetch_add(p, v, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
 }

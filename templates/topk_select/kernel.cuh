@@ -406,8 +406,10 @@ struct FloatStream {
   int first;
   int units;
   __device__ __forceinline__ int slots() const { return (units + T - 1) / T; }
+  // The unit this thread handles in slot s.
+  __device__ __forceinline__ int unit(int slot) const { return slot * T + (int)threadIdx.x; }
   __device__ __forceinline__ Payload load(int slot) const {
-    const int u = slot * T + (int)threadIdx.x;
+    const int u = unit(slot);
     Payload x = {0.f, 0.f, 0.f, 0.f};
     if (u < units) x = body[u];
     return x;
@@ -417,7 +419,7 @@ struct FloatStream {
   // that number rejects every element of a smaller key first: only the few that pass it pay for
   // the order key and the 64-bit compare (they decide ties of the equal key by position).
   __device__ __forceinline__ u32 filter(const Payload& x, int slot, u64 tau, u64 (&c)[V]) const {
-    const int u = slot * T + (int)threadIdx.x;
+    const int u = unit(slot);
     const int pos = first + 4 * u;
     const bool ok = u < units;
     const float f[4] = {x.x, x.y, x.z, x.w};
@@ -488,15 +490,38 @@ struct StreamSelect {
   // warp. Every lane of the warp calls it. Returns the warp's end slot, or -1 if it appended none.
   // One ballot per element index gives each lane its offset (population count of the lanes
   // below it), no shuffle scan.
+#if defined(NSA_GPU_HIP)
+  // CDNA: a shuffle scan (64-bit lane masks live in scalar register pairs; hipRTC 5.2 spilled
+  // them with the ballot form below).
   template <int V>
   __device__ __forceinline__ int warp_append(int* counter, const u64 (&c)[V], u32 keep) {
-    nsa_lane_mask_t masks[V];
+    int m = 0;
+    NSA_TOPK_UNROLL
+    for (int e = 0; e < V; ++e) m += (int)((keep >> e) & 1u);
+    if (NSA_BALLOT(m > 0) == 0) return -1;
+    const int lane = (int)threadIdx.x % W;
+    int incl = m;
+    NSA_TOPK_UNROLL
+    for (int o = 1; o < W; o <<= 1) {
+      const int y = NSA_TOPK_SHFL_UP(incl, o);
+      if (lane >= o) incl += y;
+    }
+    const int total = NSA_SHFL(incl, W - 1);
+    int base = 0;
+    if (lane == W - 1) base = atomicAdd(counter, total);
+    base = NSA_SHFL(base, W - 1);
+    int at = base + incl - m;
+    NSA_TOPK_UNROLL
+    for (int e = 0; e < V; ++e)
+      if ((keep >> e) & 1u) buf[at++] = c[e];
+    return base + total;
+  }
+#else
+  template <int V>
+  __device__ __forceinline__ int warp_append(int* counter, const u64 (&c)[V], u32 keep) {
     int total = 0;
     NSA_TOPK_UNROLL
-    for (int e = 0; e < V; ++e) {
-      masks[e] = NSA_BALLOT((keep >> e) & 1u);
-      total += (int)NSA_POPC_MASK(masks[e]);
-    }
+    for (int e = 0; e < V; ++e) total += (int)NSA_POPC_MASK(NSA_BALLOT((keep >> e) & 1u));
     if (total == 0) return -1;
     const int lane = (int)threadIdx.x % W;
     int base = 0;
@@ -506,11 +531,13 @@ struct StreamSelect {
     int at = base;
     NSA_TOPK_UNROLL
     for (int e = 0; e < V; ++e) {
-      if ((keep >> e) & 1u) buf[at + (int)NSA_POPC_MASK(masks[e] & below)] = c[e];
-      at += (int)NSA_POPC_MASK(masks[e]);
+      const nsa_lane_mask_t mask = NSA_BALLOT((keep >> e) & 1u);
+      if ((keep >> e) & 1u) buf[at + (int)NSA_POPC_MASK(mask & below)] = c[e];
+      at += (int)NSA_POPC_MASK(mask);
     }
     return base + total;
   }
+#endif
 
   // Moves the entries >= tau of buf[0, count) to its front (order not kept) and makes them the
   // buffer. In place: chunk c is read whole before a barrier, and the kept entries of chunks
