@@ -11,6 +11,7 @@
 #include "sparse_mla_fwd/layout.h"
 #include "sparse_mla_fwd/params.h"
 #include "sparse_mla_fwd/row_range.cuh"
+#include "sparse_mla_fwd/row_stats.cuh"
 
 namespace nsajit {
 
@@ -440,7 +441,6 @@ struct SparseMlaSm90 {
     }
 
     // ---- epilogue
-    constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
 #pragma unroll
     for (int mt = 0; mt < L.mt; ++mt) {
 #pragma unroll
@@ -450,7 +450,7 @@ struct SparseMlaSm90 {
         if (h >= p.h_q) continue;
         const float m = m_run[mt][half], l = l_tot[mt][half];
         const bool empty = !(l > 0.f);
-        const float lse2 = empty ? neg_inf() : m + __log2f(l);
+        const float lse2 = row_lse2(m, l, empty);
         if (p.num_splits > 1) {
           const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + h;
           const float inv = empty ? 0.f : 1.f / l;
@@ -460,14 +460,11 @@ struct SparseMlaSm90 {
             *reinterpret_cast<float2*>(dst + nt * 8) =
                 make_float2(o[mt][nt][half * 2] * inv, o[mt][nt][half * 2 + 1] * inv);
           if (wn == 0 && (lane & 3) == 0) {
-            p.partial_stats[prow * 2] = empty ? neg_inf() : m;
-            p.partial_stats[prow * 2 + 1] = lse2;
+            store_partial_stats(p, prow, m, lse2, empty);
           }
           continue;
         }
-        float denom = l;
-        if (p.attn_sink != nullptr && !empty) denom += fast_exp2(p.attn_sink[h] * kLog2e - m);
-        const float inv = empty ? 0.f : 1.f / denom;
+        const float inv = output_scale(p, h, l, m, empty);
         unsigned short* dst =
             p.out + b * p.out_stride_b + s * p.out_stride_s + h * p.out_stride_h + wn * L.on + 2 * (lane & 3);
 #pragma unroll
@@ -475,13 +472,7 @@ struct SparseMlaSm90 {
           *reinterpret_cast<unsigned*>(dst + nt * 8) =
               pack_bf16x2(o[mt][nt][half * 2] * inv, o[mt][nt][half * 2 + 1] * inv);
         if (wn == 0 && (lane & 3) == 0) {
-          float ml = empty ? neg_inf() : m, ls = lse2;
-          if (p.natural_log) {
-            ml = empty ? neg_inf() : ml * kLn2;
-            ls = empty ? pos_inf() : ls * kLn2;
-          }
-          p.max_logits[b * p.ml_stride_b + s * p.ml_stride_s + h * p.ml_stride_h] = ml;
-          p.lse[b * p.lse_stride_b + s * p.lse_stride_s + h * p.lse_stride_h] = ls;
+          store_row_stats(p, b, s, h, m, lse2, empty);
         }
       }
     }
@@ -507,7 +498,6 @@ __device__ __forceinline__ void sparse_mla_fwd_sm90(const NsaSparseMlaParams& p)
 // Merges the num_splits partial results of one (row, head): grid (rows, h_q), 128 threads,
 // 4 output dims each. lse = log2 sum 2^lse_i; out = sum 2^(lse_i - lse) * out_i.
 __device__ __forceinline__ void sparse_mla_combine(const NsaSparseMlaParams& p) {
-  constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
   const long long row = blockIdx.x;
   const int h = blockIdx.y;
   const int b = static_cast<int>(row / p.s_q), s = static_cast<int>(row - (row / p.s_q) * p.s_q);
@@ -523,9 +513,10 @@ __device__ __forceinline__ void sparse_mla_combine(const NsaSparseMlaParams& p) 
   if (!empty)
     for (int i = 0; i < p.num_splits; ++i)
       sum += fast_exp2(p.partial_stats[((i * rows + row) * p.h_q + h) * 2 + 1] - lmax);
-  const float lse2 = empty ? neg_inf() : lmax + __log2f(sum);
+  const float lse2 = row_lse2(lmax, sum, empty);
   float sink_factor = 1.f;
-  if (p.attn_sink != nullptr && !empty) sink_factor = 1.f / (1.f + fast_exp2(p.attn_sink[h] * kLog2e - lse2));
+  if (p.attn_sink != nullptr && !empty)
+    sink_factor = 1.f / (1.f + fast_exp2(p.attn_sink[h] * kSparseMlaLog2e - lse2));
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
   const int d0 = threadIdx.x * 4;
   if (!empty) {
@@ -541,15 +532,7 @@ __device__ __forceinline__ void sparse_mla_combine(const NsaSparseMlaParams& p) 
   }
   unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + h * p.out_stride_h + d0;
   *reinterpret_cast<uint2*>(dst) = make_uint2(pack_bf16x2(acc[0], acc[1]), pack_bf16x2(acc[2], acc[3]));
-  if (threadIdx.x == 0) {
-    float ml = m, ls = lse2;
-    if (p.natural_log) {
-      ml = empty ? neg_inf() : ml * kLn2;
-      ls = empty ? pos_inf() : ls * kLn2;
-    }
-    p.max_logits[b * p.ml_stride_b + s * p.ml_stride_s + h * p.ml_stride_h] = ml;
-    p.lse[b * p.lse_stride_b + s * p.lse_stride_s + h * p.lse_stride_h] = ls;
-  }
+  if (threadIdx.x == 0) store_row_stats(p, b, s, h, m, lse2, empty);  // m is -inf when empty
 }
 
 }  // namespace nsajit

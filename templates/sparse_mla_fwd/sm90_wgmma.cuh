@@ -21,6 +21,7 @@
 #include "common/nv_wgmma.cuh"
 #include "sparse_mla_fwd/params.h"
 #include "sparse_mla_fwd/row_range.cuh"
+#include "sparse_mla_fwd/row_stats.cuh"
 #include "sparse_mla_fwd/wgmma_layout.h"
 
 namespace nsajit {
@@ -233,7 +234,6 @@ struct SparseMlaSm90Wgmma {
     __syncthreads();
 
     // ---- epilogue
-    constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const int r = r0 + 8 * h;
@@ -241,7 +241,7 @@ struct SparseMlaSm90Wgmma {
       if (head >= p.h_q) continue;
       const float m = m_s[r], l = l_s[r];
       const bool empty = !(l > 0.f);
-      const float lse2 = empty ? neg_inf() : m + __log2f(l);
+      const float lse2 = row_lse2(m, l, empty);
       const int col0 = wg * kOutCols + c0;
       if (p.num_splits > 1) {
         const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + head;
@@ -252,27 +252,18 @@ struct SparseMlaSm90Wgmma {
           *reinterpret_cast<float2*>(dst + 8 * j) =
               make_float2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
         if (wg == 0 && (lane & 3) == 0) {
-          p.partial_stats[prow * 2] = empty ? neg_inf() : m;
-          p.partial_stats[prow * 2 + 1] = lse2;
+          store_partial_stats(p, prow, m, lse2, empty);
         }
         continue;
       }
-      float denom = l;
-      if (p.attn_sink != nullptr && !empty) denom += fast_exp2(p.attn_sink[head] * kLog2e - m);
-      const float inv = empty ? 0.f : 1.f / denom;
+      const float inv = output_scale(p, head, l, m, empty);
       unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + head * p.out_stride_h + col0;
 #pragma unroll
       for (int j = 0; j < kORegs / 4; ++j)
         *reinterpret_cast<unsigned*>(dst + 8 * j) =
             pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
       if (wg == 0 && (lane & 3) == 0) {
-        float ml = empty ? neg_inf() : m, ls = lse2;
-        if (p.natural_log) {
-          ml = empty ? neg_inf() : ml * kLn2;
-          ls = empty ? pos_inf() : ls * kLn2;
-        }
-        p.max_logits[b * p.ml_stride_b + s * p.ml_stride_s + head * p.ml_stride_h] = ml;
-        p.lse[b * p.lse_stride_b + s * p.lse_stride_s + head * p.lse_stride_h] = ls;
+        store_row_stats(p, b, s, head, m, lse2, empty);
       }
     }
   }

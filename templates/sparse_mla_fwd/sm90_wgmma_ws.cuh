@@ -34,6 +34,7 @@
 #include "common/nv_wgmma.cuh"
 #include "sparse_mla_fwd/params.h"
 #include "sparse_mla_fwd/row_range.cuh"
+#include "sparse_mla_fwd/row_stats.cuh"
 #include "sparse_mla_fwd/wgmma_layout.h"
 
 namespace nsajit {
@@ -478,7 +479,6 @@ struct SparseMlaSm90WgmmaWs {
     named_barrier_sync(kBarSum, 256);
 
     // ---- epilogue
-    constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
     // SCHED 2: bf16 rows staged in the Q region (no wgmma reads Q or kv any more: both warpgroups
     // passed kBarSum after their last wgmma wait, and every gathered copy landed before the tile
     // it belongs to was read), then written as 16-byte chunks; needs 16-byte aligned output rows,
@@ -497,7 +497,7 @@ struct SparseMlaSm90WgmmaWs {
       const float l = l_s[r] + l_s[BH + r];
       const bool empty = !(l > 0.f);
       const float m = m_run[h];
-      const float lse2 = empty ? neg_inf() : m + __log2f(l);
+      const float lse2 = row_lse2(m, l, empty);
       const int col0 = wg * 256 + c0;
       if (p.num_splits > 1) {
         const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + head;
@@ -508,14 +508,11 @@ struct SparseMlaSm90WgmmaWs {
           *reinterpret_cast<float2*>(dst + 8 * j) =
               make_float2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
         if (wg == 0 && (lane & 3) == 0) {
-          p.partial_stats[prow * 2] = empty ? neg_inf() : m;
-          p.partial_stats[prow * 2 + 1] = lse2;
+          store_partial_stats(p, prow, m, lse2, empty);
         }
         continue;
       }
-      float denom = l;
-      if (p.attn_sink != nullptr && !empty) denom += fast_exp2(p.attn_sink[head] * kLog2e - m);
-      const float inv = empty ? 0.f : 1.f / denom;
+      const float inv = output_scale(p, head, l, m, empty);
       if (staged) {
         unsigned char* st = base + L.q_off + r * kOutPitch + col0 * 2;
 #pragma unroll
@@ -530,13 +527,7 @@ struct SparseMlaSm90WgmmaWs {
               pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
       }
       if (wg == 0 && (lane & 3) == 0) {
-        float ml = empty ? neg_inf() : m, ls = lse2;
-        if (p.natural_log) {
-          ml = empty ? neg_inf() : ml * kLn2;
-          ls = empty ? pos_inf() : ls * kLn2;
-        }
-        p.max_logits[b * p.ml_stride_b + s * p.ml_stride_s + head * p.ml_stride_h] = ml;
-        p.lse[b * p.lse_stride_b + s * p.lse_stride_s + head * p.lse_stride_h] = ls;
+        store_row_stats(p, b, s, head, m, lse2, empty);
       }
     }
     if constexpr (SCHED >= 2) {

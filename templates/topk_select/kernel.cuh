@@ -80,6 +80,32 @@ struct RowSource {  // positions [begin, begin + n) of one score row
   }
 };
 
+// The part of a row this block reads: the whole valid row (splits 1) or its slice of it.
+struct RowSlice {
+  int row;    // batch row
+  int part;   // this block's index among the row's splits
+  int len;    // valid entries of the row (lengths clamped to [0, L])
+  int begin;  // first position of this block's slice
+  int n;      // entries in the slice
+  const float* scores;
+};
+
+__device__ __forceinline__ RowSlice row_slice(const nsa_topk_params& p) {
+  RowSlice r;
+  r.row = (int)blockIdx.x / p.splits;
+  r.part = (int)blockIdx.x % p.splits;
+  r.len = p.length;
+  if (p.lengths != 0) {
+    const int l = p.lengths[r.row];
+    r.len = l < 0 ? 0 : (l > p.length ? p.length : l);
+  }
+  r.scores = p.scores + (long long)r.row * p.score_row_stride;
+  r.begin = p.splits == 1 ? 0 : r.part * p.slice;
+  const int end = p.splits == 1 || r.begin + p.slice > r.len ? r.len : r.begin + p.slice;
+  r.n = end > r.begin ? end - r.begin : 0;
+  return r;
+}
+
 struct GlobalListSource {  // candidates other blocks wrote (0 = empty slot)
   const u64* list;
   int n;
@@ -320,26 +346,15 @@ __device__ __forceinline__ void topk_select(const nsa_topk_params& p) {
   block.warp_sums = warp_sums;
   block.cand_capacity = p.cand_capacity;
 
-  const int row = (int)blockIdx.x / p.splits;
-  const int part = (int)blockIdx.x % p.splits;
-  int len = p.length;
-  if (p.lengths != 0) {
-    len = p.lengths[row];
-    len = len < 0 ? 0 : (len > p.length ? p.length : len);
-  }
-  const float* scores = p.scores + (long long)row * p.score_row_stride;
-
+  const RowSlice rs = row_slice(p);
+  const int row = rs.row, part = rs.part, len = rs.len;
+  block.select(RowSource{rs.scores, rs.begin, rs.n}, rs.n, p.k);
   if (p.splits == 1) {
-    block.select(RowSource{scores, 0, len}, len, p.k);
     block.write_row(p, row);
     return;
   }
 
-  // Stage 1: the top-k of this block's slice, padded with empty slots, into the workspace.
-  const int begin = part * p.slice;
-  const int end = begin + p.slice < len ? begin + p.slice : len;
-  const int n = end > begin ? end - begin : 0;
-  block.select(RowSource{scores, begin, n}, n, p.k);
+  // Stage 1 (above): the top-k of this block's slice, padded with empty slots, into the workspace.
   u64* row_slices = p.slice_workspace + (u64)row * (u64)p.splits * (u64)p.k;
   u64* mine = row_slices + (u64)part * (u64)p.k;
   const int count = state.selected;
@@ -472,6 +487,29 @@ struct StreamSelect {
   int capacity;
   StreamState* ss;
   int any_round;  // block_any's flag index, the same in every thread
+
+  // Points the block at its shared memory: the buffer (capacity entries), the radix histogram
+  // right after it, and the block state; resets the stream state.
+  NSA_TOPK_BLOCK_FN void init(u64* smem, int buffer_capacity, SelectState* st, StreamState* stream_state,
+                              int* warp_sums) {
+    buf = smem;
+    capacity = buffer_capacity;
+    ss = stream_state;
+    any_round = 0;
+    radix.sel = smem;
+    radix.cand = 0;
+    radix.hist = (u32*)(smem + buffer_capacity);
+    radix.st = st;
+    radix.warp_sums = warp_sums;
+    radix.cand_capacity = 0;
+    if (threadIdx.x == 0) {
+      ss->tau = 0ull;
+      ss->count = 0;
+      ss->fill = 0;
+      ss->any[0] = ss->any[1] = ss->any[2] = 0;
+    }
+    __syncthreads();
+  }
 
   // Block-wide OR of pred with one barrier. Flag r is set before barrier r and read after it;
   // thread 0 clears flag r - 1 (mod 3) after barrier r, when every thread has read it and before
@@ -721,47 +759,18 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   __shared__ int warp_sums[T / W];
 
   StreamSelect<T, I, R, W> block;
-  block.buf = nsa_topk_smem;
-  block.capacity = p.buffer_capacity;
-  block.ss = &stream_state;
-  block.any_round = 0;
-  block.radix.sel = nsa_topk_smem;
-  block.radix.cand = 0;
-  block.radix.hist = (u32*)(nsa_topk_smem + p.buffer_capacity);
-  block.radix.st = &state;
-  block.radix.warp_sums = warp_sums;
-  block.radix.cand_capacity = 0;
-
-  if (threadIdx.x == 0) {
-    stream_state.tau = 0ull;
-    stream_state.count = 0;
-    stream_state.fill = 0;
-    stream_state.any[0] = stream_state.any[1] = stream_state.any[2] = 0;
-  }
-  __syncthreads();
-
-  const int row = (int)blockIdx.x / p.splits;
-  const int part = (int)blockIdx.x % p.splits;
-  int len = p.length;
-  if (p.lengths != 0) {
-    len = p.lengths[row];
-    len = len < 0 ? 0 : (len > p.length ? p.length : len);
-  }
-  const float* scores = p.scores + (long long)row * p.score_row_stride;
-
+  block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);
+  const RowSlice rs = row_slice(p);
+  const int row = rs.row, part = rs.part;
+  block.run_row(rs.scores, rs.begin, rs.n, p.k);
+  const int count = block.finish(p.k);
   if (p.splits == 1) {
-    block.run_row(scores, 0, len, p.k);
-    block.write_row(p, row, block.finish(p.k));
+    block.write_row(p, row, count);
     return;
   }
 
-  // Stage 1: the exact top-k of this block's slice into the workspace, their top R bits into
-  // the row's histogram.
-  const int begin = part * p.slice;
-  const int end = begin + p.slice < len ? begin + p.slice : len;
-  const int n = end > begin ? end - begin : 0;
-  block.run_row(scores, begin, n, p.k);
-  const int count = block.finish(p.k);
+  // Stage 1 (above): the exact top-k of this block's slice into the workspace, their top R
+  // bits into the row's histogram.
   u64* row_slices = p.slice_workspace + (u64)row * (u64)p.splits * (u64)p.k;
   u64* mine = row_slices + (u64)part * (u64)p.k;
   for (int i = (int)threadIdx.x; i < p.k; i += T) mine[i] = i < count ? block.buf[i] : 0ull;

@@ -80,45 +80,17 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   int* warp_sums = (int*)(tail + 128);
 
   StreamSelect<T, I, R, W> block;
-  block.buf = nsa_topk_smem;
-  block.capacity = p.buffer_capacity;
-  block.ss = ss;
-  block.any_round = 0;
-  block.radix.sel = nsa_topk_smem;
-  block.radix.cand = 0;
-  block.radix.hist = hist;
-  block.radix.st = st;
-  block.radix.warp_sums = warp_sums;
-  block.radix.cand_capacity = 0;
-
-  if (threadIdx.x == 0) {
-    ss->tau = 0ull;
-    ss->count = 0;
-    ss->fill = 0;
-    ss->any[0] = ss->any[1] = ss->any[2] = 0;
-  }
-  __syncthreads();
-
-  const int row = (int)blockIdx.x / p.splits;
-  const int part = (int)blockIdx.x % p.splits;
-  int len = p.length;
-  if (p.lengths != 0) {
-    len = p.lengths[row];
-    len = len < 0 ? 0 : (len > p.length ? p.length : len);
-  }
-  const float* scores = p.scores + (long long)row * p.score_row_stride;
-
+  block.init(nsa_topk_smem, p.buffer_capacity, st, ss, warp_sums);
+  const RowSlice rs = row_slice(p);
+  const int row = rs.row, len = rs.len;
+  const float* scores = rs.scores;
+  block.run_row(scores, rs.begin, rs.n, p.k);
   if (p.splits == 1) {
-    block.run_row(scores, 0, len, p.k);
     block.write_row(p, row, block.finish(p.k));
     return;
   }
 
-  // Phase 1: filter the slice, histogram the buffer into the row histogram.
-  const int begin = part * p.slice;
-  const int end = begin + p.slice < len ? begin + p.slice : len;
-  const int n = end > begin ? end - begin : 0;
-  block.run_row(scores, begin, n, p.k);
+  // Phase 1 (above): filter the slice; histogram the buffer into the row histogram.
   const int count = ss->count;
   unsigned* counters = p.row_counters + (u64)row * kRowCounters;
   unsigned* row_hist = p.row_histograms + (u64)row * (u64)kBins;
