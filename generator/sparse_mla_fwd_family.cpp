@@ -126,11 +126,15 @@ std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int b
 // A last knob "sx" = the softmax schedule (absent: 1, the column max exchanged every tile;
 // 2: a lazy max, exchanged only when the warpgroup votes that a score outgrew the reference,
 // P double-buffered), same launch, 2-4 KB more shared memory.
+// A last knob "pr" = the kv staging (absent: 0, whole stages in two halves; 1: a ring of 8 KB
+// panel slots, per-slot ready/free mbarriers, as many extra slots as fit beside the stages, the
+// rope panel freed after S^T and the V panels per O^T m-block pair). Enumerated with sx 2 only.
 constexpr int kWgmmaTBlockH[] = {16, 32};
 constexpr int kWgmmaTSoftmax[] = {1, 2};
 constexpr int kWgmmaTWarps[] = {8, 12};
 constexpr int kWgmmaTStages[] = {1, 2, 3};
-constexpr int kSm90SharedPerSm = 228 * 1024;  // of which 1 KB per resident CTA is reserved
+constexpr int kWgmmaTRing[] = {0, 1};
+constexpr int kSm90SharedPerSm = kNsaSm90SharedPerSm;  // of which 1 KB per resident CTA is reserved
 
 int softmax_schedule(const Variant& v) {
   for (const auto& k : v.knobs)
@@ -138,14 +142,22 @@ int softmax_schedule(const Variant& v) {
   return 1;
 }
 
-Variant make_wgmma_t_variant(const Target& t, const Geometry& g, int bh, int w, int st, int sx = 1) {
+int ring_staging(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "pr") return k.value;
+  return 0;
+}
+
+Variant make_wgmma_t_variant(const Target& t, const Geometry& g, int bh, int w, int st, int sx = 1,
+                             int pr = 0) {
   Variant v{Family::sparse_mla_fwd, t, g, {{"bh", bh}, {"bt", 64}, {"w", w}, {"st", st}, {"mma", 2}}};
   if (sx != 1) v.knobs.push_back({"sx", sx});
+  if (pr != 0) v.knobs.push_back({"pr", pr});
   return v;
 }
 
 std::string wgmma_t_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st,
-                                 int sx = 1) {
+                                 int sx = 1, int pr = 0) {
   if (!t.has_wgmma) return "wgmma: the target has no warpgroup tensor-core instructions";
   if (bh != 16 && bh != 32)
     return fmt::format("wgmma mma2: the head block is the wgmma N, 16 or 32, not {}", bh);
@@ -157,12 +169,26 @@ std::string wgmma_t_prune_reason(const Target& t, const Geometry& g, int bh, int
     return "wgmma mma2 st1: two math warpgroups on one kv stage would take turns (st1 is w8 only)";
   if (sx != 1 && sx != 2)
     return fmt::format("wgmma mma2: softmax schedule sx{} does not exist (1 every tile, 2 lazy)", sx);
-  const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(g.d_qk, bh, bt, w, st, sx);
-  if (l.smem_bytes > t.max_shared_bytes)
-    return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
-  if (st == 1 && 2 * (l.smem_bytes + 1024) > kSm90SharedPerSm)
+  if (pr != 0 && pr != 1)
+    return fmt::format("wgmma mma2: kv staging pr{} does not exist (0 stages, 1 panel ring)", pr);
+  if (pr == 1 && sx != 2)
+    return "wgmma mma2 pr1: the panel ring is built on the lazy-max softmax (sx2), faster than sx1 at "
+           "every measured shape";
+  if (pr == 1 && st > 2) return "wgmma mma2 pr1: st3 already holds three tiles; the ring is for st1 / st2";
+  const NsaSparseMlaWgmmaTLayout base = nsa_sparse_mla_wgmma_t_layout(g.d_qk, bh, bt, w, st, sx);
+  if (base.smem_bytes > t.max_shared_bytes)
+    return fmt::format("shared memory {} B > {} B per block", base.smem_bytes, t.max_shared_bytes);
+  if (st == 1 && 2 * (base.smem_bytes + 1024) > kSm90SharedPerSm)
     return fmt::format("wgmma mma2 st1: two CTAs per SM need 2 x ({} + 1024) B > {} B of shared memory",
-                       l.smem_bytes, kSm90SharedPerSm);
+                       base.smem_bytes, kSm90SharedPerSm);
+  if (pr == 1) {
+    const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(g.d_qk, bh, bt, w, st, sx, pr);
+    if (l.ring_extra < 1)
+      return fmt::format("wgmma mma2 pr1: not one extra 8 KB panel slot fits beside {} stage(s) ({} B{})", st,
+                         base.smem_bytes, st == 1 ? ", two CTAs per SM" : "");
+    if (l.smem_bytes > t.max_shared_bytes)
+      return fmt::format("shared memory {} B > {} B per block", l.smem_bytes, t.max_shared_bytes);
+  }
   return {};
 }
 
@@ -215,17 +241,19 @@ class SparseMlaFwdFamily final : public KernelFamily {
             s.pruned.push_back({std::move(v), std::move(why)});
           }
         }
-    for (int sx : kWgmmaTSoftmax)
-      for (int bh : kWgmmaTBlockH)
-        for (int w : kWgmmaTWarps)
-          for (int st : kWgmmaTStages) {
-            Variant v = make_wgmma_t_variant(t, g, bh, w, st, sx);
-            if (std::string why = wgmma_t_prune_reason(t, g, bh, 64, w, st, sx); why.empty()) {
-              s.kept.push_back(std::move(v));
-            } else {
-              s.pruned.push_back({std::move(v), std::move(why)});
+    for (int pr : kWgmmaTRing)
+      for (int sx : kWgmmaTSoftmax)
+        for (int bh : kWgmmaTBlockH)
+          for (int w : kWgmmaTWarps)
+            for (int st : kWgmmaTStages) {
+              if (pr != 0 && sx != 2) continue;  // the ring only on the lazy-max schedule
+              Variant v = make_wgmma_t_variant(t, g, bh, w, st, sx, pr);
+              if (std::string why = wgmma_t_prune_reason(t, g, bh, 64, w, st, sx, pr); why.empty()) {
+                s.kept.push_back(std::move(v));
+              } else {
+                s.pruned.push_back({std::move(v), std::move(why)});
+              }
             }
-          }
     return s;
   }
 
@@ -296,11 +324,14 @@ class SparseMlaFwdFamily final : public KernelFamily {
   }
 
   static RenderedSource render_wgmma_t(const Variant& v, int bh, int bt, int w, int st) {
-    const int sx = softmax_schedule(v);
-    if (v.knobs.size() != (sx == 1 ? 5u : 6u) || (sx != 1 && v.knobs.back().name != "sx"))
+    const int sx = softmax_schedule(v), pr = ring_staging(v);
+    const std::size_t want_knobs = 5u + (sx != 1 ? 1u : 0u) + (pr != 0 ? 1u : 0u);
+    if (v.knobs.size() != want_knobs || (sx != 1 && v.knobs[5].name != "sx") ||
+        (pr != 0 && v.knobs.back().name != "pr"))
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
-           "a transposed wgmma variant has exactly the knobs bh, bt, w, st, mma and optionally sx (not 1)");
-    if (std::string why = wgmma_t_prune_reason(v.target, v.geometry, bh, bt, w, st, sx); !why.empty())
+           "a transposed wgmma variant has exactly the knobs bh, bt, w, st, mma and optionally sx (not 1) "
+           "and pr (not 0), in that order");
+    if (std::string why = wgmma_t_prune_reason(v.target, v.geometry, bh, bt, w, st, sx, pr); !why.empty())
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
            "pruned: " + why);
     const std::string name = v.name();
@@ -320,7 +351,10 @@ class SparseMlaFwdFamily final : public KernelFamily {
         "}}\n",
         fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("blocks", st == 1 ? 2 : 1),
         fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w),
-        fmt::arg("st", st), fmt::arg("sx", sx == 1 ? "" : fmt::format(", {}", sx)));
+        fmt::arg("st", st),
+        fmt::arg("sx", pr != 0   ? fmt::format(", {}, {}", sx, pr)
+                       : sx == 1 ? ""
+                                 : fmt::format(", {}", sx)));
     return r;
   }
 

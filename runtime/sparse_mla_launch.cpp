@@ -173,17 +173,18 @@ std::size_t sparse_mla_workspace_bytes(const SparseMlaProblem& pr, int splits) {
 SparseMlaBlock sparse_mla_block(const Variant& v) {
   const int d = v.geometry.d_qk, bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
   // wgmma variants (knob mma = 1, transposed: 2) have their own block size and shared memory.
-  int mma = 0, sx = 1;
+  int mma = 0, sx = 1, pr = 0;
   for (const auto& k : v.knobs) {
     if (k.name == "mma") mma = k.value;
     if (k.name == "sx") sx = k.value;
+    if (k.name == "pr") pr = k.value;
   }
   if (mma == 1) {
     const NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(d, bh, bt, w, st);
     return {l.threads, l.smem_bytes};
   }
   if (mma == 2) {  // transposed wgmma (sm90_wgmma_t.cuh)
-    const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(d, bh, bt, w, st, sx);
+    const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(d, bh, bt, w, st, sx, pr);
     return {l.threads, l.smem_bytes};
   }
   const NsaSparseMlaLayout l = nsa_sparse_mla_layout(d, bh, bt, w, st);

@@ -29,6 +29,12 @@
 //   first);
 // - with two math warpgroups each keeps its own O^T, max and sum; they merge once at the end
 //   (the second hands its O^T over in the kv region, free by then).
+// - PR 1 (panel ring): the kv region is a ring of 8 KB panel slots (L.slots = STAGES x panels +
+//   L.ring_extra), each with its own ready and free mbarrier; panel j of tile t lives in slot
+//   (t panels + j) % slots. The rope panel is freed right after S^T, V panel mb right after the
+//   O^T m-block pair that reads it, so the producer refills as the consumer drains and runs
+//   ring_extra panels (plus the freed ones) ahead instead of waiting for a whole half. Same
+//   math, same addresses per panel, only the slot / barrier / flag-buffer arithmetic differs.
 // The running max starts at -1e30 (not -inf), so exp2 of a fully masked tile is 0, never NaN.
 #pragma once
 
@@ -40,9 +46,10 @@
 
 namespace nsajit {
 
-template <int D, int BH, int BT, int WARPS, int STAGES, int SX = 1>
+template <int D, int BH, int BT, int WARPS, int STAGES, int SX = 1, int PR = 0>
 struct SparseMlaSm90WgmmaT {
-  static constexpr NsaSparseMlaWgmmaTLayout L = nsa_sparse_mla_wgmma_t_layout(D, BH, BT, WARPS, STAGES, SX);
+  static constexpr NsaSparseMlaWgmmaTLayout L =
+      nsa_sparse_mla_wgmma_t_layout(D, BH, BT, WARPS, STAGES, SX, PR);
   static_assert(BH == 16 || BH == 32, "the head block is the wgmma N: 16 or 32");
   static_assert(BT == 64, "the kv tile is the wgmma M: 64 tokens");
   static_assert(WARPS == 8 || WARPS == 12, "one or two math warpgroups and one producer warpgroup");
@@ -50,6 +57,7 @@ struct SparseMlaSm90WgmmaT {
   static_assert(STAGES >= 2 || WARPS == 8, "two math warpgroups on one kv stage would take turns");
   static_assert(D % 64 == 0 && L.dv == 512 && D >= L.dv, "d is 512 or 512 + whole 64-column panels");
   static_assert(SX == 1 || SX == 2, "softmax schedule: 1 exchange every tile, 2 lazy (voted) max");
+  static_assert(PR == 0 || PR == 1, "kv staging: 0 stages in halves, 1 ring of panel slots");
   static constexpr int NC = WARPS / 4 - 1;  // math warpgroups
   static constexpr int kPanels = D / 64;
   static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
@@ -57,6 +65,15 @@ struct SparseMlaSm90WgmmaT {
   static constexpr int kSRegs = BH / 2;  // fp32 per thread of one m64 x BH accumulator
   static constexpr int kNJ = BH / 8;     // 8-column blocks of an accumulator
   static constexpr int kPStride = (L.p_bytes + 1023) / 1024 * 1024;
+  static constexpr int kSlots = L.slots;
+  static_assert(PR == 0 || (kSlots >= STAGES * kPanels && kSlots < (STAGES + 1) * kPanels),
+                "the ring holds STAGES tiles and fewer than one more (a panel wraps at most once a tile)");
+  static_assert(PR == 0 || L.flag_bufs * kPanels >= kSlots,
+                "a flag buffer per tile the producer can lead by");
+  // O^T commit groups: the halves (PR 0: each frees one half of the stage), or m-block pairs
+  // (PR 1: each frees its two V panels).
+  static constexpr int kOGroups = PR ? kMB / 2 : 2;
+  static constexpr int kMBPerGroup = kMB / kOGroups;
   static constexpr float kInitMax = -1e30f;
   // SX 2: P = exp2(s - m_ref) with a stale per-head reference m_ref; the warpgroup re-agrees on
   // m_ref only when some score exceeds it by more than this (log2 units), so P <= 2^8: bf16 keeps
@@ -92,7 +109,7 @@ struct SparseMlaSm90WgmmaT {
     if (NC == 1 || wgi == 0) return barrier_or<ID>(pred);
     return barrier_or<ID + 1>(pred);
   }
-  static_assert(L.merge_bytes <= STAGES * L.kv_stage_bytes, "the merged O^T fits in the kv stages");
+  static_assert(L.merge_bytes <= kSlots * L.panel_bytes, "the merged O^T fits in the kv region");
 
   const NsaSparseMlaParams& p;
   unsigned char* base;  // 1024-byte aligned
@@ -101,12 +118,47 @@ struct SparseMlaSm90WgmmaT {
   long long row;  // b * s_q + s
   int h0;         // first head of this block
 
-  // mbarriers: ready[st][h] at 2 st + h, free[st][h] at 2 STAGES + 2 st + h (h 0 = L, 1 = R).
-  __device__ __forceinline__ unsigned ready_bar(int st, int h) const {
-    return base_addr + L.bar_off + 8 * (2 * st + h);
+  // Where tile t's panels live. PR 0: stage st = t % STAGES, panel j in slot st panels + j, the
+  // barriers of half h = (j >= 4) at unit 2 st + h. PR 1: slot (t panels + j) % slots, the
+  // barriers of that slot; a tile wraps the ring at most once (slots >= panels).
+  struct TileSlots {
+    int first;    // slot of panel 0
+    int st;       // PR 0: the stage
+    unsigned ph;  // parity of the barriers' phase for panel 0 (PR 1: panels past the wrap flip it)
+    __device__ __forceinline__ int slot(int j) const {
+      if constexpr (PR) return first + j - (first + j >= kSlots ? kSlots : 0);
+      return first + j;
+    }
+    __device__ __forceinline__ unsigned phase(int j) const {
+      if constexpr (PR) return ph ^ (first + j >= kSlots ? 1u : 0u);
+      return ph;
+    }
+    __device__ __forceinline__ int unit(int j) const {  // barrier pair index
+      if constexpr (PR) return slot(j);
+      return 2 * st + (j >= kHalfPanels ? 1 : 0);
+    }
+  };
+  static __device__ __forceinline__ TileSlots tile_slots(int t) {
+    TileSlots ts{};
+    if constexpr (PR) {
+      const int g = t * kPanels;
+      ts.first = g % kSlots;
+      ts.ph = static_cast<unsigned>(g / kSlots) & 1u;
+    } else {
+      ts.st = t % STAGES;
+      ts.first = ts.st * kPanels;
+      ts.ph = static_cast<unsigned>(t / STAGES) & 1u;
+    }
+    return ts;
   }
-  __device__ __forceinline__ unsigned free_bar(int st, int h) const {
-    return base_addr + L.bar_off + 8 * (2 * STAGES + 2 * st + h);
+  // mbarriers: ready[u] at u, free[u] at L.barriers / 2 + u, u a unit (PR 0: 2 st + h, h 0 = L,
+  // 1 = R; PR 1: a slot).
+  __device__ __forceinline__ unsigned ready_bar(int u) const { return base_addr + L.bar_off + 8 * u; }
+  __device__ __forceinline__ unsigned free_bar(int u) const {
+    return base_addr + L.bar_off + 8 * (L.barriers / 2 + u);
+  }
+  __device__ __forceinline__ unsigned slot_addr(int slot) const {
+    return base_addr + L.kv_off + slot * L.panel_bytes;
   }
   static __device__ __forceinline__ int tile_offset(int rows, int r, int k) {
     return (k >> 3) * rows * 128 + nsa_sw128_offset(r, k & 7);
@@ -115,15 +167,14 @@ struct SparseMlaSm90WgmmaT {
   __device__ __forceinline__ unsigned long long q_desc(int kk) const {
     return nsa_wgmma_desc_sw128(base_addr + L.q_off + (kk >> 2) * BH * 128 + (kk & 3) * 32, 16, 1024);
   }
-  // A of S^T: the kv tile [64 tokens x 16] of k-step kk, K-major.
-  __device__ __forceinline__ unsigned long long k_desc(int st, int kk) const {
-    return nsa_wgmma_desc_sw128(
-        base_addr + L.kv_off + st * L.kv_stage_bytes + (kk >> 2) * BT * 128 + (kk & 3) * 32, 16, 1024);
+  // A of S^T: the kv tile [64 tokens x 16] of k-step kk (panel kk / 4), K-major.
+  __device__ __forceinline__ unsigned long long k_desc(const TileSlots& ts, int kk) const {
+    return nsa_wgmma_desc_sw128(slot_addr(ts.slot(kk >> 2)) + (kk & 3) * 32, 16, 1024);
   }
-  // A of O^T: V^T [64 dims of m-block mb x 16 tokens of k-step kk], MN-major (read transposed).
-  __device__ __forceinline__ unsigned long long v_desc(int st, int mb, int kk) const {
-    return nsa_wgmma_desc_sw128(base_addr + L.kv_off + st * L.kv_stage_bytes + mb * BT * 128 + kk * 16 * 128,
-                                BT * 128, 1024);
+  // A of O^T: V^T [64 dims of m-block mb (= panel mb) x 16 tokens of k-step kk], MN-major (read
+  // transposed).
+  __device__ __forceinline__ unsigned long long v_desc(const TileSlots& ts, int mb, int kk) const {
+    return nsa_wgmma_desc_sw128(slot_addr(ts.slot(mb)) + kk * 16 * 128, BT * 128, 1024);
   }
   // B of O^T: P [BH heads x 16 tokens of k-step kk], K-major (one swizzle panel).
   __device__ __forceinline__ unsigned long long p_desc(int pbuf, int kk) const {
@@ -152,16 +203,31 @@ struct SparseMlaSm90WgmmaT {
 #pragma unroll
     for (int k = 0; k < 4; ++k) idx[k] = index_of(0, group + 16 * k);
 
+    // PR 1: the ring position of the next panel, advanced one slot per panel. A slot's free barrier
+    // is waited on with the parity before its use's: on a fresh barrier (first use) that passes.
+    int ring_slot = 0;
+    unsigned ring_ph = 0;
     for (int t = 0; t < n_tiles; ++t) {
       int next[4];  // the next tile's indices, loaded before this tile's waits
 #pragma unroll
       for (int k = 0; k < 4; ++k) next[k] = index_of(t + 1, group + 16 * k);
-      const int st = t % STAGES, use = t / STAGES;
-      unsigned char* dst = base + L.kv_off + st * L.kv_stage_bytes;
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        if (use > 0) mbarrier_wait_parity(free_bar(st, half), (use - 1) & 1);
-        const int pb = half == 0 ? 0 : kHalfPanels, pe = half == 0 ? kHalfPanels : kPanels;
+      const int st = t % STAGES, use = t / STAGES;  // PR 0
+      // A unit of panels [pb, pe) behind one ready / free barrier pair: the halves of stage st
+      // (PR 0) or single panels, each in the next ring slot (PR 1).
+      // PR 1 keeps the panel loop rolled: unrolled, its nine slot addresses and the source
+      // pointers outgrow the producer's 56 registers (st1).
+      constexpr int kUnits = PR ? kPanels : 2;
+#pragma unroll(PR ? 1 : 2)
+      for (int u = 0; u < kUnits; ++u) {
+        const int pb = PR ? u : (u == 0 ? 0 : kHalfPanels),
+                  pe = PR ? u + 1 : (u == 0 ? kHalfPanels : kPanels);
+        const int bar = PR ? ring_slot : 2 * st + u;
+        unsigned char* dst = base + L.kv_off + (PR ? ring_slot - pb : st * kPanels) * L.panel_bytes;
+        if constexpr (PR) {
+          mbarrier_wait_parity(free_bar(bar), ring_ph ^ 1u);
+        } else {
+          if (use > 0) mbarrier_wait_parity(free_bar(bar), (use - 1) & 1);
+        }
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           const int r = group + 16 * k, kv_row = idx[k];
@@ -169,13 +235,20 @@ struct SparseMlaSm90WgmmaT {
               kv_row >= 0 ? p.kv + static_cast<long long>(kv_row) * p.kv_row_stride + ch * 8 : p.kv;
 #pragma unroll
           for (int pn = pb; pn < pe; ++pn)
-            cp_async_16(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), kv_row >= 0 ? src + pn * 64 : src,
+            cp_async_16(dst + pn * L.panel_bytes + nsa_sw128_offset(r, ch), kv_row >= 0 ? src + pn * 64 : src,
                         kv_row >= 0 ? 16 : 0);
-          // The flags travel with the L half; the warpgroup reads them before it frees L.
-          if (half == 0 && ch == 0) valid_s[st * BT + r] = kv_row >= 0 ? 1 : 0;
+          // The flags travel with panel 0; the warpgroup reads them (after all panels landed)
+          // before it frees any panel of the tile.
+          if (u == 0 && ch == 0) valid_s[(t % L.flag_bufs) * BT + r] = kv_row >= 0 ? 1 : 0;
         }
-        cp_async_mbarrier_arrive_noinc(ready_bar(st, half));
-        mbarrier_arrive(ready_bar(st, half));  // release: the flags above
+        cp_async_mbarrier_arrive_noinc(ready_bar(bar));
+        mbarrier_arrive(ready_bar(bar));  // release: the flags above
+        if constexpr (PR) {
+          if (++ring_slot == kSlots) {
+            ring_slot = 0;
+            ring_ph ^= 1u;
+          }
+        }
       }
 #pragma unroll
       for (int k = 0; k < 4; ++k) idx[k] = next[k];
@@ -184,18 +257,36 @@ struct SparseMlaSm90WgmmaT {
   }
 
   // ---------------------------------------------------------------- math warpgroups
-  __device__ __forceinline__ void issue_s(float (&sacc)[kSRegs], int st, int kk_begin, int kk_end) const {
+  __device__ __forceinline__ void issue_s(float (&sacc)[kSRegs], const TileSlots& ts, int kk_begin,
+                                          int kk_end) const {
     wgmma_fence();
 #pragma unroll
     for (int kk = kk_begin; kk < kk_end; ++kk)
-      wgmma_m64nNk16_ss<BH, 0>(sacc, k_desc(st, kk), q_desc(kk), kk == 0 ? 0 : 1);
+      wgmma_m64nNk16_ss<BH, 0>(sacc, k_desc(ts, kk), q_desc(kk), kk == 0 ? 0 : 1);
   }
-  __device__ __forceinline__ void issue_pv(float (&o)[kMB][kSRegs], int pbuf, int st, int mb_begin,
-                                           int mb_end) const {
+  __device__ __forceinline__ void issue_pv(float (&o)[kMB][kSRegs], int pbuf, const TileSlots& ts,
+                                           int mb_begin, int mb_end) const {
 #pragma unroll
     for (int mb = mb_begin; mb < mb_end; ++mb)
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) wgmma_m64nNk16_ss<BH, 1>(o[mb], v_desc(st, mb, kk), p_desc(pbuf, kk), 1);
+      for (int kk = 0; kk < 4; ++kk) wgmma_m64nNk16_ss<BH, 1>(o[mb], v_desc(ts, mb, kk), p_desc(pbuf, kk), 1);
+  }
+  // wgmma.wait_group with a count known after unrolling.
+  static __device__ __forceinline__ void wgmma_wait_n(int n) {
+    switch (n) {
+      case 0:
+        wgmma_wait<0>();
+        break;
+      case 1:
+        wgmma_wait<1>();
+        break;
+      case 2:
+        wgmma_wait<2>();
+        break;
+      default:
+        wgmma_wait<3>();
+        break;
+    }
   }
   // P^T -> shared memory as P [BH heads x 64 tokens]: matrix i of an x4 is column block
   // 2 q + i / 2 (heads) x token half i % 2 (tokens 16 w + 8 (i % 2) ..), stored transposed.
@@ -225,10 +316,10 @@ struct SparseMlaSm90WgmmaT {
 
     if (tid == 0) {
 #pragma unroll
-      for (int i = 0; i < 2 * STAGES; ++i)
+      for (int i = 0; i < L.barriers / 2; ++i)
         mbarrier_init(base_addr + L.bar_off + 8 * i, 256);  // ready: 128 noinc + 128
 #pragma unroll
-      for (int i = 2 * STAGES; i < 4 * STAGES; ++i)
+      for (int i = L.barriers / 2; i < L.barriers; ++i)
         mbarrier_init(base_addr + L.bar_off + 8 * i, 128);  // free: the math warpgroup of the tile
     }
     __syncthreads();
@@ -274,21 +365,32 @@ struct SparseMlaSm90WgmmaT {
     for (int n = 0;; ++n) {
       const int t = wgi + NC * n;
       if (t >= n_tiles) break;
-      const int st = t % STAGES;
-      const unsigned ph = (t / STAGES) & 1;
+      const TileSlots ts = tile_slots(t);
       float sacc[kSRegs];
-      mbarrier_wait_parity(ready_bar(st, 0), ph);
+      // S^T over panels [0, 4) as soon as they landed, then the rest (PR 0: one barrier per half;
+      // PR 1: one per panel).
+#pragma unroll
+      for (int j = 0; j < kHalfPanels; ++j)
+        if (PR || j == 0) mbarrier_wait_parity(ready_bar(ts.unit(j)), ts.phase(j));
       fence_proxy_async_smem();  // the landed copies -> the tensor cores
-      issue_s(sacc, st, 0, 4 * kHalfPanels);
-      mbarrier_wait_parity(ready_bar(st, 1), ph);
+      issue_s(sacc, ts, 0, 4 * kHalfPanels);
+#pragma unroll
+      for (int j = kHalfPanels; j < kPanels; ++j)
+        if (PR || j == kHalfPanels) mbarrier_wait_parity(ready_bar(ts.unit(j)), ts.phase(j));
       fence_proxy_async_smem();
-      issue_s(sacc, st, 4 * kHalfPanels, 4 * kPanels);
+      issue_s(sacc, ts, 4 * kHalfPanels, 4 * kPanels);
       wgmma_commit();
       wgmma_wait<0>();
       wgmma_fence_operands(sacc);
 
       // ---- scale, mask
-      const bool ok0 = valid_s[st * BT + tr0] != 0, ok1 = valid_s[st * BT + tr0 + 8] != 0;
+      const int fb = (t % L.flag_bufs) * BT;
+      const bool ok0 = valid_s[fb + tr0] != 0, ok1 = valid_s[fb + tr0 + 8] != 0;
+      if constexpr (PR) {
+        // The rope panels are read by S^T only: free them now (after the flags were read).
+#pragma unroll
+        for (int j = kMB; j < kPanels; ++j) mbarrier_arrive(free_bar(ts.unit(j)));
+      }
 #pragma unroll
       for (int jj = 0; jj < kNJ; ++jj)
 #pragma unroll
@@ -393,18 +495,25 @@ struct SparseMlaSm90WgmmaT {
       // ---- O^T += V^T P^T: m-blocks 0-3 read the L half, 4-7 the R half
       wgmma_fence();
       const int pbuf = SX == 2 ? 2 * wgi + (n & 1) : wgi;
-      issue_pv(o, pbuf, st, 0, kMB / 2);
-      wgmma_commit();
-      issue_pv(o, pbuf, st, kMB / 2, kMB);
-      wgmma_commit();
-      wgmma_wait<1>();
 #pragma unroll
-      for (int mb = 0; mb < kMB / 2; ++mb) wgmma_fence_operands(o[mb]);
-      mbarrier_arrive(free_bar(st, 0));
-      wgmma_wait<0>();
+      for (int gi = 0; gi < kOGroups; ++gi) {
+        issue_pv(o, pbuf, ts, gi * kMBPerGroup, (gi + 1) * kMBPerGroup);
+        wgmma_commit();
+      }
+      // Group gi done: PR 0 frees half gi (the R half with the rope panel), PR 1 its V panels.
 #pragma unroll
-      for (int mb = kMB / 2; mb < kMB; ++mb) wgmma_fence_operands(o[mb]);
-      mbarrier_arrive(free_bar(st, 1));
+      for (int gi = 0; gi < kOGroups; ++gi) {
+        wgmma_wait_n(kOGroups - 1 - gi);
+#pragma unroll
+        for (int mb = gi * kMBPerGroup; mb < (gi + 1) * kMBPerGroup; ++mb) wgmma_fence_operands(o[mb]);
+        if constexpr (PR) {
+#pragma unroll
+          for (int mb = gi * kMBPerGroup; mb < (gi + 1) * kMBPerGroup; ++mb)
+            mbarrier_arrive(free_bar(ts.unit(mb)));
+        } else {
+          mbarrier_arrive(free_bar(ts.unit(gi * kHalfPanels)));
+        }
+      }
     }
 
     // ---- column sums over the lanes, then the warps (and the warpgroups) through shared memory
@@ -564,9 +673,9 @@ struct SparseMlaSm90WgmmaT {
   }
 };
 
-template <int D, int BH, int BT, int WARPS, int STAGES, int SX = 1>
+template <int D, int BH, int BT, int WARPS, int STAGES, int SX = 1, int PR = 0>
 __device__ __forceinline__ void sparse_mla_fwd_sm90_wgmma_t(const NsaSparseMlaParams& p) {
-  using K = SparseMlaSm90WgmmaT<D, BH, BT, WARPS, STAGES, SX>;
+  using K = SparseMlaSm90WgmmaT<D, BH, BT, WARPS, STAGES, SX, PR>;
   extern __shared__ __align__(1024) unsigned char smem_wgmma_t[];
   K k{p};
   const unsigned raw = smem_addr(smem_wgmma_t);

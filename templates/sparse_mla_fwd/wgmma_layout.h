@@ -148,11 +148,31 @@ struct NsaSparseMlaWgmmaTLayout {
   int smem_bytes;            // dynamic shared memory to request (with 1024 bytes of alignment slack)
   int acc_registers;         // fp32 O^T accumulator registers per math thread: 512 x bh / 128
   int merge_bytes;           // warps 12: the second warpgroup's O^T handed over in the kv region
+  // pr 1 (panel ring): the kv region is a ring of `slots` 64-row panels (bt x 64 bf16, 8 KB
+  // each) with a ready and a free mbarrier per slot instead of `stages` whole tiles in two halves;
+  // panel j of tile t goes to slot (t * panels + j) % slots. slots = stages * panels +
+  // ring_extra, ring_extra the most panels that still fit (1 CTA per SM; stages 1: 2 CTAs per
+  // SM), at most panels - 1. Without the ring: slots = stages * panels and panel j of tile t
+  // sits in slot (t % stages) * panels + j (the same addresses as the stage layout).
+  int pr;           // 0: stages in halves; 1: panel ring
+  int panel_bytes;  // bt * 128
+  int slots;        // kv panel slots
+  int ring_extra;   // pr 1: slots beyond stages * panels (0 without the ring)
+  int flag_bufs;    // [flag_bufs][bt] validity flags, tile t in buffer t % flag_bufs: stages, or
+                    // with the ring ceil(slots / panels) (the producer's lead over the oldest
+                    // tile whose flags are still unread)
+  int barriers;     // mbarriers: 4 stages (ready + free per half), or 2 slots (ready + free per slot)
 };
 
-NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaTLayout nsa_sparse_mla_wgmma_t_layout(int d, int bh, int bt,
-                                                                                 int warps, int stages,
-                                                                                 int sx = 1) {
+// Hopper's shared memory: the opt-in maximum per block and the total per SM, of which 1 KB is
+// reserved per resident CTA.
+constexpr int kNsaSm90SharedPerBlock = 227 * 1024;
+constexpr int kNsaSm90SharedPerSm = 228 * 1024;
+
+// The layout with `extra` ring slots (extra < 0: no ring, the stage layout).
+NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaTLayout nsa_sparse_mla_wgmma_t_layout_slots(int d, int bh, int bt,
+                                                                                       int warps, int stages,
+                                                                                       int sx, int extra) {
   NsaSparseMlaWgmmaTLayout l{};
   l.sx = sx;
   l.p_bufs = sx == 2 ? 2 : 1;
@@ -169,15 +189,40 @@ NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaTLayout nsa_sparse_mla_wgmma_t_layout
   l.q_bytes = bh * d * 2;
   l.kv_stage_bytes = bt * d * 2;
   l.p_bytes = bh * bt * 2;
+  l.pr = extra >= 0 ? 1 : 0;
+  l.panel_bytes = bt * 128;
+  l.ring_extra = extra >= 0 ? extra : 0;
+  l.slots = stages * l.panels + l.ring_extra;
+  l.flag_bufs = l.pr ? (l.slots + l.panels - 1) / l.panels : stages;
+  l.barriers = l.pr ? 2 * l.slots : 4 * stages;
   l.q_off = 0;
   l.kv_off = (l.q_bytes + 1023) / 1024 * 1024;
-  l.p_off = l.kv_off + stages * l.kv_stage_bytes;
+  l.p_off = l.kv_off + l.slots * l.panel_bytes;
   l.valid_off = l.p_off + (l.math_wgs > 0 ? l.math_wgs : 0) * l.p_bufs * ((l.p_bytes + 1023) / 1024 * 1024);
-  l.red_off = l.valid_off + stages * bt * 4;
+  l.red_off = l.valid_off + l.flag_bufs * bt * 4;
   l.fin_off = l.red_off + 2 * (l.math_wgs > 0 ? l.math_wgs : 0) * 4 * bh * 4;
   l.bar_off = l.fin_off + (l.math_wgs > 0 ? l.math_wgs : 0) * (sx == 2 ? 9 : 5) * bh * 4;
-  l.smem_bytes = l.bar_off + stages * 4 * 8 + 1024;
+  l.smem_bytes = l.bar_off + l.barriers * 8 + 1024;
   l.acc_registers = l.dv * bh / 128;
   l.merge_bytes = l.math_wgs > 1 ? l.dv * bh * 4 : 0;
   return l;
+}
+
+// Does a layout fit Hopper: one CTA per SM, or two with one kv stage (st1 overlaps two CTAs).
+NSA_HOST_DEVICE constexpr bool nsa_sparse_mla_wgmma_t_fits(const NsaSparseMlaWgmmaTLayout& l) {
+  if (l.smem_bytes > kNsaSm90SharedPerBlock) return false;
+  return l.stages != 1 || 2 * (l.smem_bytes + 1024) <= kNsaSm90SharedPerSm;
+}
+
+// pr 0: the stage layout; pr 1: the panel ring with as many extra slots as fit (at most panels
+// - 1; 0 when none fits, which the generator prunes).
+NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaTLayout nsa_sparse_mla_wgmma_t_layout(int d, int bh, int bt,
+                                                                                 int warps, int stages,
+                                                                                 int sx = 1, int pr = 0) {
+  if (pr == 0) return nsa_sparse_mla_wgmma_t_layout_slots(d, bh, bt, warps, stages, sx, -1);
+  int extra = 0;
+  while (extra + 1 < d / 64 && nsa_sparse_mla_wgmma_t_fits(nsa_sparse_mla_wgmma_t_layout_slots(
+                                   d, bh, bt, warps, stages, sx, extra + 1)))
+    ++extra;
+  return nsa_sparse_mla_wgmma_t_layout_slots(d, bh, bt, warps, stages, sx, extra);
 }

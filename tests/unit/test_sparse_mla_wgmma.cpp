@@ -94,7 +94,8 @@ TEST_CASE("mma_sync_variant_names_do_not_change_and_wgmma_names_round_trip") {
       CHECK((v.name().ends_with("_mma1") || v.name().ends_with("_mma1_ws2")));
     } else if (has_any_mma_knob(v)) {
       CHECK(v.get("mma") == 2);
-      CHECK((v.name().ends_with("_mma2") || v.name().ends_with("_mma2_sx2")));
+      CHECK((v.name().ends_with("_mma2") || v.name().ends_with("_mma2_sx2") ||
+             v.name().ends_with("_mma2_sx2_pr1")));
     } else {
       CHECK((v.knobs.size() == 4 || (v.knobs.size() == 5 && v.knobs[4].name == "g")));  // g: bulk-gather knob
       CHECK(v.name().find("mma") == std::string::npos);

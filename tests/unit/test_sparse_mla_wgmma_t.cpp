@@ -28,15 +28,21 @@ int sx_of(const Variant& v) {
   return 1;
 }
 
+int pr_of(const Variant& v) {
+  for (const auto& k : v.knobs)
+    if (k.name == "pr") return k.value;
+  return 0;
+}
+
 }  // namespace
 
 TEST_CASE("transposed_wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
   for (int d : {576, 512}) {
     const auto space =
         kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{d, 512});
-    std::set<std::string> kept, kept_sx2;
+    std::set<std::string> kept, kept_sx2, kept_pr;
     for (const auto& v : space.kept)
-      if (is_mma2(v)) (sx_of(v) == 2 ? kept_sx2 : kept).insert(v.name());
+      if (is_mma2(v)) (pr_of(v) == 1 ? kept_pr : sx_of(v) == 2 ? kept_sx2 : kept).insert(v.name());
     std::set<std::string> want;
     for (int bh : {16, 32})
       for (int w : {8, 12}) want.insert(fmt::format("nsa_fwd_sm90a_d{}_bh{}_bt64_w{}_st2_mma2", d, bh, w));
@@ -51,6 +57,36 @@ TEST_CASE("transposed_wgmma_variants_are_in_the_space_and_pruned_ones_say_why") 
     std::set<std::string> want_sx2;
     for (const auto& name : want) want_sx2.insert(name + "_sx2");
     CHECK(kept_sx2 == want_sx2);
+    // The panel ring (pr1, on sx2): st1 and st2 wherever at least one extra 8 KB panel slot fits;
+    // not bh32 w8 st1 at d512 (two CTAs leave < 8 KB), not st3.
+    std::set<std::string> want_pr;
+    for (const auto& name : want)
+      if (name.find("_st3_") == std::string::npos && name.find("_bh32_bt64_w8_st1_") == std::string::npos)
+        want_pr.insert(name + "_sx2_pr1");
+    CHECK(kept_pr == want_pr);
+    CHECK(kept_pr.size() == 5);
+    for (const auto& p : space.pruned) {
+      if (!is_mma2(p.variant) || pr_of(p.variant) != 1) continue;
+      const int st = p.variant.get("st"), w = p.variant.get("w");
+      CAPTURE(p.variant.name());
+      CAPTURE(p.reason);
+      if (st == 3) {
+        CHECK(p.reason.find("st3") != std::string::npos);
+      } else if (st == 1 && w == 12) {
+        CHECK(p.reason.find("w8 only") != std::string::npos);
+      } else {
+        CHECK(st == 1);
+        CHECK((p.reason.find("panel slot") != std::string::npos ||
+               p.reason.find("two CTAs per SM") != std::string::npos));
+      }
+    }
+    for (const auto& name : kept_pr) {
+      const Variant back = variant_from_name(name);
+      CHECK(back.name() == name);
+      CHECK(back.knobs.size() == 7);
+      CHECK(back.knobs[5].name == "sx");
+      CHECK(back.knobs[6].name == "pr");
+    }
     int pruned = 0;
     for (const auto& p : space.pruned) {
       if (!is_mma2(p.variant) || sx_of(p.variant) != 1) continue;
@@ -153,6 +189,85 @@ TEST_CASE("transposed_wgmma_plan_uses_its_own_block_and_shared_memory") {
         static_cast<unsigned>(nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 1, 2).smem_bytes));
   CHECK(lazy.shared_bytes >
         static_cast<unsigned>(nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 1).smem_bytes));
+  // pr 1 plans with the ring's shared memory (two extra panel slots at bh16 st1 d576), same block.
+  const Variant ring = variant_from_name("nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2_sx2_pr1");
+  const SparseMlaLaunch rl = plan_sparse_mla(pr, ring, 1, nullptr);
+  CHECK(rl.block.x == 256u);
+  CHECK(rl.shared_bytes ==
+        static_cast<unsigned>(nsa_sparse_mla_wgmma_t_layout(576, 16, 64, 8, 1, 2, 1).smem_bytes));
+  CHECK(rl.shared_bytes == lazy.shared_bytes + 2 * 8192 + 64 * 4 + 2 * 11 * 8 - 4 * 8);
+}
+
+TEST_CASE("transposed_wgmma_panel_ring_layout") {
+  // Without the ring the slots are the stages' panels at the same addresses as before.
+  for (int d : {576, 512})
+    for (int st : {1, 2, 3}) {
+      const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(d, 16, 64, 8, st, 2);
+      CHECK(l.pr == 0);
+      CHECK(l.slots == st * d / 64);
+      CHECK(l.slots * l.panel_bytes == st * l.kv_stage_bytes);
+      CHECK(l.flag_bufs == st);
+      CHECK(l.barriers == 4 * st);
+    }
+  struct Want {
+    int d, bh, w, st, slots;
+  };
+  // The extra slots: d576 bh16 st1 two (2 x (115440 + 1024) <= 233472), d512 bh16 st1 three; the
+  // one-CTA st2 shapes up to 227 KB per block.
+  for (const Want& c :
+       {Want{576, 16, 8, 1, 11}, Want{512, 16, 8, 1, 11}, Want{576, 16, 8, 2, 25}, Want{576, 16, 12, 2, 24},
+        Want{576, 32, 8, 2, 22}, Want{576, 32, 12, 2, 21}, Want{512, 16, 8, 2, 23}, Want{512, 16, 12, 2, 23},
+        Want{512, 32, 8, 2, 22}, Want{512, 32, 12, 2, 21}, Want{512, 32, 8, 1, 8}}) {
+    const NsaSparseMlaWgmmaTLayout l = nsa_sparse_mla_wgmma_t_layout(c.d, c.bh, 64, c.w, c.st, 2, 1);
+    CAPTURE(c.d);
+    CAPTURE(c.bh);
+    CAPTURE(c.w);
+    CAPTURE(c.st);
+    CHECK(l.pr == 1);
+    CHECK(l.slots == c.slots);
+    CHECK(l.ring_extra == c.slots - c.st * l.panels);
+    CHECK(l.ring_extra < l.panels);  // a tile wraps the ring at most once
+    CHECK(l.panel_bytes == 8192);
+    CHECK(l.kv_off % 1024 == 0);
+    CHECK(l.p_off == l.kv_off + l.slots * 8192);
+    CHECK(l.p_off % 1024 == 0);
+    CHECK(l.barriers == 2 * l.slots);
+    CHECK(l.bar_off % 8 == 0);
+    // One flag buffer per tile the producer can be ahead of the oldest unread flags.
+    CHECK(l.flag_bufs == (l.slots + l.panels - 1) / l.panels);
+    CHECK(l.flag_bufs * l.panels >= l.slots);
+    CHECK(l.merge_bytes <= l.slots * l.panel_bytes);
+    CHECK(nsa_sparse_mla_wgmma_t_fits(l));
+    // ... and one more slot would not fit (or would be a whole extra tile).
+    if (l.ring_extra + 1 < l.panels)
+      CHECK(!nsa_sparse_mla_wgmma_t_fits(
+          nsa_sparse_mla_wgmma_t_layout_slots(c.d, c.bh, 64, c.w, c.st, 2, l.ring_extra + 1)));
+    if (c.st == 1) CHECK(2 * (l.smem_bytes + 1024) <= 228 * 1024);
+  }
+  // The ring's slot of panel j of tile t, and the parity of its barriers, as the kernel computes
+  // them (TileSlots: first = (t P) % R, one wrap at most per tile), against the plain formula; the
+  // producer's running slot / parity walk gives the same sequence.
+  for (int panels : {9, 8})
+    for (int slots : {panels + 2, panels + 3, 2 * panels + 3}) {
+      int ring_slot = 0, ring_ph = 0;
+      for (int t = 0; t < 50; ++t) {
+        const int first = t * panels % slots;
+        const int ph0 = (t * panels / slots) & 1;
+        for (int j = 0; j < panels; ++j) {
+          const int g = t * panels + j;
+          const int slot = first + j - (first + j >= slots ? slots : 0);
+          const int ph = ph0 ^ (first + j >= slots ? 1 : 0);
+          CHECK(slot == g % slots);
+          CHECK(ph == ((g / slots) & 1));
+          CHECK(ring_slot == slot);
+          CHECK(ring_ph == ph);
+          if (++ring_slot == slots) {
+            ring_slot = 0;
+            ring_ph ^= 1;
+          }
+        }
+      }
+    }
 }
 
 TEST_CASE("transposed_wgmma_layout_keeps_operands_1024_byte_aligned_and_fits") {
