@@ -42,6 +42,7 @@
 #include "common/nv_wgmma.cuh"
 #include "sparse_mla_fwd/params.h"
 #include "sparse_mla_fwd/row_range.cuh"
+#include "sparse_mla_fwd/row_stats.cuh"
 #include "sparse_mla_fwd/wgmma_layout.h"
 
 namespace nsajit {
@@ -625,7 +626,6 @@ struct SparseMlaSm90WgmmaT {
     }
 
     // ---- epilogue: thread holds O^T[64 mb + tr0 + 8 h][8 jj + c0 + e] = o[mb][4 jj + 2 h + e]
-    constexpr float kLn2 = 0.6931471805599453f, kLog2e = 1.4426950408889634f;
 #pragma unroll
     for (int jj = 0; jj < kNJ; ++jj)
 #pragma unroll
@@ -635,7 +635,7 @@ struct SparseMlaSm90WgmmaT {
         const float l = l_tot[jj][e];
         const bool empty = !(l > 0.f);
         const float m = m_run[jj][e], m_max = m_true[jj][e];
-        const float lse2 = empty ? neg_inf() : m + __log2f(l);
+        const float lse2 = row_lse2(m, l, empty);
         if (p.num_splits > 1) {
           const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + head;
           const float inv = empty ? 0.f : 1.f / l;
@@ -645,14 +645,11 @@ struct SparseMlaSm90WgmmaT {
 #pragma unroll
             for (int h = 0; h < 2; ++h) dst[64 * mb + 8 * h] = o[mb][4 * jj + 2 * h + e] * inv;
           if (w == 0 && lane < 4) {
-            p.partial_stats[prow * 2] = empty ? neg_inf() : m_max;
-            p.partial_stats[prow * 2 + 1] = lse2;
+            store_partial_stats(p, prow, m_max, lse2, empty);
           }
           continue;
         }
-        float denom = l;
-        if (p.attn_sink != nullptr && !empty) denom += fast_exp2(p.attn_sink[head] * kLog2e - m);
-        const float inv = empty ? 0.f : 1.f / denom;
+        const float inv = output_scale(p, head, l, m, empty);
         unsigned short* dst = p.out + b * p.out_stride_b + s * p.out_stride_s + head * p.out_stride_h + tr0;
 #pragma unroll
         for (int mb = 0; mb < kMB; ++mb)
@@ -661,13 +658,7 @@ struct SparseMlaSm90WgmmaT {
             dst[64 * mb + 8 * h] =
                 static_cast<unsigned short>(pack_bf16x2(o[mb][4 * jj + 2 * h + e] * inv, 0.f) & 0xffffu);
         if (w == 0 && lane < 4) {
-          float ml = empty ? neg_inf() : m_max, ls = lse2;
-          if (p.natural_log) {
-            ml = empty ? neg_inf() : ml * kLn2;
-            ls = empty ? pos_inf() : ls * kLn2;
-          }
-          p.max_logits[b * p.ml_stride_b + s * p.ml_stride_s + head * p.ml_stride_h] = ml;
-          p.lse[b * p.lse_stride_b + s * p.lse_stride_s + head * p.lse_stride_h] = ls;
+          store_row_stats(p, b, s, head, m_max, lse2, empty);
         }
       }
   }
