@@ -9,8 +9,8 @@
 //   row histogram for k: digit D holds the row's k-th largest; `above` buffered elements have
 //   a larger digit, and every one of them is in the top k.
 // Phase 3 (every block): writes the positions of its buffered elements with a digit > D
-//   straight to the output (slots from a per-row counter) and copies those with digit D to the
-//   row's candidate list in global memory.
+//   straight to the output (its range reserved on a per-row counter) and copies those with
+//   digit D to the row's candidate list in global memory.
 // Phase 4 (the last block of the row): the top (k - above) of the candidates complete the row.
 //   If the candidates did not fit the list (rows of many equal scores), it selects the whole
 //   row again, one block, starting from tau = the lowest composite of digit D, and overwrites
@@ -42,24 +42,6 @@
 namespace nsa_topk {
 
 enum { kArrived = 0, kEmitted = 1, kCandidates = 2, kFinished = 3, kRowCounters = 4 };
-
-// Slots for the lanes with `take` set, from one atomicAdd per warp on a global counter. Every
-// lane of the warp calls it; returns this lane's slot (meaningless where take is false).
-template <int W>
-__device__ __forceinline__ int warp_reserve(unsigned* counter, bool take) {
-  const int lane = (int)threadIdx.x % W;
-  int incl = take ? 1 : 0;
-  NSA_TOPK_UNROLL
-  for (int o = 1; o < W; o <<= 1) {
-    const int y = NSA_TOPK_SHFL_UP(incl, o);
-    if (lane >= o) incl += y;
-  }
-  const int total = NSA_SHFL(incl, W - 1);
-  int base = 0;
-  if (lane == W - 1 && total > 0) base = (int)atomicAdd(counter, (unsigned)total);
-  base = NSA_SHFL(base, W - 1);
-  return base + incl - 1;
-}
 
 template <int T, int I, int R, int W>
 __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) {
@@ -128,19 +110,37 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   const int cands = st->bucket;
   const bool fits = cands <= p.cand_capacity;
 
-  // Phase 3: emit the elements above digit D, list the digit-D candidates.
+  // Phase 3: emit the elements above digit D, list the digit-D candidates. Each thread counts
+  // its own first, a block scan gives its offsets, and one global atomic per counter and block
+  // reserves the block's range (a warp-level atomic per 32 entries waited ~1 us each on the
+  // row's contended counters).
   int* out = p.indices + (long long)row * p.out_row_stride;
   u64* list = p.slice_workspace + (u64)row * (u64)p.cand_capacity;
-  for (int base = 0; base < count; base += T) {
-    const int j = base + (int)threadIdx.x;
-    const u64 c = j < count ? block.buf[j] : 0ull;
+  int my_emit = 0, my_cand = 0;
+  for (int j = (int)threadIdx.x; j < count; j += T) {
+    const u32 d = (u32)(block.buf[j] >> (64 - R));
+    my_emit += all_emit || d > digit ? 1 : 0;
+    my_cand += !all_emit && d == digit && fits ? 1 : 0;
+  }
+  const int emit_end = block.radix.inclusive_scan(my_emit);
+  const int cand_end = block.radix.inclusive_scan(my_cand);
+  if (threadIdx.x == T - 1) {  // holds the block totals
+    st->selected = emit_end > 0 ? (int)atomicAdd(&counters[kEmitted], (u32)emit_end) : 0;
+    st->cand = cand_end > 0 ? (int)atomicAdd(&counters[kCandidates], (u32)cand_end) : 0;
+  }
+  __syncthreads();
+  int at_emit = st->selected + emit_end - my_emit;
+  int at_cand = st->cand + cand_end - my_cand;
+  for (int j = (int)threadIdx.x; j < count; j += T) {
+    const u64 c = block.buf[j];
     const u32 d = (u32)(c >> (64 - R));
-    const bool emit = c != 0ull && (all_emit || d > digit);
-    const bool cand = c != 0ull && !all_emit && d == digit && fits;
-    const int at = warp_reserve<W>(&counters[kEmitted], emit);
-    if (emit && at < p.k) out[at] = position_of(c);
-    const int slot = warp_reserve<W>(&counters[kCandidates], cand);
-    if (cand && slot < p.cand_capacity) list[slot] = c;
+    if (all_emit || d > digit) {
+      if (at_emit < p.k) out[at_emit] = position_of(c);
+      ++at_emit;
+    } else if (d == digit && fits) {
+      if (at_cand < p.cand_capacity) list[at_cand] = c;
+      ++at_cand;
+    }
   }
   __threadfence();
   __syncthreads();
