@@ -156,10 +156,13 @@ SparseMlaProblem validate_sparse_mla(const nsajit_sparse_mla_args& a) {
   return pr;
 }
 
-int choose_topk_splits(long long ctas, int multiprocessors, int topk, int block_topk) {
-  if (ctas <= 0 || multiprocessors <= 0 || ctas >= multiprocessors) return 1;
+int choose_topk_splits(long long ctas, int multiprocessors, int topk, int block_topk, int blocks_per_sm) {
+  const long long slots = static_cast<long long>(multiprocessors) * std::max(blocks_per_sm, 1);
+  if (ctas <= 0 || multiprocessors <= 0 || ctas >= slots) return 1;
   const int tiles = (topk + block_topk - 1) / block_topk;
-  const long long want = (multiprocessors + ctas - 1) / ctas;
+  // One CTA per SM: the measured rule rounds up (s_q 32 at h_q 16: 5 splits, 160 CTAs on 132
+  // SMs). Two per SM: as many splits as keep every CTA in one wave of the slots.
+  const long long want = blocks_per_sm > 1 ? slots / ctas : (multiprocessors + ctas - 1) / ctas;
   const long long most = std::max(1, tiles / 2) * 1LL;  // each split keeps >= 2 tiles to pipeline
   return static_cast<int>(std::max<long long>(1, std::min({want, most, 64LL})));
 }
@@ -168,6 +171,16 @@ std::size_t sparse_mla_workspace_bytes(const SparseMlaProblem& pr, int splits) {
   if (splits <= 1) return 0;
   const auto per_split = static_cast<std::size_t>(pr.rows()) * static_cast<std::size_t>(pr.params.h_q);
   return static_cast<std::size_t>(splits) * per_split * (512 + 2) * sizeof(float);
+}
+
+int sparse_mla_blocks_per_sm(const Variant& v) {
+  constexpr int kThreadsPerSm = 2048;
+  constexpr long long kSharedPerSm = 233472;  // 228 KB
+  constexpr long long kReservedPerBlock = 1024;
+  const SparseMlaBlock b = sparse_mla_block(v);
+  const long long by_threads = kThreadsPerSm / std::max(b.threads, 1);
+  const long long by_shared = kSharedPerSm / (static_cast<long long>(b.shared_bytes) + kReservedPerBlock);
+  return static_cast<int>(std::clamp<long long>(std::min(by_threads, by_shared), 1, 2));
 }
 
 SparseMlaBlock sparse_mla_block(const Variant& v) {

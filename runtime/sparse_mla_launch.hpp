@@ -32,8 +32,14 @@ struct SparseMlaLaunch {
 };
 
 // How many blocks share one row's topk: enough to fill `multiprocessors` when the grid
-// alone would leave them idle, each split keeping >= 2 tiles. 1 = no split.
-[[nodiscard]] int choose_topk_splits(long long ctas, int multiprocessors, int topk, int block_topk);
+// alone would leave them idle, each split keeping >= 2 tiles. 1 = no split. A variant that
+// keeps blocks_per_sm (>= 2) CTAs resident per SM fills that many slots per SM, in one wave.
+[[nodiscard]] int choose_topk_splits(long long ctas, int multiprocessors, int topk, int block_topk,
+                                     int blocks_per_sm = 1);
+
+// CTAs of v one SM holds at once by threads and shared memory (Hopper: 2048 threads, 228 KB),
+// at most 2 (registers are not known before the binary; the 2-CTA variants are built for it).
+[[nodiscard]] int sparse_mla_blocks_per_sm(const Variant& v);
 
 // Workspace bytes a plan with `splits` needs (0 when splits == 1).
 [[nodiscard]] std::size_t sparse_mla_workspace_bytes(const SparseMlaProblem& problem, int splits);

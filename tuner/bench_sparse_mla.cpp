@@ -140,7 +140,7 @@ void* SparseMlaBenchInputs::workspace(std::size_t bytes) {
 int dispatcher_splits(const Variant& variant, const BenchShape& shape, int multiprocessors) {
   const int bh = variant.get("bh"), bt = variant.get("bt");
   const long long ctas = shape.s_q * ((shape.h_q + bh - 1) / bh);
-  return choose_topk_splits(ctas, multiprocessors, shape.topk, bt);
+  return choose_topk_splits(ctas, multiprocessors, shape.topk, bt, sparse_mla_blocks_per_sm(variant));
 }
 
 TimingStats time_sparse_mla(LoadedVariant& loaded, SparseMlaBenchInputs& inputs, int splits,

@@ -353,3 +353,26 @@ TEST_CASE("stmatrix_trans_addressing_puts_every_p_element_at_its_k_major_place_o
 }
 
 }  // namespace nsajit
+
+namespace nsajit {
+TEST_CASE("topk_splits_fill_every_resident_slot_in_one_wave") {
+  // 132 SMs, topk 2048, 64-row tiles (32 tiles: at most 16 splits of >= 2 tiles).
+  // One CTA per SM (the measured rule): round up, so s_q 32 at h_q 16 splits 5 ways.
+  CHECK(choose_topk_splits(32, 132, 2048, 64) == 5);
+  CHECK(choose_topk_splits(128, 132, 2048, 64) == 2);
+  CHECK(choose_topk_splits(132, 132, 2048, 64) == 1);
+  CHECK(choose_topk_splits(1, 132, 2048, 64) == 16);
+  // Two CTAs per SM: as many splits as fit 264 slots in one wave.
+  CHECK(choose_topk_splits(32, 132, 2048, 64, 2) == 8);
+  CHECK(choose_topk_splits(128, 132, 2048, 64, 2) == 2);
+  CHECK(choose_topk_splits(200, 132, 2048, 64, 2) == 1);
+  CHECK(choose_topk_splits(264, 132, 2048, 64, 2) == 1);
+  CHECK(choose_topk_splits(8, 132, 2048, 64, 2) == 16);  // capped at 2 tiles per split
+  // Which variants are resident twice: the st1 transposed kernel (96 KB, 256 threads) is; the
+  // 64-head warp-specialised kernel (~200 KB) is not.
+  CHECK(sparse_mla_blocks_per_sm(variant_from_name("nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2_sx2")) == 2);
+  CHECK(sparse_mla_blocks_per_sm(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w12_st2_mma1")) == 1);
+  CHECK(sparse_mla_blocks_per_sm(variant_from_name("nsa_fwd_sm90a_d576_bh32_bt64_w12_st2_mma2_sx2")) == 1);
+}
+
+}  // namespace nsajit
