@@ -51,10 +51,11 @@ std::size_t state_bytes(const Variant& v) {
   return is_threshold(v) ? NSA_TOPK_THRESHOLD_STATE_BYTES : 0;
 }
 
-// The stream kernel keeps one round of loads (4 floats or 2 candidates per thread) of room
-// above the k it must hold, so its buffer has at least k + 4t entries.
+// The stream kernel keeps one round of loads of room above the k it must hold: 8 floats per
+// thread where it reads two float4 a slot (NVIDIA, even i), else 4 (or 2 candidates).
 std::size_t stream_min_buffer_entries(const Variant& v) {
-  return static_cast<std::size_t>(kTopkMaxK) + 4 * static_cast<std::size_t>(v.get("t"));
+  const std::size_t per_thread = v.target.vendor == Vendor::nvidia && v.get("i") % 2 == 0 ? 8 : 4;
+  return static_cast<std::size_t>(kTopkMaxK) + per_thread * static_cast<std::size_t>(v.get("t"));
 }
 
 std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {

@@ -411,45 +411,54 @@ struct StreamState {
   u32 key_hi;
 };
 
-// A row slice read as aligned float4 units: unit u = slot * T + thread holds positions
-// first + 4u .. first + 4u + 3.
-template <int T>
+// A row slice read as aligned float4 units; unit u holds positions first + 4u .. first + 4u + 3.
+// Slot s covers units [s P T, (s + 1) P T): this thread reads units s P T + p T + thread, p < P,
+// P coalesced 16-byte loads, V = 4P elements, so the per-slot work (tau, the warp's append and
+// the loop) is shared by 4P elements.
+template <int T, int P>
 struct FloatStream {
-  static constexpr int V = 4;
-  typedef nsa_topk_f4 Payload;
+  static constexpr int V = 4 * P;
+  static constexpr int kLoads = P;
+  struct Payload {
+    nsa_topk_f4 v[P];
+  };
   const nsa_topk_f4* body;
   int first;
   int units;
-  __device__ __forceinline__ int slots() const { return (units + T - 1) / T; }
-  // The unit this thread handles in slot s.
-  __device__ __forceinline__ int unit(int slot) const { return slot * T + (int)threadIdx.x; }
+  __device__ __forceinline__ int slots() const { return (units + P * T - 1) / (P * T); }
+  __device__ __forceinline__ int unit(int slot, int p) const { return (slot * P + p) * T + (int)threadIdx.x; }
   __device__ __forceinline__ Payload load(int slot) const {
-    const int u = unit(slot);
-    Payload x = {0.f, 0.f, 0.f, 0.f};
-    if (u < units) x = body[u];
+    Payload x;
+    NSA_TOPK_UNROLL
+    for (int p = 0; p < P; ++p) {
+      const int u = unit(slot, p);
+      x.v[p] = nsa_topk_f4{0.f, 0.f, 0.f, 0.f};
+      if (u < units) x.v[p] = body[u];
+    }
     return x;
   }
-  // Composites of the unit into c, and which of them are >= tau (bit e = c[e] passes).
-  // Once tau's key is a number (not NaN's 0 or a prefix below -inf), a float compare against
-  // that number rejects every element of a smaller key first: only the few that pass it pay for
-  // the order key and the 64-bit compare (they decide ties of the equal key by position).
+  // Composites of the slot's elements into c, and which of them are >= tau (bit e = c[e]
+  // passes). Once tau's key is a number (not NaN's 0 or a prefix below -inf), a float compare
+  // against that number rejects every element of a smaller key first: only the few that pass it
+  // pay for the order key and the 64-bit compare (they decide ties of the equal key by position).
   __device__ __forceinline__ u32 filter(const Payload& x, int slot, u64 tau, u64 (&c)[V]) const {
-    const int u = unit(slot);
-    const int pos = first + 4 * u;
-    const bool ok = u < units;
-    const float f[4] = {x.x, x.y, x.z, x.w};
     const u32 tau_key = (u32)(tau >> 32);
-    bool maybe[4] = {ok, ok, ok, ok};
-    if (tau_key >= 0x007fffffu) {  // the key of -inf or above: a number
-      const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
-      NSA_TOPK_UNROLL
-      for (int e = 0; e < 4; ++e) maybe[e] = ok && f[e] >= bound;  // NaN: false
-    }
+    const bool numeric = tau_key >= 0x007fffffu;  // the key of -inf or above: a number
+    const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
     u32 keep = 0;
     NSA_TOPK_UNROLL
-    for (int e = 0; e < 4; ++e) {
-      c[e] = maybe[e] ? composite(order_key(f[e]), pos + e) : 0ull;
-      if (c[e] != 0ull && c[e] >= tau) keep |= 1u << e;
+    for (int p = 0; p < P; ++p) {
+      const int u = unit(slot, p);
+      const int pos = first + 4 * u;
+      const bool ok = u < units;
+      const float f[4] = {x.v[p].x, x.v[p].y, x.v[p].z, x.v[p].w};
+      NSA_TOPK_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const bool maybe = ok && (!numeric || f[e] >= bound);  // NaN fails the compare
+        const int i = 4 * p + e;
+        c[i] = maybe ? composite(order_key(f[e]), pos + e) : 0ull;
+        if (c[i] != 0ull && c[i] >= tau) keep |= 1u << i;
+      }
     }
     return keep;
   }
@@ -460,6 +469,7 @@ struct FloatStream {
 template <int T>
 struct ListStream {
   static constexpr int V = 2;
+  static constexpr int kLoads = 1;  // one slot = one "load" of the in-flight budget
   struct Payload {
     u64 a, b;
   };
@@ -668,28 +678,30 @@ struct StreamSelect {
 
   // Streams s through the filter; the caller has set ss->tau and ss->count.
   // The block checks for a full buffer once every `every` slots (one barrier), so the buffer
-  // keeps room for that many rounds of loads: every = the most rounds (<= I) that leave at
+  // keeps room for that many rounds of loads: every = the most rounds (<= J) that leave at
   // least half of it, and at least one.
   template <class Stream>
   NSA_TOPK_BLOCK_FN void run(const Stream& s, int k) {
     constexpr int V = Stream::V;
+    // I 16-byte loads in flight per thread: I / kLoads slots.
+    constexpr int J = I / Stream::kLoads > 0 ? I / Stream::kLoads : 1;
     int every = capacity / 2 / (T * V);
-    every = every < 1 ? 1 : (every > I ? I : every);
+    every = every < 1 ? 1 : (every > J ? J : every);
     const int room = capacity - every * T * V;  // the buffer takes `every` more rounds while count <= room
     const int target = k + (room - k) / 4;
     const int slots = s.slots();
-    typename Stream::Payload v[I];
+    typename Stream::Payload v[J];
     NSA_TOPK_UNROLL
-    for (int i = 0; i < I; ++i) v[i] = s.load(i);
+    for (int i = 0; i < J; ++i) v[i] = s.load(i);
     bool over = false;
     int until_check = every;
-    for (int base = 0; base < slots; base += I) {
+    for (int base = 0; base < slots; base += J) {
       NSA_TOPK_UNROLL
-      for (int i = 0; i < I; ++i) {
+      for (int i = 0; i < J; ++i) {
         const int slot = base + i;
         if (slot < slots) {
           const typename Stream::Payload x = v[i];
-          v[i] = s.load(slot + I);  // keeps I loads in flight
+          v[i] = s.load(slot + J);  // keeps J slots of loads in flight
           u64 c[V];
           const u32 keep = s.filter(x, slot, ss->tau, c);
           const int end = warp_append<V>(&ss->count, c, keep);
@@ -724,7 +736,11 @@ struct StreamSelect {
       const int end = warp_append<1>(&ss->count, c, keep);
       if (block_any(end > capacity - T * 4)) shrink(ss->count, k, k + (capacity - T * 4 - k) / 4);
     }
-    FloatStream<T> s;
+#if defined(NSA_GPU_HIP)
+    FloatStream<T, 1> s;  // CDNA: 64 KB of LDS leaves room for one float4 a thread per round
+#else
+    FloatStream<T, I % 2 == 0 ? 2 : 1> s;  // 8 elements a slot when the loads pair up
+#endif
     s.body = (const nsa_topk_f4*)(row + begin + head);
     s.first = begin + head;
     s.units = units;

@@ -164,9 +164,10 @@ TEST_CASE("topk_stream_plan_gives_the_buffer_all_shared_memory_but_the_histogram
   CHECK(l.grid.x == 128);
   CHECK(l.params.splits == 1);
   CHECK(l.dynamic_shared_bytes == 8u * static_cast<unsigned>(l.params.buffer_capacity) + 4u * 2048u);
-  // One round of float4 loads (4 per thread) on top of k = 4096 must always fit.
-  CHECK(l.params.buffer_capacity >= 4096 + 4 * 1024);
-  CHECK(topk_select_min_shared_bytes(v) == 8u * (4096u + 4096u) + 4u * 2048u);
+  // One round of loads (two float4 per thread at an even i on NVIDIA) on top of k = 4096 must
+  // always fit.
+  CHECK(l.params.buffer_capacity >= 4096 + 8 * 1024);
+  CHECK(topk_select_min_shared_bytes(v) == 8u * (4096u + 8u * 1024u) + 4u * 2048u);
 }
 
 TEST_CASE("topk_stream_split_workspace_holds_counters_row_histograms_and_slices") {
