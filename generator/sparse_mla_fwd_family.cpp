@@ -50,9 +50,7 @@ Variant make_bulk_variant(const Target& t, const Geometry& g, int bh, int bt, in
 }
 
 int gather_knob(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "g") return k.value;
-  return 0;
+  return v.get_or("g", 0);
 }
 
 std::string bulk_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st) {
@@ -74,16 +72,12 @@ constexpr int kWgmmaWarps[] = {8, 12};
 constexpr int kWgmmaWsSchedules[] = {1, 2};
 
 int wgmma_schedule(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "ws") return k.value;
-  return 1;
+  return v.get_or("ws", 1);
 }
 
 // The "mma" knob: absent or 0 = mma.sync, 1 = wgmma with 64 heads as M, 2 = transposed wgmma.
 int mma_knob(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "mma") return k.value;
-  return 0;
+  return v.get_or("mma", 0);
 }
 
 bool is_wgmma_variant(const Variant& v) {
@@ -137,15 +131,11 @@ constexpr int kWgmmaTRing[] = {0, 1};
 constexpr int kSm90SharedPerSm = kNsaSm90SharedPerSm;  // of which 1 KB per resident CTA is reserved
 
 int softmax_schedule(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "sx") return k.value;
-  return 1;
+  return v.get_or("sx", 1);
 }
 
 int ring_staging(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "pr") return k.value;
-  return 0;
+  return v.get_or("pr", 0);
 }
 
 Variant make_wgmma_t_variant(const Target& t, const Geometry& g, int bh, int w, int st, int sx = 1,

@@ -23,6 +23,12 @@ std::string Geometry::key() const {
   return fmt::format("d{}v{}", d_qk, d_v);
 }
 
+int Variant::get_or(std::string_view knob, int absent) const noexcept {
+  for (const auto& k : knobs)
+    if (k.name == knob) return k.value;
+  return absent;
+}
+
 int Variant::get(std::string_view knob) const {
   for (const auto& k : knobs)
     if (k.name == knob) return k.value;

@@ -39,6 +39,8 @@ struct Variant {
 
   // Value of a knob; throws Error(not_found) when absent.
   [[nodiscard]] int get(std::string_view knob) const;
+  // Value of an optional knob (appended to a family's later variants), or `absent`.
+  [[nodiscard]] int get_or(std::string_view knob, int absent) const noexcept;
   // e.g. "nsa_fwd_sm90a_d576_bh16_bt64_w4_st2", "nsa_topk_sm90a_t512_i8_r8".
   // Also the extern "C" kernel symbol (plus a suffix for secondary kernels).
   [[nodiscard]] std::string name() const;

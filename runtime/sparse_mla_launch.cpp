@@ -186,12 +186,7 @@ int sparse_mla_blocks_per_sm(const Variant& v) {
 SparseMlaBlock sparse_mla_block(const Variant& v) {
   const int d = v.geometry.d_qk, bh = v.get("bh"), bt = v.get("bt"), w = v.get("w"), st = v.get("st");
   // wgmma variants (knob mma = 1, transposed: 2) have their own block size and shared memory.
-  int mma = 0, sx = 1, pr = 0;
-  for (const auto& k : v.knobs) {
-    if (k.name == "mma") mma = k.value;
-    if (k.name == "sx") sx = k.value;
-    if (k.name == "pr") pr = k.value;
-  }
+  const int mma = v.get_or("mma", 0), sx = v.get_or("sx", 1), pr = v.get_or("pr", 0);
   if (mma == 1) {
     const NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(d, bh, bt, w, st);
     return {l.threads, l.smem_bytes};

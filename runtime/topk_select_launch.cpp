@@ -140,11 +140,8 @@ bool aligned4(const void* ptr) {
 }  // namespace
 
 TopkAlgorithm topk_select_algorithm(const Variant& v) {
-  for (const auto& knob : v.knobs)
-    if (knob.name == "a")
-      return knob.value == 2 ? TopkAlgorithm::threshold
-                             : (knob.value == 1 ? TopkAlgorithm::stream : TopkAlgorithm::radix);
-  return TopkAlgorithm::radix;
+  const int a = v.get_or("a", 0);
+  return a == 2 ? TopkAlgorithm::threshold : (a == 1 ? TopkAlgorithm::stream : TopkAlgorithm::radix);
 }
 
 void check_topk_select_variant(const Variant& v) {

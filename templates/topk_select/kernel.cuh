@@ -521,6 +521,21 @@ struct StreamSelect {
     __syncthreads();
   }
 
+  // Adds the histogram of the top R bits of buf[0, count) to a row histogram in global memory
+  // (one atomic per non-empty bin), visible to other blocks after the barrier at the end.
+  NSA_TOPK_BLOCK_FN void add_to_row_histogram(int count, unsigned* row_hist) {
+    constexpr int kBins = 1 << R;
+    u32* hist = radix.hist;
+    for (int b = (int)threadIdx.x; b < kBins; b += T) hist[b] = 0u;
+    __syncthreads();
+    for (int i = (int)threadIdx.x; i < count; i += T) atomicAdd(&hist[(u32)(buf[i] >> (64 - R))], 1u);
+    __syncthreads();
+    for (int b = (int)threadIdx.x; b < kBins; b += T)
+      if (hist[b] != 0u) atomicAdd(&row_hist[b], hist[b]);
+    __threadfence();
+    __syncthreads();
+  }
+
   // Block-wide OR of pred with one barrier. Flag r is set before barrier r and read after it;
   // thread 0 clears flag r - 1 (mod 3) after barrier r, when every thread has read it and before
   // anyone can set it again (after barrier r + 1).
@@ -793,14 +808,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   constexpr int kBins = 1 << R;
   u32* hist = block.radix.hist;
   unsigned int* row_hist = p.row_histograms + (u64)row * (u64)kBins;
-  for (int b = (int)threadIdx.x; b < kBins; b += T) hist[b] = 0u;
-  __syncthreads();
-  for (int i = (int)threadIdx.x; i < count; i += T) atomicAdd(&hist[(u32)(block.buf[i] >> (64 - R))], 1u);
-  __syncthreads();
-  for (int b = (int)threadIdx.x; b < kBins; b += T)
-    if (hist[b] != 0u) atomicAdd(&row_hist[b], hist[b]);
-  __threadfence();
-  __syncthreads();
+  block.add_to_row_histogram(count, row_hist);
   if (threadIdx.x == 0) state.last = atomicAdd(&p.row_counters[row], 1u) == (u32)(p.splits - 1);
   __syncthreads();
   if (!state.last) return;

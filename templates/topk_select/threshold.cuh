@@ -76,14 +76,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   const int count = ss->count;
   unsigned* counters = p.row_counters + (u64)row * kRowCounters;
   unsigned* row_hist = p.row_histograms + (u64)row * (u64)kBins;
-  for (int b = (int)threadIdx.x; b < kBins; b += T) hist[b] = 0u;
-  __syncthreads();
-  for (int i = (int)threadIdx.x; i < count; i += T) atomicAdd(&hist[(u32)(block.buf[i] >> (64 - R))], 1u);
-  __syncthreads();
-  for (int b = (int)threadIdx.x; b < kBins; b += T)
-    if (hist[b] != 0u) atomicAdd(&row_hist[b], hist[b]);
-  __threadfence();
-  __syncthreads();
+  block.add_to_row_histogram(count, row_hist);
 
   // Phase 2: every block of the row has added its histogram; narrow it for k.
   if (threadIdx.x == 0) {
