@@ -11,7 +11,7 @@ namespace {
 
 constexpr const char* kWhere = "runtime/topk_select_launch";
 // Keeps two blocks of the largest candidate buffer resident per SM on Hopper (228 KB per SM).
-constexpr std::size_t kSharedBudget = 110 * 1024;
+constexpr std::size_t kSharedBudget = std::size_t{110} * 1024;
 // A block of 1024 threads holds a whole SM's registers (>= 64 each), so one block per SM: the
 // stream buffer may then take all the shared memory a block can have (fewer shrinks).
 constexpr int kWholeSmThreads = 1024;
