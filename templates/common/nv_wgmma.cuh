@@ -87,12 +87,20 @@ __device__ __forceinline__ unsigned long long l2_policy_evict_first() {
 }
 // cp.async.cg of 16 bytes (src_bytes < 16 zero-fills) with an L2 cache policy and a 256-byte
 // L2 prefetch: a gathered kv row is 1152 contiguous bytes, read as 128-byte panels.
+// A cache hint together with a src-size below 16 (a zero-fill) raises
+// CUDA_ERROR_ILLEGAL_INSTRUCTION (H100, driver 580, nvcc / NVRTC 13: tools/probes/l2hint_probe.cu;
+// it was the ws2 fault), so zero-fills take the plain form.
 __device__ __forceinline__ void cp_async_16_l2hint(void* smem, const void* gmem, int src_bytes,
                                                    unsigned long long policy) {
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, %2, %3;\n" ::"r"(
-                   static_cast<unsigned>(__cvta_generic_to_shared(smem))),
-               "l"(gmem), "r"(src_bytes), "l"(policy)
-               : "memory");
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  if (src_bytes == 16) {
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, 16, %2;\n" ::"r"(dst),
+                 "l"(gmem), "l"(policy)
+                 : "memory");
+  } else {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes)
+                 : "memory");
+  }
 }
 // 16-byte streaming store (.cs: written once, not re-read by this kernel).
 __device__ __forceinline__ void st_global_cs_16(void* gmem, const uint4& v) {
