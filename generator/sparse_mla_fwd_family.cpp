@@ -270,21 +270,36 @@ class SparseMlaFwdFamily final : public KernelFamily {
         !why.empty())
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
            "pruned: " + why);
+    return render_sm90(v, "sm90.cuh",
+                       fmt::format("sparse_mla_fwd_sm90<{}, {}, {}, {}, {}{}>", v.geometry.d_qk, bh, bt, w,
+                                   st, gather == 1 ? ", 1" : ""),
+                       w * 32, 1);
+  }
+
+  // The translation unit of every NVIDIA variant: the main kernel (one template instantiation
+  // from templates/sparse_mla_fwd/<header>) and the split-combine kernel from sm90.cuh.
+  static RenderedSource render_sm90(const Variant& v, std::string_view header,
+                                    const std::string& instantiation, int threads, int min_blocks) {
     const std::string name = v.name();
+    const std::string include =
+        header == "sm90.cuh" ? std::string() : fmt::format("#include \"sparse_mla_fwd/{}\"\n", header);
     RenderedSource r;
     r.kernel_names = {name, name + "_combine"};
     r.source = fmt::format(
-        "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/sm90.cuh\n"
-        "#include \"sparse_mla_fwd/sm90.cuh\"\n\n"
-        "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {name}(const NsaSparseMlaParams p) {{\n"
-        "  nsajit::sparse_mla_fwd_sm90<{d}, {bh}, {bt}, {w}, {st}{g}>(p);\n"
+        "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/{header}\n"
+        "#include \"sparse_mla_fwd/sm90.cuh\"\n"
+        "{include}\n"
+        "extern \"C\" __global__ void __launch_bounds__({threads}, {blocks}) {name}(const NsaSparseMlaParams "
+        "p) "
+        "{{\n"
+        "  nsajit::{instantiation}(p);\n"
         "}}\n\n"
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
         "  nsajit::sparse_mla_combine(p);\n"
         "}}\n",
-        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk),
-        fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w), fmt::arg("st", st),
-        fmt::arg("g", gather == 1 ? ", 1" : ""));
+        fmt::arg("name", name), fmt::arg("header", header), fmt::arg("include", include),
+        fmt::arg("threads", threads), fmt::arg("blocks", min_blocks),
+        fmt::arg("instantiation", instantiation));
     return r;
   }
 
@@ -293,26 +308,12 @@ class SparseMlaFwdFamily final : public KernelFamily {
     if (std::string why = wgmma_prune_reason(v.target, v.geometry, bh, bt, w, st, ws); !why.empty())
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
            "pruned: " + why);
-    const std::string name = v.name();
     const char* header = w == 12 ? "sm90_wgmma_ws.cuh" : "sm90_wgmma.cuh";
     const char* entry = w == 12 ? "sparse_mla_fwd_sm90_wgmma_ws" : "sparse_mla_fwd_sm90_wgmma";
-    RenderedSource r;
-    r.kernel_names = {name, name + "_combine"};
-    r.source = fmt::format(
-        "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/{header}\n"
-        "#include \"sparse_mla_fwd/sm90.cuh\"\n"
-        "#include \"sparse_mla_fwd/{header}\"\n\n"
-        "extern \"C\" __global__ void __launch_bounds__({threads}, 1) {name}(const NsaSparseMlaParams p) {{\n"
-        "  nsajit::{entry}<{d}, {bh}, {bt}, {w}, {st}{sched}>(p);\n"
-        "}}\n\n"
-        "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
-        "  nsajit::sparse_mla_combine(p);\n"
-        "}}\n",
-        fmt::arg("name", name), fmt::arg("header", header), fmt::arg("entry", entry),
-        fmt::arg("threads", w * 32), fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt),
-        fmt::arg("w", w), fmt::arg("st", st),
-        fmt::arg("sched", ws == 1 ? std::string() : fmt::format(", {}", ws)));
-    return r;
+    return render_sm90(v, header,
+                       fmt::format("{}<{}, {}, {}, {}, {}{}>", entry, v.geometry.d_qk, bh, bt, w, st,
+                                   ws == 1 ? std::string() : fmt::format(", {}", ws)),
+                       w * 32, 1);
   }
 
   static RenderedSource render_wgmma_t(const Variant& v, int bh, int bt, int w, int st) {
@@ -326,28 +327,13 @@ class SparseMlaFwdFamily final : public KernelFamily {
     if (std::string why = wgmma_t_prune_reason(v.target, v.geometry, bh, bt, w, st, sx, pr); !why.empty())
       fail(ErrorCode::invalid_argument, "rendering " + v.name(), "generator/sparse_mla_fwd_family",
            "pruned: " + why);
-    const std::string name = v.name();
-    RenderedSource r;
-    r.kernel_names = {name, name + "_combine"};
-    r.source = fmt::format(
-        "// {name}: rendered by nsa-jit from templates/sparse_mla_fwd/sm90_wgmma_t.cuh\n"
-        "#include \"sparse_mla_fwd/sm90.cuh\"\n"
-        "#include \"sparse_mla_fwd/sm90_wgmma_t.cuh\"\n\n"
-        "extern \"C\" __global__ void __launch_bounds__({threads}, {blocks}) {name}(const NsaSparseMlaParams "
-        "p) "
-        "{{\n"
-        "  nsajit::sparse_mla_fwd_sm90_wgmma_t<{d}, {bh}, {bt}, {w}, {st}{sx}>(p);\n"
-        "}}\n\n"
-        "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
-        "  nsajit::sparse_mla_combine(p);\n"
-        "}}\n",
-        fmt::arg("name", name), fmt::arg("threads", w * 32), fmt::arg("blocks", st == 1 ? 2 : 1),
-        fmt::arg("d", v.geometry.d_qk), fmt::arg("bh", bh), fmt::arg("bt", bt), fmt::arg("w", w),
-        fmt::arg("st", st),
-        fmt::arg("sx", pr != 0   ? fmt::format(", {}, {}", sx, pr)
-                       : sx == 1 ? ""
-                                 : fmt::format(", {}", sx)));
-    return r;
+    const std::string extra = pr != 0   ? fmt::format(", {}, {}", sx, pr)
+                              : sx == 1 ? ""
+                                        : fmt::format(", {}", sx);
+    return render_sm90(v, "sm90_wgmma_t.cuh",
+                       fmt::format("sparse_mla_fwd_sm90_wgmma_t<{}, {}, {}, {}, {}{}>", v.geometry.d_qk, bh,
+                                   bt, w, st, extra),
+                       w * 32, st == 1 ? 2 : 1);
   }
 
   Variant default_variant(const Target& t, const Geometry& g) const override {
