@@ -97,16 +97,14 @@ TopkCase make_case(int batch, int length, int k, TopkData data, bool sorted = fa
                    TopkLengths lengths = TopkLengths::none, int padding = 0) {
   // Fresh data on every run; a failure message carries the seed (TopkCase::describe).
   static std::uint64_t seed = std::random_device{}();
-  TopkCase c;
-  c.batch = batch;
-  c.length = length;
-  c.k = k;
-  c.data = data;
-  c.sorted = sorted;
-  c.lengths = lengths;
-  c.row_padding = padding;
-  c.seed = ++seed;
-  return c;
+  return TopkCase{.batch = batch,
+                  .length = length,
+                  .k = k,
+                  .sorted = sorted,
+                  .data = data,
+                  .lengths = lengths,
+                  .row_padding = padding,
+                  .seed = ++seed};
 }
 
 }  // namespace

@@ -245,16 +245,14 @@ void check_emulated(const std::string& variant_name, const reference::TopkProble
 
 reference::TopkProblem make(int batch, int length, int k, tuner::TopkData data, bool sorted,
                             tuner::TopkLengths lengths, int padding, std::uint64_t seed) {
-  tuner::TopkCase c;
-  c.batch = batch;
-  c.length = length;
-  c.k = k;
-  c.data = data;
-  c.sorted = sorted;
-  c.lengths = lengths;
-  c.row_padding = padding;
-  c.seed = seed;
-  return tuner::make_topk_problem(c);
+  return tuner::make_topk_problem(tuner::TopkCase{.batch = batch,
+                                                  .length = length,
+                                                  .k = k,
+                                                  .sorted = sorted,
+                                                  .data = data,
+                                                  .lengths = lengths,
+                                                  .row_padding = padding,
+                                                  .seed = seed});
 }
 
 // Ascending rows: every element passes the stream filter, the worst case for its buffer.
