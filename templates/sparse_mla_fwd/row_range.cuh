@@ -29,4 +29,16 @@ __device__ __forceinline__ NsaRowRange nsa_row_range(const NsaSparseMlaParams& p
   return r;
 }
 
+// The kv row at position r of tile `tile` of [t_begin, t_end) (idx_g: the query row's index
+// list), or -1 past the range or for an index outside [0, s_kv): such rows are zero-filled and
+// their logits masked.
+template <int BT>
+__device__ __forceinline__ int nsa_kv_index(const NsaSparseMlaParams& p, const int* idx_g, int t_begin,
+                                            int t_end, int n_tiles, int tile, int r) {
+  const int pos = t_begin + tile * BT + r;
+  if (tile >= n_tiles || pos >= t_end) return -1;
+  const int v = __ldg(idx_g + pos);
+  return (v >= 0 && v < p.s_kv) ? v : -1;
+}
+
 }  // namespace nsajit

@@ -60,10 +60,7 @@ struct SparseMlaSm90 {
 
   // Index of tile row `r` of tile `tile`, or -1 when it is past the valid range or invalid.
   __device__ __forceinline__ int load_index(int tile, int r) const {
-    const int pos = t_begin + tile * BT + r;
-    if (tile >= n_tiles || pos >= t_end) return -1;
-    const int v = __ldg(idx_g + pos);
-    return (v >= 0 && v < p.s_kv) ? v : -1;
+    return nsa_kv_index<BT>(p, idx_g, t_begin, t_end, n_tiles, tile, r);
   }
 
   // Starts the asynchronous gather of tile `tile` into stage `stage` (zero-fill invalid rows).

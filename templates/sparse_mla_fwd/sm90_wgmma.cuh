@@ -50,10 +50,7 @@ struct SparseMlaSm90Wgmma {
   int t_begin, t_end, n_tiles;
 
   __device__ __forceinline__ int load_index(int tile, int r) const {
-    const int pos = t_begin + tile * BT + r;
-    if (tile >= n_tiles || pos >= t_end) return -1;
-    const int v = __ldg(idx_g + pos);
-    return (v >= 0 && v < p.s_kv) ? v : -1;
+    return nsa_kv_index<BT>(p, idx_g, t_begin, t_end, n_tiles, tile, r);
   }
 
   // Byte offset of 16-byte chunk k of row r in a swizzled [rows x D] tile.

@@ -111,11 +111,8 @@ struct SparseMlaSm90WgmmaWs {
   // ---------------------------------------------------------------- producer warpgroup
   __device__ __forceinline__ void produce(int ptid, int b, int s, const int* idx_g, int n_pairs) {
     const int group = ptid >> 3, ch = ptid & 7;  // rows group + 16 k, 16-byte chunk ch of a panel
-    auto index_of = [&](int tile, int r) -> int {
-      const int pos = t_begin + tile * BT + r;
-      if (tile >= n_tiles || pos >= t_end) return -1;
-      const int v = __ldg(idx_g + pos);
-      return (v >= 0 && v < p.s_kv) ? v : -1;
+    auto index_of = [&](int tile, int r) {
+      return nsa_kv_index<BT>(p, idx_g, t_begin, t_end, n_tiles, tile, r);
     };
     // Q, zero rows past h_q; covered by every ready barrier (noinc tracks all earlier copies).
     const unsigned short* q_g = p.q + b * p.q_stride_b + s * p.q_stride_s;

@@ -318,8 +318,8 @@ struct BlockSelect {
     }
   }
 
-  NSA_TOPK_BLOCK_FN void write_row(const nsa_topk_params& p, int row) {
-    const int count = st->selected;
+  // Writes the positions of sel[0, count) as the row's output, -1 after them (sorted first if asked).
+  NSA_TOPK_BLOCK_FN void write_row(const nsa_topk_params& p, int row, int count) {
     if (p.sorted) sort_selected(count);
     int* out = p.indices + (long long)row * p.out_row_stride;
     for (int i = (int)threadIdx.x; i < p.k; i += T) out[i] = i < count ? position_of(sel[i]) : -1;
@@ -350,7 +350,7 @@ __device__ __forceinline__ void topk_select(const nsa_topk_params& p) {
   const int row = rs.row, part = rs.part, len = rs.len;
   block.select(RowSource{rs.scores, rs.begin, rs.n}, rs.n, p.k);
   if (p.splits == 1) {
-    block.write_row(p, row);
+    block.write_row(p, row, state.selected);
     return;
   }
 
@@ -369,7 +369,7 @@ __device__ __forceinline__ void topk_select(const nsa_topk_params& p) {
   __threadfence();
   if (threadIdx.x == 0) p.row_counters[row] = 0u;  // at rest again for the next launch
   block.select(GlobalListSource{row_slices, p.splits * p.k}, len, p.k);
-  block.write_row(p, row);
+  block.write_row(p, row, state.selected);
 }
 
 }  // namespace nsa_topk
@@ -770,9 +770,7 @@ struct StreamSelect {
   }
 
   NSA_TOPK_BLOCK_FN void write_row(const nsa_topk_params& p, int row, int count) {
-    if (p.sorted) radix.sort_selected(count);
-    int* out = p.indices + (long long)row * p.out_row_stride;
-    for (int i = (int)threadIdx.x; i < p.k; i += T) out[i] = i < count ? position_of(buf[i]) : -1;
+    radix.write_row(p, row, count);  // radix.sel is buf
   }
 };
 

@@ -18,15 +18,11 @@ namespace {
 // The 64-head wgmma variants (mma1); the transposed ones (mma2) are tested in
 // test_sparse_mla_wgmma_t.cpp.
 bool has_mma_knob(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "mma") return k.value == 1;
-  return false;
+  return v.get_or("mma", 0) == 1;
 }
 
 bool has_any_mma_knob(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "mma") return true;
-  return false;
+  return v.get_or("mma", 0) != 0;
 }
 
 }  // namespace

@@ -17,21 +17,15 @@ namespace nsajit {
 namespace {
 
 bool is_mma2(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "mma") return k.value == 2;
-  return false;
+  return v.get_or("mma", 0) == 2;
 }
 
 int sx_of(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "sx") return k.value;
-  return 1;
+  return v.get_or("sx", 1);
 }
 
 int pr_of(const Variant& v) {
-  for (const auto& k : v.knobs)
-    if (k.name == "pr") return k.value;
-  return 0;
+  return v.get_or("pr", 0);
 }
 
 }  // namespace
