@@ -239,8 +239,8 @@ void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream
   int splits = 1;
   if (r.rule.split == "fill_sms") {
     const long long ctas = problem.rows() * ((problem.params.h_q + bh - 1) / bh);
-    splits = choose_topk_splits(ctas, device_->info().multiprocessors, problem.params.topk, bt,
-                                sparse_mla_blocks_per_sm(lv.variant));
+    splits =
+        choose_topk_splits(ctas, device_->info().multiprocessors, problem.params.topk, bt, lv.blocks_per_sm);
   }
   void* workspace = splits > 1 ? split_workspace(sparse_mla_workspace_bytes(problem, splits)) : nullptr;
   launch_sparse_mla(*device_, lv, plan_sparse_mla(problem, lv.variant, splits, workspace), stream);

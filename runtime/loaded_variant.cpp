@@ -17,6 +17,8 @@ std::unique_ptr<LoadedVariant> load_variant(Device& device, const Variant& varia
                                             const std::vector<std::string>& kernel_names) {
   auto lv = std::make_unique<LoadedVariant>();
   lv->variant = variant;
+  if (variant.family == Family::sparse_mla_fwd && variant.target.vendor == Vendor::nvidia)
+    lv->blocks_per_sm = sparse_mla_blocks_per_sm(variant);  // once here, not per dispatched call
   lv->module = device.load_module(binary);
   for (const auto& name : kernel_names) lv->kernels.push_back(lv->module->kernel(name));
   if (const int bytes = variant_dynamic_shared_bytes(variant, device.info());

@@ -16,6 +16,7 @@ struct LoadedVariant {
   Variant variant;
   std::unique_ptr<Module> module;
   std::vector<KernelHandle> kernels;
+  int blocks_per_sm = 1;  // NVIDIA sparse_mla_fwd: CTAs resident per SM (sparse_mla_blocks_per_sm)
 };
 
 // The dynamic shared memory the variant's main kernel launches with (0: none / static only).
