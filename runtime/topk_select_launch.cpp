@@ -85,6 +85,11 @@ constexpr int kSplitFill = 1;
 // one-block select of the row.
 constexpr int kThresholdFill = 2;
 constexpr int kThresholdMinSlice = 2048;
+// Rows up to this length are not split: one block reads them in a single load round and one
+// select finishes them, while a split row pays its fixed chain (row histogram, wait, digit,
+// emit, the last block's select): on the H100, B 16 L 8192 k 2048 took 14.3 us per launch as
+// one block per row against 15.6 us in 4 splits (tools/probes/topk_phase_probe.cu).
+constexpr int kThresholdMinSplitLength = 8192;
 constexpr int kThresholdCandidates = 8192;
 constexpr std::size_t kThresholdRowCounters = 4;
 
@@ -128,7 +133,10 @@ int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProb
   if (most <= 1) return 1;
   const int sms = std::max(device.multiprocessors, 1);
   const int by_sms = split_fill(v) * sms / p.batch;
-  if (is_threshold(v)) return std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
+  if (is_threshold(v)) {
+    if (p.length <= kThresholdMinSplitLength) return 1;
+    return std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
+  }
   const int by_length = p.length / (4 * p.k);
   return std::max(1, std::min({most, by_sms, by_length}));
 }
@@ -230,8 +238,9 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
   k.sel_capacity = sel_capacity;
   k.cand_capacity =
       is_threshold(v) ? kThresholdCandidates : static_cast<int>(cand_bytes / sizeof(unsigned long long));
-  k.buffer_capacity =
-      static_cast<int>((smem - histogram_bytes(v) - state_bytes(v)) / sizeof(unsigned long long));
+  // Threshold blocks scan two buffer counts packed in one int: at most 2^16 - 1 entries.
+  const std::size_t buffer_entries = (smem - histogram_bytes(v) - state_bytes(v)) / sizeof(unsigned long long);
+  k.buffer_capacity = static_cast<int>(is_threshold(v) ? std::min<std::size_t>(buffer_entries, 65535) : buffer_entries);
   if (splits > 1) {
     launch.workspace_bytes =
         counter_bytes(v, device) + row_histogram_bytes(v, device) +

@@ -39,6 +39,8 @@ typedef unsigned int nsa_lane_mask_t;
 #define NSA_SHFL(v, src) __shfl_sync(NSA_FULL_LANE_MASK, (v), (src))
 #define NSA_BALLOT(pred) __ballot_sync(NSA_FULL_LANE_MASK, (pred))
 #define NSA_POPC_MASK(m) __popc((m))
+// Sum of an int over the warp in one instruction (sm_80+ REDUX).
+#define NSA_WARP_SUM(v) ((int)__reduce_add_sync(NSA_FULL_LANE_MASK, (unsigned)(v)))
 #define NSA_LOAD_COHERENT(ptr) __ldcg(ptr)  // cached in L2 only: sees other blocks' writes
 
 #endif

@@ -42,6 +42,12 @@
 #ifndef NSA_TOPK_UNROLL
 #define NSA_TOPK_UNROLL _Pragma("unroll")
 #endif
+// Phase timing hooks for tools/probes/topk_phase_probe.cu: empty in every generated kernel.
+#ifndef NSA_TOPK_TRACE
+#define NSA_TOPK_TRACE(point)
+#define NSA_TOPK_SPAN_BEGIN(span)
+#define NSA_TOPK_SPAN_END(span)
+#endif
 #ifndef NSA_TOPK_DYNAMIC_SHARED
 #define NSA_TOPK_DYNAMIC_SHARED(name) extern __shared__ unsigned long long name[]
 #endif
@@ -183,6 +189,7 @@ struct BlockSelect {
 
   template <class Src>
   NSA_TOPK_BLOCK_FN void histogram(const Src& src, int shift, int bits) {
+    NSA_TOPK_SPAN_BEGIN(2);
     for (int i = (int)threadIdx.x; i < (1 << bits); i += T) hist[i] = 0u;
     __syncthreads();
     const u64 mask = st->mask, prefix = st->prefix;
@@ -191,11 +198,13 @@ struct BlockSelect {
       if ((c & mask) == prefix) atomicAdd(&hist[(u32)(c >> shift) & digit_mask], 1u);
     });
     __syncthreads();
+    NSA_TOPK_SPAN_END(2);
   }
 
   // Finds the digit whose bucket holds the need-th largest matching element (scanning the
   // buckets from the top) and fixes it in prefix.
   NSA_TOPK_BLOCK_FN void narrow(int shift, int bits) {
+    NSA_TOPK_SPAN_BEGIN(3);
     const int buckets = 1 << bits;
     const int need = st->need;
     const int per = (buckets + T - 1) / T;
@@ -220,6 +229,7 @@ struct BlockSelect {
       }
     }
     __syncthreads();
+    NSA_TOPK_SPAN_END(3);
   }
 
   // Emits everything above the threshold bucket, copies the bucket into cand.
@@ -441,23 +451,36 @@ struct FloatStream {
   // passes). Once tau's key is a number (not NaN's 0 or a prefix below -inf), a float compare
   // against that number rejects every element of a smaller key first: only the few that pass it
   // pay for the order key and the 64-bit compare (they decide ties of the equal key by position).
+  // Composites of the slot's elements into c, and which of them are >= tau (bit e = c[e]
+  // passes). Once tau's key is a number (not NaN's 0 or a prefix below -inf), a float compare
+  // against that number rejects every element of a smaller key first; a warp none of whose
+  // elements passes it skips the order keys, the composites and the 64-bit compares (which
+  // decide ties of the equal key by position). Building the composites only for the kept
+  // elements, in the append, measured slower (H100, tools/probes/topk_phase_probe.cu).
   __device__ __forceinline__ u32 filter(const Payload& x, int slot, u64 tau, u64 (&c)[V]) const {
     const u32 tau_key = (u32)(tau >> 32);
     const bool numeric = tau_key >= 0x007fffffu;  // the key of -inf or above: a number
     const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
+    u32 maybe = 0;
+    NSA_TOPK_UNROLL
+    for (int p = 0; p < P; ++p) {
+      const bool ok = unit(slot, p) < units;
+      const float f[4] = {x.v[p].x, x.v[p].y, x.v[p].z, x.v[p].w};
+      NSA_TOPK_UNROLL
+      for (int e = 0; e < 4; ++e)  // NaN fails the compare
+        if (ok && (!numeric || f[e] >= bound)) maybe |= 1u << (4 * p + e);
+    }
+    if (NSA_BALLOT(maybe != 0u) == 0) return 0u;
     u32 keep = 0;
     NSA_TOPK_UNROLL
     for (int p = 0; p < P; ++p) {
-      const int u = unit(slot, p);
-      const int pos = first + 4 * u;
-      const bool ok = u < units;
+      const int pos = first + 4 * unit(slot, p);
       const float f[4] = {x.v[p].x, x.v[p].y, x.v[p].z, x.v[p].w};
       NSA_TOPK_UNROLL
       for (int e = 0; e < 4; ++e) {
-        const bool maybe = ok && (!numeric || f[e] >= bound);  // NaN fails the compare
         const int i = 4 * p + e;
-        c[i] = maybe ? composite(order_key(f[e]), pos + e) : 0ull;
-        if (c[i] != 0ull && c[i] >= tau) keep |= 1u << i;
+        c[i] = composite(order_key(f[e]), pos + e);
+        if (((maybe >> i) & 1u) != 0u && c[i] >= tau) keep |= 1u << i;
       }
     }
     return keep;
@@ -522,7 +545,9 @@ struct StreamSelect {
   }
 
   // Adds the histogram of the top R bits of buf[0, count) to a row histogram in global memory
-  // (one atomic per non-empty bin), visible to other blocks after the barrier at the end.
+  // (one atomic per non-empty bin). Other blocks see it once a thread of this block fences after
+  // the barrier at the end (the barrier orders every thread's atomics before that fence: one
+  // fence instead of one stalled warp per fence).
   NSA_TOPK_BLOCK_FN void add_to_row_histogram(int count, unsigned* row_hist) {
     constexpr int kBins = 1 << R;
     u32* hist = radix.hist;
@@ -532,7 +557,6 @@ struct StreamSelect {
     __syncthreads();
     for (int b = (int)threadIdx.x; b < kBins; b += T)
       if (hist[b] != 0u) atomicAdd(&row_hist[b], hist[b]);
-    __threadfence();
     __syncthreads();
   }
 
@@ -549,15 +573,15 @@ struct StreamSelect {
     return any;
   }
 
-  // Appends c[e] for every set bit e of keep at slots of buf reserved with one shared atomic per
+  // Appends c(e) for every set bit e of keep at slots of buf reserved with one shared atomic per
   // warp. Every lane of the warp calls it. Returns the warp's end slot, or -1 if it appended none.
   // One ballot per element index gives each lane its offset (population count of the lanes
   // below it), no shuffle scan.
 #if defined(NSA_GPU_HIP)
   // CDNA: a shuffle scan (64-bit lane masks live in scalar register pairs; hipRTC 5.2 spilled
   // them with the ballot form below).
-  template <int V>
-  __device__ __forceinline__ int warp_append(int* counter, const u64 (&c)[V], u32 keep) {
+  template <int V, class Entry>
+  __device__ __forceinline__ int warp_append(int* counter, const Entry& c, u32 keep) {
     int m = 0;
     NSA_TOPK_UNROLL
     for (int e = 0; e < V; ++e) m += (int)((keep >> e) & 1u);
@@ -576,15 +600,13 @@ struct StreamSelect {
     int at = base + incl - m;
     NSA_TOPK_UNROLL
     for (int e = 0; e < V; ++e)
-      if ((keep >> e) & 1u) buf[at++] = c[e];
+      if ((keep >> e) & 1u) buf[at++] = c(e);
     return base + total;
   }
 #else
-  template <int V>
-  __device__ __forceinline__ int warp_append(int* counter, const u64 (&c)[V], u32 keep) {
-    int total = 0;
-    NSA_TOPK_UNROLL
-    for (int e = 0; e < V; ++e) total += (int)NSA_POPC_MASK(NSA_BALLOT((keep >> e) & 1u));
+  template <int V, class Entry>
+  __device__ __forceinline__ int warp_append(int* counter, const Entry& c, u32 keep) {
+    const int total = NSA_WARP_SUM(NSA_POPC_MASK(keep));
     if (total == 0) return -1;
     const int lane = (int)threadIdx.x % W;
     int base = 0;
@@ -595,7 +617,8 @@ struct StreamSelect {
     NSA_TOPK_UNROLL
     for (int e = 0; e < V; ++e) {
       const nsa_lane_mask_t mask = NSA_BALLOT((keep >> e) & 1u);
-      if ((keep >> e) & 1u) buf[at + (int)NSA_POPC_MASK(mask & below)] = c[e];
+      if (mask == 0) continue;  // the same in every lane
+      if ((keep >> e) & 1u) buf[at + (int)NSA_POPC_MASK(mask & below)] = c(e);
       at += (int)NSA_POPC_MASK(mask);
     }
     return base + total;
@@ -606,6 +629,7 @@ struct StreamSelect {
   // buffer. In place: chunk c is read whole before a barrier, and the kept entries of chunks
   // 0..c land below the first slot of chunk c + 1.
   NSA_TOPK_BLOCK_FN void compact(int count, u64 tau) {
+    NSA_TOPK_SPAN_BEGIN(4);
     for (int base = 0; base < count; base += T * I) {
       u64 v[I];
       u32 keep = 0;
@@ -616,7 +640,7 @@ struct StreamSelect {
         if (v[i] != 0ull && v[i] >= tau) keep |= 1u << i;
       }
       __syncthreads();
-      warp_append<I>(&ss->fill, v, keep);
+      warp_append<I>(&ss->fill, [&](int e) { return v[e]; }, keep);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -624,10 +648,12 @@ struct StreamSelect {
       if (tau > ss->tau) ss->tau = tau;
     }
     __syncthreads();
+    NSA_TOPK_SPAN_END(4);
   }
 
   // The smallest and largest order key of buf[0, count) into ss->key_lo / key_hi.
   NSA_TOPK_BLOCK_FN void key_range(int count) {
+    NSA_TOPK_SPAN_BEGIN(1);
     u32 lo = 0xffffffffu, hi = 0u;
     for (int j = (int)threadIdx.x; j < count; j += T) {
       const u32 key = (u32)(buf[j] >> 32);
@@ -645,6 +671,7 @@ struct StreamSelect {
       atomicMax(&ss->key_hi, hi);
     }
     __syncthreads();
+    NSA_TOPK_SPAN_END(1);
   }
 
   // Fixes radix digits of the k-th largest of buf[0, count) (count > k) until at most target
@@ -653,6 +680,7 @@ struct StreamSelect {
   // fixed up front, so the first histogram already spreads over the buffer's actual range
   // instead of a few sign / exponent buckets: usually one pass reaches the target.
   NSA_TOPK_BLOCK_FN void shrink(int count, int k, int target) {
+    NSA_TOPK_SPAN_BEGIN(0);
     SelectState* st = radix.st;
     if (threadIdx.x == 0) {
       st->prefix = 0ull;
@@ -689,6 +717,7 @@ struct StreamSelect {
       if (k - st->need + st->bucket <= target) break;
     }
     compact(count, st->prefix);
+    NSA_TOPK_SPAN_END(0);
   }
 
   // Streams s through the filter; the caller has set ss->tau and ss->count.
@@ -703,7 +732,10 @@ struct StreamSelect {
     int every = capacity / 2 / (T * V);
     every = every < 1 ? 1 : (every > J ? J : every);
     const int room = capacity - every * T * V;  // the buffer takes `every` more rounds while count <= room
-    const int target = k + (room - k) / 4;
+#ifndef NSA_TOPK_SHRINK_SLACK
+#define NSA_TOPK_SHRINK_SLACK 16
+#endif
+    const int target = k + (room - k) / NSA_TOPK_SHRINK_SLACK;
     const int slots = s.slots();
     typename Stream::Payload v[J];
     NSA_TOPK_UNROLL
@@ -719,7 +751,7 @@ struct StreamSelect {
           v[i] = s.load(slot + J);  // keeps J slots of loads in flight
           u64 c[V];
           const u32 keep = s.filter(x, slot, ss->tau, c);
-          const int end = warp_append<V>(&ss->count, c, keep);
+          const int end = warp_append<V>(&ss->count, [&](int e) { return c[e]; }, keep);
           over = over || end > room;
           if (--until_check == 0 || slot == slots - 1) {  // the same slots in every thread
             if (block_any(over)) shrink(ss->count, k, target);
@@ -748,7 +780,7 @@ struct StreamSelect {
         c[0] = composite(order_key(row[pos]), pos);
         keep = c[0] >= ss->tau ? 1u : 0u;
       }
-      const int end = warp_append<1>(&ss->count, c, keep);
+      const int end = warp_append<1>(&ss->count, [&](int) { return c[0]; }, keep);
       if (block_any(end > capacity - T * 4)) shrink(ss->count, k, k + (capacity - T * 4 - k) / 4);
     }
 #if defined(NSA_GPU_HIP)
@@ -807,13 +839,16 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   u32* hist = block.radix.hist;
   unsigned int* row_hist = p.row_histograms + (u64)row * (u64)kBins;
   block.add_to_row_histogram(count, row_hist);
-  if (threadIdx.x == 0) state.last = atomicAdd(&p.row_counters[row], 1u) == (u32)(p.splits - 1);
+  if (threadIdx.x == 0) {  // release this block's slice and histogram, then count it in
+    __threadfence();
+    state.last = atomicAdd(&p.row_counters[row], 1u) == (u32)(p.splits - 1);
+    __threadfence();  // acquire: the other blocks' slices, for the last one
+  }
   __syncthreads();
   if (!state.last) return;
 
   // Stage 2 (last block of the row): the row histogram of the candidates gives tau at once
   // (at least k candidates reach its threshold digit), then the candidates stream through.
-  __threadfence();
   for (int b = (int)threadIdx.x; b < kBins; b += T) {
     hist[b] = NSA_TOPK_LOAD_COHERENT(row_hist + b);
     row_hist[b] = 0u;  // at rest again for the next launch

@@ -66,9 +66,12 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   const RowSlice rs = row_slice(p);
   const int row = rs.row, len = rs.len;
   const float* scores = rs.scores;
+  NSA_TOPK_TRACE(0);
   block.run_row(scores, rs.begin, rs.n, p.k);
+  NSA_TOPK_TRACE(1);
   if (p.splits == 1) {
     block.write_row(p, row, block.finish(p.k));
+    NSA_TOPK_TRACE(7);
     return;
   }
 
@@ -77,9 +80,11 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   unsigned* counters = p.row_counters + (u64)row * kRowCounters;
   unsigned* row_hist = p.row_histograms + (u64)row * (u64)kBins;
   block.add_to_row_histogram(count, row_hist);
+  NSA_TOPK_TRACE(2);
 
   // Phase 2: every block of the row has added its histogram; narrow it for k.
   if (threadIdx.x == 0) {
+    __threadfence();  // release the block's histogram atomics (ordered before by the barrier)
     atomicAdd(&counters[kArrived], 1u);
     while (NSA_TOPK_LOAD_COHERENT(&counters[kArrived]) < (unsigned)p.splits) NSA_TOPK_SPIN_PAUSE();
     __threadfence();
@@ -93,7 +98,9 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
     st->bucket = 0;
   }
   __syncthreads();
+  NSA_TOPK_TRACE(3);
   block.radix.narrow(64 - R, R);
+  NSA_TOPK_TRACE(4);
   // Fewer than k buffered in the whole row (only when the row has fewer than k elements, since
   // the buffers then hold everything): no digit is fixed and every element is emitted.
   const bool all_emit = st->mask == 0ull;
@@ -115,8 +122,9 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
     my_emit += all_emit || d > digit ? 1 : 0;
     my_cand += !all_emit && d == digit && fits ? 1 : 0;
   }
-  const int emit_end = block.radix.inclusive_scan(my_emit);
-  const int cand_end = block.radix.inclusive_scan(my_cand);
+  // One scan for both counts: a block buffers fewer than 2^16 entries.
+  const int both_end = block.radix.inclusive_scan((my_emit << 16) | my_cand);
+  const int emit_end = both_end >> 16, cand_end = both_end & 0xffff;
   if (threadIdx.x == T - 1) {  // holds the block totals
     st->selected = emit_end > 0 ? (int)atomicAdd(&counters[kEmitted], (u32)emit_end) : 0;
     st->cand = cand_end > 0 ? (int)atomicAdd(&counters[kCandidates], (u32)cand_end) : 0;
@@ -135,14 +143,17 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
       ++at_cand;
     }
   }
-  __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) st->last = atomicAdd(&counters[kFinished], 1u) == (u32)(p.splits - 1);
+  NSA_TOPK_TRACE(5);
+  if (threadIdx.x == 0) {  // release this block's outputs and candidates, then count it in
+    __threadfence();
+    st->last = atomicAdd(&counters[kFinished], 1u) == (u32)(p.splits - 1);
+    __threadfence();  // acquire: the other blocks' outputs and candidates, for the last one
+  }
   __syncthreads();
   if (!st->last) return;
 
   // Phase 4 (last block of the row): every other block has finished writing.
-  __threadfence();
   const int emitted = (int)NSA_TOPK_LOAD_COHERENT(&counters[kEmitted]);
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -190,8 +201,10 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
     block.radix.select(GlobalListSource{list, cands}, cands, need, (u64)digit << (64 - R), R);
   }
   const int got = st->selected;  // == need
+  NSA_TOPK_TRACE(6);
   if (!p.sorted) {
     for (int i = (int)threadIdx.x; i < got; i += T) out[above + i] = position_of(block.buf[i]);
+    NSA_TOPK_TRACE(7);
     return;
   }
   // Sorted: the whole row's k composites, rebuilt from the emitted positions, then sorted.

@@ -1,0 +1,247 @@
+// Where does a topk_select threshold launch spend its time? Instantiates the real template
+// (templates/topk_select/threshold.cuh) with its trace hooks on, launches it the way
+// runtime/topk_select_launch.cpp plans it (or with forced splits), and prints per-phase times
+// (thread 0 of each block, %globaltimer), time per launch (events, back-to-back launches), an
+// empty kernel of the same geometry, and a read-only pass over the same scores.
+//   nvcc -O3 -std=c++17 -arch=sm_90a -I templates -o /tmp/topk_probe tools/probes/topk_phase_probe.cu
+//   /tmp/topk_probe            (the issue-5 table, planner splits, then forced splits)
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+constexpr int kMaxBlocks = 4096;
+constexpr int kPoints = 8;
+__device__ unsigned long long g_point[kMaxBlocks][kPoints];
+constexpr int kSpans = 5;  // 0 shrink, 1 key_range, 2 histogram, 3 narrow, 4 compact
+__device__ unsigned long long g_span_start[kMaxBlocks][kSpans];
+__device__ unsigned long long g_span_ns[kMaxBlocks][kSpans];
+__device__ unsigned g_span_count[kMaxBlocks][kSpans];
+
+__device__ __forceinline__ unsigned long long probe_now() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+#ifndef PROBE_NO_TRACE  // the hooks cost thread 0 global round trips: compare launches without them
+#define NSA_TOPK_TRACE(point) \
+  if (threadIdx.x == 0) g_point[blockIdx.x][point] = probe_now();
+#define NSA_TOPK_SPAN_BEGIN(span) \
+  if (threadIdx.x == 0) g_span_start[blockIdx.x][span] = probe_now();
+#define NSA_TOPK_SPAN_END(span)                                                    \
+  if (threadIdx.x == 0) {                                                          \
+    g_span_ns[blockIdx.x][span] += probe_now() - g_span_start[blockIdx.x][span];   \
+    g_span_count[blockIdx.x][span] += 1;                                           \
+  }
+#endif
+
+#include "topk_select/threshold.cuh"
+
+template <int T, int I>
+__global__ void __launch_bounds__(T) threshold_kernel(nsa_topk_params p) {
+  nsa_topk::topk_threshold_select<T, I, 11, 32>(p);
+}
+template <int T>
+__global__ void __launch_bounds__(T) empty_kernel(nsa_topk_params p) {
+  extern __shared__ unsigned long long smem[];
+  if (threadIdx.x == 0 && p.k < 0) smem[0] = 1;
+}
+__global__ void read_kernel(const float4* x, long long n4, float* sink) {
+  float acc = 0.f;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+    const float4 v = x[i];
+    acc += v.x + v.y + v.z + v.w;
+  }
+  if (acc == 12345.f) *sink = acc;
+}
+
+#define CHECK(x)                                                                      \
+  do {                                                                                \
+    cudaError_t e_ = (x);                                                             \
+    if (e_ != cudaSuccess) {                                                          \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                   \
+    }                                                                                 \
+  } while (0)
+
+struct Config {
+  int batch, length, k, splits;  // splits 0: the planner's rule
+};
+
+template <int T, int I>
+struct Runner {
+  static float time_launches(void (*kern)(nsa_topk_params), nsa_topk_params p, int grid, size_t smem, int reps) {
+    cudaEvent_t a, b;
+    CHECK(cudaEventCreate(&a));
+    CHECK(cudaEventCreate(&b));
+    for (int i = 0; i < 3; ++i) kern<<<grid, T, smem>>>(p);
+    CHECK(cudaEventRecord(a));
+    for (int i = 0; i < reps; ++i) kern<<<grid, T, smem>>>(p);
+    CHECK(cudaEventRecord(b));
+    CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    CHECK(cudaEventElapsedTime(&ms, a, b));
+    return ms * 1000.f / reps;
+  }
+
+  static void run(const Config& c, int sms, size_t optin) {
+    const int B = c.batch, L = c.length, k = c.k;
+    const size_t smem = T >= 1024 ? optin - 1024 : std::min<size_t>(optin, 110 * 1024);
+    int splits = c.splits;
+    if (splits == 0) {
+      const int fill = T < 1024 ? 2 : 1;
+      splits = L <= 8192 ? 1 : std::max(1, std::min({16, fill * sms / B, sms, L / 2048}));
+    }
+    std::vector<float> host((size_t)B * L);
+    std::mt19937 rng(1234 + B + L);
+    std::normal_distribution<float> nd;
+    for (auto& v : host) v = nd(rng);
+    float *scores, *sink;
+    int* out;
+    unsigned char* ws;
+    const int kBins = 2048;
+    const size_t counters = ((size_t)B * 4 * 4 + 255) / 256 * 256, hists = (size_t)B * kBins * 4;
+    const size_t ws_bytes = counters + hists + (size_t)B * 8192 * 8;
+    CHECK(cudaMalloc(&scores, host.size() * 4));
+    CHECK(cudaMalloc(&out, (size_t)B * k * 4));
+    CHECK(cudaMalloc(&ws, ws_bytes));
+    CHECK(cudaMalloc(&sink, 4));
+    CHECK(cudaMemcpy(scores, host.data(), host.size() * 4, cudaMemcpyHostToDevice));
+    CHECK(cudaMemset(ws, 0, ws_bytes));
+    nsa_topk_params p{};
+    p.scores = scores;
+    p.indices = out;
+    p.row_counters = (unsigned*)ws;
+    p.row_histograms = (unsigned*)(ws + counters);
+    p.slice_workspace = (unsigned long long*)(ws + counters + hists);
+    p.score_row_stride = L;
+    p.out_row_stride = k;
+    p.batch = B;
+    p.length = L;
+    p.k = k;
+    p.splits = splits;
+    p.slice = ((L + splits - 1) / splits + 3) / 4 * 4;
+    p.sel_capacity = 1;
+    while (p.sel_capacity < k) p.sel_capacity <<= 1;
+    p.cand_capacity = 8192;
+    p.buffer_capacity = std::min(65535, (int)((smem - kBins * 4 - NSA_TOPK_THRESHOLD_STATE_BYTES) / 8));
+    auto kern = threshold_kernel<T, I>;
+    CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    CHECK(cudaFuncSetAttribute(empty_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    const int grid = B * splits;
+    CHECK(cudaMemset(out, 0xff, (size_t)B * k * 4));
+    kern<<<grid, T, smem>>>(p);
+    CHECK(cudaDeviceSynchronize());
+    // Check against the CPU: the top k positions of each row as a set (random floats: no ties).
+    std::vector<int> got((size_t)B * k);
+    CHECK(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost));
+    bool ok = true;
+    for (int r = 0; r < B && ok; ++r) {
+      std::vector<int> idx(L);
+      for (int i = 0; i < L; ++i) idx[i] = i;
+      const float* row = host.data() + (size_t)r * L;
+      std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), [&](int a, int b) { return row[a] > row[b]; });
+      std::vector<int> want(idx.begin(), idx.begin() + k), have(got.begin() + (size_t)r * k, got.begin() + (size_t)(r + 1) * k);
+      std::sort(want.begin(), want.end());
+      std::sort(have.begin(), have.end());
+      ok = want == have;
+    }
+    // One traced launch.
+    std::vector<unsigned long long> zero(kMaxBlocks * kPoints, 0);
+    std::vector<unsigned> zc(kMaxBlocks, 0);
+    CHECK(cudaMemcpyToSymbol(g_point, zero.data(), zero.size() * 8));
+    std::vector<unsigned long long> zs(kMaxBlocks * kSpans, 0);
+    std::vector<unsigned> zsc(kMaxBlocks * kSpans, 0);
+    CHECK(cudaMemcpyToSymbol(g_span_ns, zs.data(), zs.size() * 8));
+    CHECK(cudaMemcpyToSymbol(g_span_count, zsc.data(), zsc.size() * 4));
+    kern<<<grid, T, smem>>>(p);
+    CHECK(cudaDeviceSynchronize());
+    std::vector<unsigned long long> pt(kMaxBlocks * kPoints), sn(kMaxBlocks * kSpans);
+    std::vector<unsigned> sc(kMaxBlocks * kSpans);
+    CHECK(cudaMemcpyFromSymbol(pt.data(), g_point, pt.size() * 8));
+    CHECK(cudaMemcpyFromSymbol(sn.data(), g_span_ns, sn.size() * 8));
+    CHECK(cudaMemcpyFromSymbol(sc.data(), g_span_count, sc.size() * 4));
+    unsigned long long t_first = ~0ull, t_last = 0;
+    double ph[kPoints] = {0};
+    int nph[kPoints] = {0};
+    double span_ns[kSpans] = {0}, span_n[kSpans] = {0};
+    for (int b = 0; b < grid; ++b) {
+      const unsigned long long* q = &pt[(size_t)b * kPoints];
+      t_first = std::min(t_first, q[0]);
+      for (int i = 1; i < kPoints; ++i) {
+        if (q[i] != 0) t_last = std::max(t_last, q[i]);
+        // phase i: from the last earlier point that was recorded
+        int j = i - 1;
+        while (j > 0 && q[j] == 0) --j;
+        if (q[i] != 0 && q[j] != 0) {
+          ph[i] += (double)(q[i] - q[j]);
+          nph[i]++;
+        }
+      }
+      for (int q2 = 0; q2 < kSpans; ++q2) {
+        span_ns[q2] += (double)sn[(size_t)b * kSpans + q2];
+        span_n[q2] += sc[(size_t)b * kSpans + q2];
+      }
+    }
+    const float launch_us = time_launches(kern, p, grid, smem, 50);
+    const float empty_us = time_launches(empty_kernel<T>, p, grid, smem, 50);
+    cudaEvent_t a, b2;
+    CHECK(cudaEventCreate(&a));
+    CHECK(cudaEventCreate(&b2));
+    read_kernel<<<sms * 4, 512>>>((const float4*)scores, (long long)B * L / 4, sink);
+    CHECK(cudaEventRecord(a));
+    for (int i = 0; i < 20; ++i) read_kernel<<<sms * 4, 512>>>((const float4*)scores, (long long)B * L / 4, sink);
+    CHECK(cudaEventRecord(b2));
+    CHECK(cudaEventSynchronize(b2));
+    float read_ms;
+    CHECK(cudaEventElapsedTime(&read_ms, a, b2));
+    std::printf("T%-4d I%d B%-4d L%-7d s%-3d %s launch %7.2f us  empty %5.2f  read %6.2f  span %6.2f | ", T, I, B,
+                L, splits, ok ? "ok " : "BAD", launch_us, empty_us, read_ms * 1000.f / 20, (t_last - t_first) / 1e3);
+    const char* names[kPoints] = {"", "stream", "fin/hist", "wait", "narrow", "emit", "select", "write"};
+    for (int i = 1; i < kPoints; ++i)
+      if (nph[i]) std::printf("%s %.2f(%d) ", names[i], ph[i] / nph[i] / 1e3, nph[i]);
+    const char* span_names[kSpans] = {"shrink", "keyrange", "hist", "narrow", "compact"};
+    std::printf("| per block:");
+    for (int q2 = 0; q2 < kSpans; ++q2)
+      std::printf(" %s %.1fx %.2f", span_names[q2], span_n[q2] / grid, span_ns[q2] / grid / 1e3);
+    std::printf("\n");
+    cudaFree(scores);
+    cudaFree(out);
+    cudaFree(ws);
+    cudaFree(sink);
+  }
+};
+
+int main(int argc, char** argv) {
+  int dev = 0, sms = 0, optin = 0;
+  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, dev));
+  std::printf("%s, %d SMs, %d B shared per block\n", prop.name, sms, optin);
+  const int k = argc > 1 ? std::atoi(argv[1]) : 2048;
+  std::vector<Config> table;
+  for (int B : {1, 16, 64, 128})
+    for (int L : {8192, 32768, 131072}) table.push_back({B, L, k, 0});
+  if (argc > 4 && std::string(argv[2]) == "one") {  // one config, for ncu: k one B L
+    Runner<1024, 2>::run({std::atoi(argv[3]), std::atoi(argv[4]), k, 0}, sms, (size_t)optin);
+    return 0;
+  }
+  const bool all = argc > 2 && std::string(argv[2]) == "all";
+  for (const Config& c : table)
+    if (c.batch >= 16) Runner<1024, 2>::run(c, sms, (size_t)optin);
+  if (all) {
+    std::printf("-- one block per row, t1024 i2\n");
+    for (Config c : table) {
+      c.splits = 1;
+      Runner<1024, 2>::run(c, sms, (size_t)optin);
+    }
+    std::printf("-- t1024 i4\n");
+    for (const Config& c : table) Runner<1024, 4>::run(c, sms, (size_t)optin);
+  }
+  return 0;
+}
