@@ -451,36 +451,24 @@ struct FloatStream {
   // passes). Once tau's key is a number (not NaN's 0 or a prefix below -inf), a float compare
   // against that number rejects every element of a smaller key first: only the few that pass it
   // pay for the order key and the 64-bit compare (they decide ties of the equal key by position).
-  // Composites of the slot's elements into c, and which of them are >= tau (bit e = c[e]
-  // passes). Once tau's key is a number (not NaN's 0 or a prefix below -inf), a float compare
-  // against that number rejects every element of a smaller key first; a warp none of whose
-  // elements passes it skips the order keys, the composites and the 64-bit compares (which
-  // decide ties of the equal key by position). Building the composites only for the kept
-  // elements, in the append, measured slower (H100, tools/probes/topk_phase_probe.cu).
+  // (A warp-wide early exit when no lane passes made NVRTC spill 32 B at 1024 threads.)
   __device__ __forceinline__ u32 filter(const Payload& x, int slot, u64 tau, u64 (&c)[V]) const {
     const u32 tau_key = (u32)(tau >> 32);
     const bool numeric = tau_key >= 0x007fffffu;  // the key of -inf or above: a number
     const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
-    u32 maybe = 0;
-    NSA_TOPK_UNROLL
-    for (int p = 0; p < P; ++p) {
-      const bool ok = unit(slot, p) < units;
-      const float f[4] = {x.v[p].x, x.v[p].y, x.v[p].z, x.v[p].w};
-      NSA_TOPK_UNROLL
-      for (int e = 0; e < 4; ++e)  // NaN fails the compare
-        if (ok && (!numeric || f[e] >= bound)) maybe |= 1u << (4 * p + e);
-    }
-    if (NSA_BALLOT(maybe != 0u) == 0) return 0u;
     u32 keep = 0;
     NSA_TOPK_UNROLL
     for (int p = 0; p < P; ++p) {
-      const int pos = first + 4 * unit(slot, p);
+      const int u = unit(slot, p);
+      const int pos = first + 4 * u;
+      const bool ok = u < units;
       const float f[4] = {x.v[p].x, x.v[p].y, x.v[p].z, x.v[p].w};
       NSA_TOPK_UNROLL
       for (int e = 0; e < 4; ++e) {
+        const bool maybe = ok && (!numeric || f[e] >= bound);  // NaN fails the compare
         const int i = 4 * p + e;
-        c[i] = composite(order_key(f[e]), pos + e);
-        if (((maybe >> i) & 1u) != 0u && c[i] >= tau) keep |= 1u << i;
+        c[i] = maybe ? composite(order_key(f[e]), pos + e) : 0ull;
+        if (c[i] != 0ull && c[i] >= tau) keep |= 1u << i;
       }
     }
     return keep;
