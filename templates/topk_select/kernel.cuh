@@ -157,26 +157,27 @@ struct BlockSelect {
   u64* cand;  // [cand_capacity] threshold-bucket candidates
   u32* hist;  // [1 << R]
   SelectState* st;
-  int* warp_sums;  // [T / W]
+  int* warp_sums;  // [T / W]; the stream kernels' block appends use [3 T / W]
   int cand_capacity;
 
-  NSA_TOPK_BLOCK_FN int inclusive_scan(int v) {
-    const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
-    constexpr int kWarps = T / W;
+  __device__ __forceinline__ int warp_inclusive_scan(int v) const {
+    const int lane = (int)threadIdx.x % W;
     NSA_TOPK_UNROLL
     for (int o = 1; o < W; o <<= 1) {
       const int y = NSA_TOPK_SHFL_UP(v, o);
       if (lane >= o) v += y;
     }
+    return v;
+  }
+
+  NSA_TOPK_BLOCK_FN int inclusive_scan(int v) {
+    const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
+    constexpr int kWarps = T / W;
+    v = warp_inclusive_scan(v);
     if (lane == W - 1) warp_sums[warp] = v;
     __syncthreads();
     if (warp == 0) {
-      int s = lane < kWarps ? warp_sums[lane] : 0;
-      NSA_TOPK_UNROLL
-      for (int o = 1; o < W; o <<= 1) {
-        const int y = NSA_TOPK_SHFL_UP(s, o);
-        if (lane >= o) s += y;
-      }
+      const int s = warp_inclusive_scan(lane < kWarps ? warp_sums[lane] : 0);
       if (lane < kWarps) warp_sums[lane] = s;
     }
     __syncthreads();
@@ -561,19 +562,27 @@ struct StreamSelect {
     return any;
   }
 
-  // Appends c(e) for every set bit e of keep at slots of buf reserved with one shared atomic per
-  // warp. Every lane of the warp calls it. Returns the warp's end slot, or -1 if it appended none.
-  // One ballot per element index gives each lane its offset (population count of the lanes
-  // below it), no shuffle scan.
+  // Sum of v over the warp.
+  __device__ __forceinline__ int warp_sum(int v) const {
 #if defined(NSA_GPU_HIP)
-  // CDNA: a shuffle scan (64-bit lane masks live in scalar register pairs; hipRTC 5.2 spilled
-  // them with the ballot form below).
+    NSA_TOPK_UNROLL
+    for (int o = W / 2; o > 0; o >>= 1) v += NSA_SHFL_XOR(v, o);
+    return v;
+#else
+    return NSA_WARP_SUM(v);  // one REDUX
+#endif
+  }
+
+  // Writes c(e) for every set bit e of keep, of all lanes of the warp, to buf[at, at + the warp's
+  // total). Every lane of the warp calls it with the same at.
+#if defined(NSA_GPU_HIP)
+  // CDNA: a shuffle scan gives each lane its offset (64-bit lane masks live in scalar register
+  // pairs; hipRTC 5.2 spilled them with the ballot form below).
   template <int V, class Entry>
-  __device__ __forceinline__ int warp_append(int* counter, const Entry& c, u32 keep) {
+  __device__ __forceinline__ void warp_store(int at, const Entry& c, u32 keep) {
     int m = 0;
     NSA_TOPK_UNROLL
     for (int e = 0; e < V; ++e) m += (int)((keep >> e) & 1u);
-    if (NSA_BALLOT(m > 0) == 0) return -1;
     const int lane = (int)threadIdx.x % W;
     int incl = m;
     NSA_TOPK_UNROLL
@@ -581,27 +590,18 @@ struct StreamSelect {
       const int y = NSA_TOPK_SHFL_UP(incl, o);
       if (lane >= o) incl += y;
     }
-    const int total = NSA_SHFL(incl, W - 1);
-    int base = 0;
-    if (lane == W - 1) base = atomicAdd(counter, total);
-    base = NSA_SHFL(base, W - 1);
-    int at = base + incl - m;
+    at += incl - m;
     NSA_TOPK_UNROLL
     for (int e = 0; e < V; ++e)
       if ((keep >> e) & 1u) buf[at++] = c(e);
-    return base + total;
   }
 #else
+  // One ballot per element index gives each lane its offset (population count of the lanes
+  // below it); element e of all lanes lands in consecutive slots (no bank conflicts).
   template <int V, class Entry>
-  __device__ __forceinline__ int warp_append(int* counter, const Entry& c, u32 keep) {
-    const int total = NSA_WARP_SUM(NSA_POPC_MASK(keep));
-    if (total == 0) return -1;
+  __device__ __forceinline__ void warp_store(int at, const Entry& c, u32 keep) {
     const int lane = (int)threadIdx.x % W;
-    int base = 0;
-    if (lane == 0) base = atomicAdd(counter, total);
-    base = NSA_SHFL(base, 0);
     const nsa_lane_mask_t below = (((nsa_lane_mask_t)1) << lane) - (nsa_lane_mask_t)1;
-    int at = base;
     NSA_TOPK_UNROLL
     for (int e = 0; e < V; ++e) {
       const nsa_lane_mask_t mask = NSA_BALLOT((keep >> e) & 1u);
@@ -609,9 +609,42 @@ struct StreamSelect {
       if ((keep >> e) & 1u) buf[at + (int)NSA_POPC_MASK(mask & below)] = c(e);
       at += (int)NSA_POPC_MASK(mask);
     }
-    return base + total;
   }
 #endif
+
+  // Appends c(e) for every set bit e of keep at slots of buf reserved with one shared atomic per
+  // warp. Every lane of the warp calls it. Returns the warp's end slot, or -1 if it appended none.
+  template <int V, class Entry>
+  __device__ __forceinline__ int warp_append(int* counter, const Entry& c, u32 keep) {
+    const int total = warp_sum((int)NSA_POPC_MASK(keep));
+    if (total == 0) return -1;
+    int base = 0;
+    if ((int)threadIdx.x % W == 0) base = atomicAdd(counter, total);
+    base = NSA_SHFL(base, 0);
+    warp_store<V>(base, c, keep);
+    return base + total;
+  }
+
+  // Appends the kept entries of the whole block at buf[count, count + the block's total), warp
+  // after warp, and advances count (the same in every thread) by that total: one barrier and a
+  // shuffle scan of the warp totals, no atomics (32 warps on one shared counter queued behind
+  // each other every slot). Warp totals alternate between two arrays (parity): a warp writes
+  // parity p again only after the next barrier, which every warp reaches after reading it.
+  template <int V, class Entry>
+  NSA_TOPK_BLOCK_FN void block_append(int& count, const Entry& c, u32 keep, int parity) {
+    constexpr int kWarps = T / W;
+    const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
+    int* sums = radix.warp_sums + kWarps + parity * kWarps;
+    const int total = warp_sum((int)NSA_POPC_MASK(keep));
+    if (lane == 0) sums[warp] = total;
+    __syncthreads();
+    const int mine = lane < kWarps ? sums[lane] : 0;
+    const int incl = radix.warp_inclusive_scan(mine);
+    const int before = NSA_SHFL(incl - mine, warp);
+    const int block_total = NSA_SHFL(incl, kWarps - 1);
+    if (total != 0) warp_store<V>(count + before, c, keep);
+    count += block_total;
+  }
 
   // Moves the entries >= tau of buf[0, count) to its front (order not kept) and makes them the
   // buffer. In place: chunk c is read whole before a barrier, and the kept entries of chunks
@@ -708,18 +741,15 @@ struct StreamSelect {
     NSA_TOPK_SPAN_END(0);
   }
 
-  // Streams s through the filter; the caller has set ss->tau and ss->count.
-  // The block checks for a full buffer once every `every` slots (one barrier), so the buffer
-  // keeps room for that many rounds of loads: every = the most rounds (<= J) that leave at
-  // least half of it, and at least one.
+  // Streams s through the filter; the caller has set ss->tau and ss->count. Every slot appends
+  // with one barrier (block_append), and the block shrinks the buffer once it cannot take one
+  // more slot.
   template <class Stream>
   NSA_TOPK_BLOCK_FN void run(const Stream& s, int k) {
     constexpr int V = Stream::V;
     // I 16-byte loads in flight per thread: I / kLoads slots.
     constexpr int J = I / Stream::kLoads > 0 ? I / Stream::kLoads : 1;
-    int every = capacity / 2 / (T * V);
-    every = every < 1 ? 1 : (every > J ? J : every);
-    const int room = capacity - every * T * V;  // the buffer takes `every` more rounds while count <= room
+    const int room = capacity - T * V;  // the buffer takes one more slot while count <= room
 #ifndef NSA_TOPK_SHRINK_SLACK
 #define NSA_TOPK_SHRINK_SLACK 16
 #endif
@@ -728,8 +758,8 @@ struct StreamSelect {
     typename Stream::Payload v[J];
     NSA_TOPK_UNROLL
     for (int i = 0; i < J; ++i) v[i] = s.load(i);
-    bool over = false;
-    int until_check = every;
+    int count = ss->count;  // the same in every thread
+    int parity = 0;
     for (int base = 0; base < slots; base += J) {
       NSA_TOPK_UNROLL
       for (int i = 0; i < J; ++i) {
@@ -739,16 +769,18 @@ struct StreamSelect {
           v[i] = s.load(slot + J);  // keeps J slots of loads in flight
           u64 c[V];
           const u32 keep = s.filter(x, slot, ss->tau, c);
-          const int end = warp_append<V>(&ss->count, [&](int e) { return c[e]; }, keep);
-          over = over || end > room;
-          if (--until_check == 0 || slot == slots - 1) {  // the same slots in every thread
-            if (block_any(over)) shrink(ss->count, k, target);
-            over = false;
-            until_check = every;
+          block_append<V>(count, [&](int e) { return c[e]; }, keep, parity);
+          parity ^= 1;
+          if (count > room) {
+            shrink(count, k, target);  // its first barrier orders the appends before it
+            count = ss->count;
           }
         }
       }
     }
+    __syncthreads();  // every thread has read ss->count (and the warp totals)
+    if (threadIdx.x == 0) ss->count = count;
+    __syncthreads();
   }
 
   // The row slice [begin, begin + n): the unaligned head and tail one element per thread, the
@@ -805,7 +837,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
   __shared__ SelectState state;
   __shared__ StreamState stream_state;
-  __shared__ int warp_sums[T / W];
+  __shared__ int warp_sums[3 * (T / W)];  // scans, then the block appends' two parities
 
   StreamSelect<T, I, R, W> block;
   block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);

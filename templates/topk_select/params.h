@@ -20,7 +20,7 @@
 #define NSA_TOPK_MAX_K 4096
 /* Threshold variants (a = 2, topk_select/threshold.cuh): block state at the end of the dynamic
  * shared memory, after the buffer and the histogram. */
-#define NSA_TOPK_THRESHOLD_STATE_BYTES 256
+#define NSA_TOPK_THRESHOLD_STATE_BYTES 512
 
 struct nsa_topk_params {
   const float* scores;                 /* [batch, score_row_stride], device */

@@ -26,7 +26,8 @@
 //   row_histograms  [batch][1 << R]
 //   slice_workspace [batch][cand_capacity]: the digit-D candidates of each row
 // All block state lives in dynamic shared memory (no __shared__ variables): the buffer, the
-// histogram, then NSA_TOPK_THRESHOLD_STATE_BYTES of SelectState, StreamState and warp sums.
+// histogram, then NSA_TOPK_THRESHOLD_STATE_BYTES of SelectState, StreamState and warp sums
+// (3 T / W ints: the scans' and the stream appends' two parities).
 #pragma once
 
 #include "topk_select/kernel.cuh"
@@ -48,7 +49,8 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   static_assert(T % W == 0 && T / W <= 32, "block must hold at most 32 warps");
   static_assert(R >= 4 && R <= 12, "radix bits out of range");
   static_assert(I >= 1 && I <= 32, "compaction keeps one bit per item");
-  static_assert(sizeof(SelectState) <= 64 && sizeof(StreamState) <= 64 && 128 + 4 * (T / W) <= 256,
+  static_assert(sizeof(SelectState) <= 64 && sizeof(StreamState) <= 64 &&
+                    128 + 12 * (T / W) <= NSA_TOPK_THRESHOLD_STATE_BYTES,
                 "the block state fits NSA_TOPK_THRESHOLD_STATE_BYTES");
 #if defined(NSA_GPU_HIP) && defined(__AMDGCN_WAVEFRONT_SIZE)
   static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");

@@ -146,13 +146,23 @@ TEST_CASE("topk_threshold_variants_carry_knob_a2_and_split_rows") {
   CHECK(launch.params.splits == 2);
   p.batch = 132;
   p.scores = scores.data();
-  p.length = 8192;
-  p.score_row_stride = 8192;
+  p.length = 16384;
+  p.score_row_stride = 16384;
   launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
   CHECK(launch.params.splits == 2);
   p.batch = 133;
   launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
   CHECK(launch.params.splits == 1);
+  // Rows of up to 8192 elements are never split: one block reads them in one round.
+  p.batch = 16;
+  p.length = 8192;
+  p.score_row_stride = 8192;
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
+  CHECK(launch.params.splits == 1);
+  p.length = 8196;
+  p.score_row_stride = 8196;
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
+  CHECK(launch.params.splits == 4);
   // Short rows are not split below 2048 elements per block.
   p.batch = 1;
   p.length = 3000;
