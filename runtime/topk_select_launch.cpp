@@ -239,8 +239,10 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
   k.cand_capacity =
       is_threshold(v) ? kThresholdCandidates : static_cast<int>(cand_bytes / sizeof(unsigned long long));
   // Threshold blocks scan two buffer counts packed in one int: at most 2^16 - 1 entries.
-  const std::size_t buffer_entries = (smem - histogram_bytes(v) - state_bytes(v)) / sizeof(unsigned long long);
-  k.buffer_capacity = static_cast<int>(is_threshold(v) ? std::min<std::size_t>(buffer_entries, 65535) : buffer_entries);
+  const std::size_t buffer_entries =
+      (smem - histogram_bytes(v) - state_bytes(v)) / sizeof(unsigned long long);
+  k.buffer_capacity =
+      static_cast<int>(is_threshold(v) ? std::min<std::size_t>(buffer_entries, 65535) : buffer_entries);
   if (splits > 1) {
     launch.workspace_bytes =
         counter_bytes(v, device) + row_histogram_bytes(v, device) +
@@ -249,6 +251,9 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
       bad_argument(fmt::format(
           "{} splits rows over {} blocks and needs a zeroed workspace of {} B; got {} B at {}", v.name(),
           splits, launch.workspace_bytes, workspace == nullptr ? 0 : workspace_bytes, workspace));
+    // Threshold rows keep two counters in one 64-bit word; candidates are 64-bit too.
+    if (reinterpret_cast<std::uintptr_t>(workspace) % 16 != 0)
+      bad_argument(fmt::format("the topk_select workspace at {} is not 16-byte aligned", workspace));
     auto* base = static_cast<unsigned char*>(workspace);
     k.row_counters = reinterpret_cast<unsigned*>(base);
     k.row_histograms =

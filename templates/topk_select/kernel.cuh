@@ -661,7 +661,8 @@ struct StreamSelect {
         if (v[i] != 0ull && v[i] >= tau) keep |= 1u << i;
       }
       __syncthreads();
-      warp_append<I>(&ss->fill, [&](int e) { return v[e]; }, keep);
+      warp_append<I>(
+          &ss->fill, [&](int e) { return v[e]; }, keep);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -769,7 +770,8 @@ struct StreamSelect {
           v[i] = s.load(slot + J);  // keeps J slots of loads in flight
           u64 c[V];
           const u32 keep = s.filter(x, slot, ss->tau, c);
-          block_append<V>(count, [&](int e) { return c[e]; }, keep, parity);
+          block_append<V>(
+              count, [&](int e) { return c[e]; }, keep, parity);
           parity ^= 1;
           if (count > room) {
             shrink(count, k, target);  // its first barrier orders the appends before it
@@ -800,7 +802,8 @@ struct StreamSelect {
         c[0] = composite(order_key(row[pos]), pos);
         keep = c[0] >= ss->tau ? 1u : 0u;
       }
-      const int end = warp_append<1>(&ss->count, [&](int) { return c[0]; }, keep);
+      const int end = warp_append<1>(
+          &ss->count, [&](int) { return c[0]; }, keep);
       if (block_any(end > capacity - T * 4)) shrink(ss->count, k, k + (capacity - T * 4 - k) / 4);
     }
 #if defined(NSA_GPU_HIP)

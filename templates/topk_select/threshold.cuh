@@ -22,7 +22,8 @@
 // so that row always fits once the rows before it finish. A row of one block never waits.
 //
 // Workspace (params fields, all zero at rest; the last block of a row zeroes its own again):
-//   row_counters    [batch][4]: blocks arrived, emitted, candidates written, blocks finished
+//   row_counters    [batch][4]: blocks arrived, blocks finished, emitted, candidates written
+//                   (16-byte aligned rows: the last two form one 64-bit word)
 //   row_histograms  [batch][1 << R]
 //   slice_workspace [batch][cand_capacity]: the digit-D candidates of each row
 // All block state lives in dynamic shared memory (no __shared__ variables): the buffer, the
@@ -36,13 +37,15 @@
 #if defined(NSA_GPU_HIP)
 #define NSA_TOPK_SPIN_PAUSE() __builtin_amdgcn_s_sleep(2)
 #else
-#define NSA_TOPK_SPIN_PAUSE() __nanosleep(64)
+#define NSA_TOPK_SPIN_PAUSE() ((void)0)  // each poll is an L2 round trip already
 #endif
 #endif
 
 namespace nsa_topk {
 
-enum { kArrived = 0, kEmitted = 1, kCandidates = 2, kFinished = 3, kRowCounters = 4 };
+// The emitted and candidate counters share one 64-bit word (emitted in its low half), so one
+// atomic reserves a block's two ranges.
+enum { kArrived = 0, kFinished = 1, kEmitted = 2, kCandidates = 3, kRowCounters = 4 };
 
 template <int T, int I, int R, int W>
 __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) {
@@ -128,8 +131,9 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   const int both_end = block.radix.inclusive_scan((my_emit << 16) | my_cand);
   const int emit_end = both_end >> 16, cand_end = both_end & 0xffff;
   if (threadIdx.x == T - 1) {  // holds the block totals
-    st->selected = emit_end > 0 ? (int)atomicAdd(&counters[kEmitted], (u32)emit_end) : 0;
-    st->cand = cand_end > 0 ? (int)atomicAdd(&counters[kCandidates], (u32)cand_end) : 0;
+    const u64 both = atomicAdd((u64*)(counters + kEmitted), ((u64)cand_end << 32) | (u64)emit_end);
+    st->selected = (int)(u32)both;
+    st->cand = (int)(u32)(both >> 32);
   }
   __syncthreads();
   int at_emit = st->selected + emit_end - my_emit;

@@ -1,7 +1,9 @@
 // topk_select launch planning: argument validation, grid, shared memory and workspace.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "generator/kernel_family.hpp"
 #include "runtime/error.hpp"
@@ -144,6 +146,12 @@ TEST_CASE("topk_plan_refuses_a_missing_or_small_workspace") {
   const DeviceInfo dev = h100();
   CHECK_THROWS_AS((void)plan_topk_select(variant(16), dev, problem(1, 262144, 2048), nullptr, 0), Error);
   CHECK_THROWS_AS((void)plan_topk_select(variant(16), dev, problem(1, 262144, 2048), g_workspace, 16), Error);
+  // Large enough but not 16-byte aligned: refused, with the reason.
+  const std::size_t bound = topk_select_workspace_bytes(variant(16), dev);
+  std::vector<unsigned char> big(bound + 16);
+  unsigned char* odd = big.data() + (reinterpret_cast<std::uintptr_t>(big.data()) % 16 == 0 ? 8 : 0);
+  CHECK_THROWS_WITH_AS((void)plan_topk_select(variant(16), dev, problem(1, 262144, 2048), odd, bound),
+                       doctest::Contains("16-byte aligned"), Error);
 }
 
 TEST_CASE("topk_plan_rejects_a_variant_of_another_family") {

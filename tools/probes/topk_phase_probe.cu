@@ -32,10 +32,10 @@ __device__ __forceinline__ unsigned long long probe_now() {
   if (threadIdx.x == 0) g_point[blockIdx.x][point] = probe_now();
 #define NSA_TOPK_SPAN_BEGIN(span) \
   if (threadIdx.x == 0) g_span_start[blockIdx.x][span] = probe_now();
-#define NSA_TOPK_SPAN_END(span)                                                    \
-  if (threadIdx.x == 0) {                                                          \
-    g_span_ns[blockIdx.x][span] += probe_now() - g_span_start[blockIdx.x][span];   \
-    g_span_count[blockIdx.x][span] += 1;                                           \
+#define NSA_TOPK_SPAN_END(span)                                                  \
+  if (threadIdx.x == 0) {                                                        \
+    g_span_ns[blockIdx.x][span] += probe_now() - g_span_start[blockIdx.x][span]; \
+    g_span_count[blockIdx.x][span] += 1;                                         \
   }
 #endif
 
@@ -52,20 +52,21 @@ __global__ void __launch_bounds__(T) empty_kernel(nsa_topk_params p) {
 }
 __global__ void read_kernel(const float4* x, long long n4, float* sink) {
   float acc = 0.f;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4; i += (long long)gridDim.x * blockDim.x) {
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n4;
+       i += (long long)gridDim.x * blockDim.x) {
     const float4 v = x[i];
     acc += v.x + v.y + v.z + v.w;
   }
   if (acc == 12345.f) *sink = acc;
 }
 
-#define CHECK(x)                                                                      \
-  do {                                                                                \
-    cudaError_t e_ = (x);                                                             \
-    if (e_ != cudaSuccess) {                                                          \
+#define CHECK(x)                                                                              \
+  do {                                                                                        \
+    cudaError_t e_ = (x);                                                                     \
+    if (e_ != cudaSuccess) {                                                                  \
       std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                   \
-    }                                                                                 \
+      std::exit(1);                                                                           \
+    }                                                                                         \
   } while (0)
 
 struct Config {
@@ -74,7 +75,8 @@ struct Config {
 
 template <int T, int I>
 struct Runner {
-  static float time_launches(void (*kern)(nsa_topk_params), nsa_topk_params p, int grid, size_t smem, int reps) {
+  static float time_launches(void (*kern)(nsa_topk_params), nsa_topk_params p, int grid, size_t smem,
+                             int reps) {
     cudaEvent_t a, b;
     CHECK(cudaEventCreate(&a));
     CHECK(cudaEventCreate(&b));
@@ -144,8 +146,10 @@ struct Runner {
       std::vector<int> idx(L);
       for (int i = 0; i < L; ++i) idx[i] = i;
       const float* row = host.data() + (size_t)r * L;
-      std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), [&](int a, int b) { return row[a] > row[b]; });
-      std::vector<int> want(idx.begin(), idx.begin() + k), have(got.begin() + (size_t)r * k, got.begin() + (size_t)(r + 1) * k);
+      std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(),
+                       [&](int a, int b) { return row[a] > row[b]; });
+      std::vector<int> want(idx.begin(), idx.begin() + k),
+          have(got.begin() + (size_t)r * k, got.begin() + (size_t)(r + 1) * k);
       std::sort(want.begin(), want.end());
       std::sort(have.begin(), have.end());
       ok = want == have;
@@ -194,13 +198,15 @@ struct Runner {
     CHECK(cudaEventCreate(&b2));
     read_kernel<<<sms * 4, 512>>>((const float4*)scores, (long long)B * L / 4, sink);
     CHECK(cudaEventRecord(a));
-    for (int i = 0; i < 20; ++i) read_kernel<<<sms * 4, 512>>>((const float4*)scores, (long long)B * L / 4, sink);
+    for (int i = 0; i < 20; ++i)
+      read_kernel<<<sms * 4, 512>>>((const float4*)scores, (long long)B * L / 4, sink);
     CHECK(cudaEventRecord(b2));
     CHECK(cudaEventSynchronize(b2));
     float read_ms;
     CHECK(cudaEventElapsedTime(&read_ms, a, b2));
-    std::printf("T%-4d I%d B%-4d L%-7d s%-3d %s launch %7.2f us  empty %5.2f  read %6.2f  span %6.2f | ", T, I, B,
-                L, splits, ok ? "ok " : "BAD", launch_us, empty_us, read_ms * 1000.f / 20, (t_last - t_first) / 1e3);
+    std::printf("T%-4d I%d B%-4d L%-7d s%-3d %s launch %7.2f us  empty %5.2f  read %6.2f  span %6.2f | ", T,
+                I, B, L, splits, ok ? "ok " : "BAD", launch_us, empty_us, read_ms * 1000.f / 20,
+                (t_last - t_first) / 1e3);
     const char* names[kPoints] = {"", "stream", "fin/hist", "wait", "narrow", "emit", "select", "write"};
     for (int i = 1; i < kPoints; ++i)
       if (nph[i]) std::printf("%s %.2f(%d) ", names[i], ph[i] / nph[i] / 1e3, nph[i]);
