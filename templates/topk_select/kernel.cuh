@@ -534,9 +534,9 @@ struct StreamSelect {
   }
 
   // Adds the histogram of the top R bits of buf[0, count) to a row histogram in global memory
-  // (one atomic per non-empty bin). Other blocks see it once a thread of this block fences after
-  // the barrier at the end (the barrier orders every thread's atomics before that fence: one
-  // fence instead of one stalled warp per fence).
+  // (one atomic per non-empty bin). Every thread fences its own atomics before the barrier at the
+  // end: they are fire-and-forget reductions, and a fence by one thread after the barrier did not
+  // cover the others' (wrong rows on the H100 when thread 0 alone fenced).
   NSA_TOPK_BLOCK_FN void add_to_row_histogram(int count, unsigned* row_hist) {
     constexpr int kBins = 1 << R;
     u32* hist = radix.hist;
@@ -546,6 +546,7 @@ struct StreamSelect {
     __syncthreads();
     for (int b = (int)threadIdx.x; b < kBins; b += T)
       if (hist[b] != 0u) atomicAdd(&row_hist[b], hist[b]);
+    __threadfence();
     __syncthreads();
   }
 
@@ -862,8 +863,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   u32* hist = block.radix.hist;
   unsigned int* row_hist = p.row_histograms + (u64)row * (u64)kBins;
   block.add_to_row_histogram(count, row_hist);
-  if (threadIdx.x == 0) {  // release this block's slice and histogram, then count it in
-    __threadfence();
+  if (threadIdx.x == 0) {  // count this block in (its slice and histogram are fenced)
     state.last = atomicAdd(&p.row_counters[row], 1u) == (u32)(p.splits - 1);
     __threadfence();  // acquire: the other blocks' slices, for the last one
   }
@@ -872,6 +872,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
 
   // Stage 2 (last block of the row): the row histogram of the candidates gives tau at once
   // (at least k candidates reach its threshold digit), then the candidates stream through.
+  __threadfence();
   for (int b = (int)threadIdx.x; b < kBins; b += T) {
     hist[b] = NSA_TOPK_LOAD_COHERENT(row_hist + b);
     row_hist[b] = 0u;  // at rest again for the next launch

@@ -37,7 +37,10 @@
 #if defined(NSA_GPU_HIP)
 #define NSA_TOPK_SPIN_PAUSE() __builtin_amdgcn_s_sleep(2)
 #else
-#define NSA_TOPK_SPIN_PAUSE() ((void)0)  // each poll is an L2 round trip already
+// The pause is also what keeps the wait loop: a loop of plain loads and no side effect may be
+// assumed to end and be dropped (C++ forward progress). With an empty pause the H100 returned
+// wrong rows (blocks went on before their siblings' histograms were in).
+#define NSA_TOPK_SPIN_PAUSE() __nanosleep(64)
 #endif
 #endif
 
@@ -88,8 +91,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   NSA_TOPK_TRACE(2);
 
   // Phase 2: every block of the row has added its histogram; narrow it for k.
-  if (threadIdx.x == 0) {
-    __threadfence();  // release the block's histogram atomics (ordered before by the barrier)
+  if (threadIdx.x == 0) {  // every thread fenced its histogram atomics in add_to_row_histogram
     atomicAdd(&counters[kArrived], 1u);
     while (NSA_TOPK_LOAD_COHERENT(&counters[kArrived]) < (unsigned)p.splits) NSA_TOPK_SPIN_PAUSE();
     __threadfence();
@@ -149,10 +151,10 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
       ++at_cand;
     }
   }
+  __threadfence();  // every thread: its outputs and candidates before the block counts in
   __syncthreads();
   NSA_TOPK_TRACE(5);
-  if (threadIdx.x == 0) {  // release this block's outputs and candidates, then count it in
-    __threadfence();
+  if (threadIdx.x == 0) {
     st->last = atomicAdd(&counters[kFinished], 1u) == (u32)(p.splits - 1);
     __threadfence();  // acquire: the other blocks' outputs and candidates, for the last one
   }
@@ -160,6 +162,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   if (!st->last) return;
 
   // Phase 4 (last block of the row): every other block has finished writing.
+  __threadfence();
   const int emitted = (int)NSA_TOPK_LOAD_COHERENT(&counters[kEmitted]);
   __syncthreads();
   if (threadIdx.x == 0) {
