@@ -37,10 +37,19 @@
 #if defined(NSA_GPU_HIP)
 #define NSA_TOPK_SPIN_PAUSE() __builtin_amdgcn_s_sleep(2)
 #else
-// The pause is also what keeps the wait loop: a loop of plain loads and no side effect may be
-// assumed to end and be dropped (C++ forward progress). With an empty pause the H100 returned
-// wrong rows (blocks went on before their siblings' histograms were in).
+// With an empty pause the H100 returned wrong rows: the polling load is a plain (non-volatile)
+// asm load that the compiler may hoist or drop with the loop around it. The pause (a side
+// effect) and a volatile poll (NSA_TOPK_SPIN_LOAD) each keep the wait a wait.
 #define NSA_TOPK_SPIN_PAUSE() __nanosleep(64)
+#endif
+#endif
+
+// Reads a counter other blocks update, never cached or hoisted out of the polling loop.
+#ifndef NSA_TOPK_SPIN_LOAD
+#if defined(NSA_GPU_HIP)
+#define NSA_TOPK_SPIN_LOAD(ptr) NSA_LOAD_COHERENT(ptr)  // an agent-scope atomic load
+#else
+#define NSA_TOPK_SPIN_LOAD(ptr) (*(const volatile unsigned*)(ptr))  // ld.volatile: L2, every time
 #endif
 #endif
 
@@ -93,7 +102,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   // Phase 2: every block of the row has added its histogram; narrow it for k.
   if (threadIdx.x == 0) {  // every thread fenced its histogram atomics in add_to_row_histogram
     atomicAdd(&counters[kArrived], 1u);
-    while (NSA_TOPK_LOAD_COHERENT(&counters[kArrived]) < (unsigned)p.splits) NSA_TOPK_SPIN_PAUSE();
+    while (NSA_TOPK_SPIN_LOAD(&counters[kArrived]) < (unsigned)p.splits) NSA_TOPK_SPIN_PAUSE();
     __threadfence();
   }
   __syncthreads();

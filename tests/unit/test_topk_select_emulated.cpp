@@ -146,6 +146,7 @@ inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v)
 #define NSA_TOPK_DYNAMIC_SHARED(name) unsigned long long* name = t_block->shared.data()
 #define NSA_TOPK_UNROLL
 #define NSA_TOPK_SPIN_PAUSE() std::this_thread::yield()
+#define NSA_TOPK_SPIN_LOAD(ptr) __ldcg(ptr)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wpedantic"
