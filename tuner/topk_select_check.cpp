@@ -31,6 +31,18 @@ std::string_view to_string(TopkData data) noexcept {
   return "?";
 }
 
+TopkCase topk_case(int batch, int length, int k, TopkData data, bool sorted, TopkLengths lengths,
+                   int row_padding, std::uint64_t seed) {
+  return TopkCase{.batch = batch,
+                  .length = length,
+                  .k = k,
+                  .sorted = sorted,
+                  .data = data,
+                  .lengths = lengths,
+                  .row_padding = row_padding,
+                  .seed = seed};
+}
+
 std::string TopkCase::describe() const {
   static constexpr const char* kLengths[] = {"none", "mixed", "random"};
   return fmt::format("B {} L {} k {} sorted {} data {} lengths {} pad {} seed {}", batch, length, k, sorted,

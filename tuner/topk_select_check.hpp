@@ -43,6 +43,10 @@ struct TopkCase {
   [[nodiscard]] std::string describe() const;
 };
 
+// A case in the positional order the test suites list them: shape, data, then the options.
+[[nodiscard]] TopkCase topk_case(int batch, int length, int k, TopkData data, bool sorted,
+                                 TopkLengths lengths, int row_padding, std::uint64_t seed);
+
 // Fresh data for the case. Entries past a row's valid prefix (padding, and beyond lengths[r])
 // are +inf, so a kernel that reads them picks them and fails the comparison.
 reference::TopkProblem make_topk_problem(const TopkCase& c);

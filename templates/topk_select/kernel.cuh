@@ -504,6 +504,9 @@ struct ListStream {
 
 template <int T, int I, int R, int W>
 struct StreamSelect {
+  // A stream shrink keeps at most k + (room - k) / kShrinkSlack entries (H100: 16 and 4 within
+  // 1 %, 64 slower; docs/perf-log.md, topk_select v6).
+  static constexpr int kShrinkSlack = 16;
   BlockSelect<T, I, R, W> radix;  // histogram / narrow / sort over the buffer (radix.sel == buf)
   u64* buf;
   int capacity;
@@ -534,9 +537,10 @@ struct StreamSelect {
   }
 
   // Adds the histogram of the top R bits of buf[0, count) to a row histogram in global memory
-  // (one atomic per non-empty bin). Every thread fences its own atomics before the barrier at the
-  // end: they are fire-and-forget reductions, and a fence by one thread after the barrier did not
-  // cover the others' (wrong rows on the H100 when thread 0 alone fenced).
+  // (one atomic per non-empty bin). Every thread fences its own atomics (fire-and-forget
+  // reductions) before the barrier at the end, so the block's arrival, counted after it, comes
+  // after them. (One fence by thread 0 after the barrier was faster but not shown to cover the
+  // other threads' reductions.)
   NSA_TOPK_BLOCK_FN void add_to_row_histogram(int count, unsigned* row_hist) {
     constexpr int kBins = 1 << R;
     u32* hist = radix.hist;
@@ -752,10 +756,7 @@ struct StreamSelect {
     // I 16-byte loads in flight per thread: I / kLoads slots.
     constexpr int J = I / Stream::kLoads > 0 ? I / Stream::kLoads : 1;
     const int room = capacity - T * V;  // the buffer takes one more slot while count <= room
-#ifndef NSA_TOPK_SHRINK_SLACK
-#define NSA_TOPK_SHRINK_SLACK 16
-#endif
-    const int target = k + (room - k) / NSA_TOPK_SHRINK_SLACK;
+    const int target = k + (room - k) / kShrinkSlack;
     const int slots = s.slots();
     typename Stream::Payload v[J];
     NSA_TOPK_UNROLL
@@ -863,10 +864,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   u32* hist = block.radix.hist;
   unsigned int* row_hist = p.row_histograms + (u64)row * (u64)kBins;
   block.add_to_row_histogram(count, row_hist);
-  if (threadIdx.x == 0) {  // count this block in (its slice and histogram are fenced)
-    state.last = atomicAdd(&p.row_counters[row], 1u) == (u32)(p.splits - 1);
-    __threadfence();  // acquire: the other blocks' slices, for the last one
-  }
+  if (threadIdx.x == 0) state.last = atomicAdd(&p.row_counters[row], 1u) == (u32)(p.splits - 1);
   __syncthreads();
   if (!state.last) return;
 

@@ -37,14 +37,13 @@
 #if defined(NSA_GPU_HIP)
 #define NSA_TOPK_SPIN_PAUSE() __builtin_amdgcn_s_sleep(2)
 #else
-// With an empty pause the H100 returned wrong rows: the polling load is a plain (non-volatile)
-// asm load that the compiler may hoist or drop with the loop around it. The pause (a side
-// effect) and a volatile poll (NSA_TOPK_SPIN_LOAD) each keep the wait a wait.
 #define NSA_TOPK_SPIN_PAUSE() __nanosleep(64)
 #endif
 #endif
 
-// Reads a counter other blocks update, never cached or hoisted out of the polling loop.
+// Reads a counter other blocks update, never cached or hoisted out of the polling loop. (A
+// build that polled with __ldcg, a non-volatile load, and no pause returned wrong rows on the
+// H100: the wait did not hold.)
 #ifndef NSA_TOPK_SPIN_LOAD
 #if defined(NSA_GPU_HIP)
 #define NSA_TOPK_SPIN_LOAD(ptr) NSA_LOAD_COHERENT(ptr)  // an agent-scope atomic load
@@ -163,10 +162,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   __threadfence();  // every thread: its outputs and candidates before the block counts in
   __syncthreads();
   NSA_TOPK_TRACE(5);
-  if (threadIdx.x == 0) {
-    st->last = atomicAdd(&counters[kFinished], 1u) == (u32)(p.splits - 1);
-    __threadfence();  // acquire: the other blocks' outputs and candidates, for the last one
-  }
+  if (threadIdx.x == 0) st->last = atomicAdd(&counters[kFinished], 1u) == (u32)(p.splits - 1);
   __syncthreads();
   if (!st->last) return;
 

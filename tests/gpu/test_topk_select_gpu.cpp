@@ -97,14 +97,7 @@ TopkCase make_case(int batch, int length, int k, TopkData data, bool sorted = fa
                    TopkLengths lengths = TopkLengths::none, int padding = 0) {
   // Fresh data on every run; a failure message carries the seed (TopkCase::describe).
   static std::uint64_t seed = std::random_device{}();
-  return TopkCase{.batch = batch,
-                  .length = length,
-                  .k = k,
-                  .sorted = sorted,
-                  .data = data,
-                  .lengths = lengths,
-                  .row_padding = padding,
-                  .seed = ++seed};
+  return tuner::topk_case(batch, length, k, data, sorted, lengths, padding, ++seed);
 }
 
 }  // namespace

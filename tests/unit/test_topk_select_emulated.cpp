@@ -258,14 +258,7 @@ void check_emulated(const std::string& variant_name, const reference::TopkProble
 
 reference::TopkProblem make(int batch, int length, int k, tuner::TopkData data, bool sorted,
                             tuner::TopkLengths lengths, int padding, std::uint64_t seed) {
-  return tuner::make_topk_problem(tuner::TopkCase{.batch = batch,
-                                                  .length = length,
-                                                  .k = k,
-                                                  .sorted = sorted,
-                                                  .data = data,
-                                                  .lengths = lengths,
-                                                  .row_padding = padding,
-                                                  .seed = seed});
+  return tuner::make_topk_problem(tuner::topk_case(batch, length, k, data, sorted, lengths, padding, seed));
 }
 
 // Ascending rows: every element passes the stream filter, the worst case for its buffer.

@@ -4,7 +4,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp}
-nvcc -O3 -std=c++17 -arch=sm_90a -lineinfo -DPROBE_NO_TRACE -I templates -o /tmp/probe_ncu tools/probes/topk_phase_probe.cu || exit 1
+nvcc -O3 -std=c++20 -arch=sm_90a -lineinfo -DPROBE_NO_TRACE -I templates -I . -o /tmp/probe_ncu tools/probes/topk_phase_probe.cu \
+  -L "${BUILD:-build-dev}" -lnsajit -Xlinker "-rpath=$PWD/${BUILD:-build-dev}" || exit 1
 for shape in "128 131072" "64 131072" "16 32768"; do
   set -- $shape
   rep=$OUT/ncu_b$1_l$2

@@ -1,10 +1,12 @@
 // Where does a topk_select threshold launch spend its time? Instantiates the real template
 // (templates/topk_select/threshold.cuh) with its trace hooks on, launches it the way
-// runtime/topk_select_launch.cpp plans it (or with forced splits), and prints per-phase times
+// the library's planner (runtime/topk_select_launch.cpp) plans it (or with forced splits), and
+// prints per-phase times
 // (thread 0 of each block, %globaltimer), time per launch (events, back-to-back launches), an
 // empty kernel of the same geometry, and a read-only pass over the same scores.
-//   nvcc -O3 -std=c++17 -arch=sm_90a -I templates -o /tmp/topk_probe tools/probes/topk_phase_probe.cu
-//   /tmp/topk_probe            (the issue-5 table, planner splits, then forced splits)
+//   nvcc -O3 -std=c++20 -arch=sm_90a -I templates -I . -o /tmp/topk_probe tools/probes/topk_phase_probe.cu \
+//     -L build-dev -lnsajit -Xlinker -rpath=$PWD/build-dev
+//   /tmp/topk_probe [k] [all | one B L]  (the issue-5 table with the planner's splits)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -39,6 +41,7 @@ __device__ __forceinline__ unsigned long long probe_now() {
   }
 #endif
 
+#include "runtime/topk_select_launch.hpp"
 #include "topk_select/threshold.cuh"
 
 template <int T, int I>
@@ -90,14 +93,9 @@ struct Runner {
     return ms * 1000.f / reps;
   }
 
-  static void run(const Config& c, int sms, size_t optin) {
+  static void run(const Config& c, const nsajit::DeviceInfo& device) {
+    const int sms = device.multiprocessors;
     const int B = c.batch, L = c.length, k = c.k;
-    const size_t smem = T >= 1024 ? optin - 1024 : std::min<size_t>(optin, 110 * 1024);
-    int splits = c.splits;
-    if (splits == 0) {
-      const int fill = T < 1024 ? 2 : 1;
-      splits = L <= 8192 ? 1 : std::max(1, std::min({16, fill * sms / B, sms, L / 2048}));
-    }
     std::vector<float> host((size_t)B * L);
     std::mt19937 rng(1234 + B + L);
     std::normal_distribution<float> nd;
@@ -105,32 +103,33 @@ struct Runner {
     float *scores, *sink;
     int* out;
     unsigned char* ws;
-    const int kBins = 2048;
-    const size_t counters = ((size_t)B * 4 * 4 + 255) / 256 * 256, hists = (size_t)B * kBins * 4;
-    const size_t ws_bytes = counters + hists + (size_t)B * 8192 * 8;
     CHECK(cudaMalloc(&scores, host.size() * 4));
     CHECK(cudaMalloc(&out, (size_t)B * k * 4));
-    CHECK(cudaMalloc(&ws, ws_bytes));
     CHECK(cudaMalloc(&sink, 4));
     CHECK(cudaMemcpy(scores, host.data(), host.size() * 4, cudaMemcpyHostToDevice));
+    // The library's own planner (runtime/topk_select_launch.cpp) gives the shared memory, the
+    // splits and the workspace layout; a forced split count replaces its choice.
+    const nsajit::Variant variant = nsajit::variant_from_name("nsa_topk_sm90a_t" + std::to_string(T) + "_i" +
+                                                              std::to_string(I) + "_r11_s16_a2");
+    const size_t ws_bytes = nsajit::topk_select_workspace_bytes(variant, device);
+    CHECK(cudaMalloc(&ws, ws_bytes));
     CHECK(cudaMemset(ws, 0, ws_bytes));
-    nsa_topk_params p{};
-    p.scores = scores;
-    p.indices = out;
-    p.row_counters = (unsigned*)ws;
-    p.row_histograms = (unsigned*)(ws + counters);
-    p.slice_workspace = (unsigned long long*)(ws + counters + hists);
-    p.score_row_stride = L;
-    p.out_row_stride = k;
-    p.batch = B;
-    p.length = L;
-    p.k = k;
-    p.splits = splits;
-    p.slice = ((L + splits - 1) / splits + 3) / 4 * 4;
-    p.sel_capacity = 1;
-    while (p.sel_capacity < k) p.sel_capacity <<= 1;
-    p.cand_capacity = 8192;
-    p.buffer_capacity = std::min(65535, (int)((smem - kBins * 4 - NSA_TOPK_THRESHOLD_STATE_BYTES) / 8));
+    nsajit::TopkSelectProblem problem;
+    problem.scores = scores;
+    problem.score_row_stride = L;
+    problem.batch = B;
+    problem.length = L;
+    problem.indices = out;
+    problem.out_row_stride = k;
+    problem.k = k;
+    const nsajit::TopkSelectLaunch launch = nsajit::plan_topk_select(variant, device, problem, ws, ws_bytes);
+    nsa_topk_params p = launch.params;
+    if (c.splits != 0) {
+      p.splits = c.splits;
+      p.slice = ((L + c.splits - 1) / c.splits + 3) / 4 * 4;
+    }
+    const int splits = p.splits;
+    const size_t smem = launch.dynamic_shared_bytes;
     auto kern = threshold_kernel<T, I>;
     CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     CHECK(cudaFuncSetAttribute(empty_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
@@ -229,25 +228,30 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, dev));
   std::printf("%s, %d SMs, %d B shared per block\n", prop.name, sms, optin);
+  nsajit::DeviceInfo device;
+  device.name = prop.name;
+  device.arch = "sm_90a";
+  device.multiprocessors = sms;
+  device.shared_memory_per_block_optin = static_cast<size_t>(optin);
   const int k = argc > 1 ? std::atoi(argv[1]) : 2048;
   std::vector<Config> table;
   for (int B : {1, 16, 64, 128})
     for (int L : {8192, 32768, 131072}) table.push_back({B, L, k, 0});
   if (argc > 4 && std::string(argv[2]) == "one") {  // one config, for ncu: k one B L
-    Runner<1024, 2>::run({std::atoi(argv[3]), std::atoi(argv[4]), k, 0}, sms, (size_t)optin);
+    Runner<1024, 2>::run({std::atoi(argv[3]), std::atoi(argv[4]), k, 0}, device);
     return 0;
   }
   const bool all = argc > 2 && std::string(argv[2]) == "all";
   for (const Config& c : table)
-    if (c.batch >= 16) Runner<1024, 2>::run(c, sms, (size_t)optin);
+    if (c.batch >= 16) Runner<1024, 2>::run(c, device);
   if (all) {
     std::printf("-- one block per row, t1024 i2\n");
     for (Config c : table) {
       c.splits = 1;
-      Runner<1024, 2>::run(c, sms, (size_t)optin);
+      Runner<1024, 2>::run(c, device);
     }
     std::printf("-- t1024 i4\n");
-    for (const Config& c : table) Runner<1024, 4>::run(c, sms, (size_t)optin);
+    for (const Config& c : table) Runner<1024, 4>::run(c, device);
   }
   return 0;
 }
