@@ -186,7 +186,87 @@ struct BlockSelect {
     return v;
   }
 
-  __device__ __forceinline__ void emit(u64 c) { sel[atomicAdd(&st->selected, 1)] = c; }
+  // Sum of v over the warp.
+  __device__ __forceinline__ int warp_sum(int v) const {
+#if defined(NSA_GPU_HIP)
+    NSA_TOPK_UNROLL
+    for (int o = W / 2; o > 0; o >>= 1) v += NSA_SHFL_XOR(v, o);
+    return v;
+#else
+    return NSA_WARP_SUM(v);  // one REDUX
+#endif
+  }
+
+  // Writes c(e) for every set bit e of keep, of all lanes of the warp, to dst[at, at + the warp's
+  // total). Every lane of the warp calls it with the same at.
+#if defined(NSA_GPU_HIP)
+  // CDNA: a shuffle scan gives each lane its offset (64-bit lane masks live in scalar register
+  // pairs; hipRTC 5.2 spilled them with the ballot form below).
+  template <int V, class Entry>
+  __device__ __forceinline__ void warp_store(u64* dst, int at, const Entry& c, u32 keep) {
+    int m = 0;
+    NSA_TOPK_UNROLL
+    for (int e = 0; e < V; ++e) m += (int)((keep >> e) & 1u);
+    const int lane = (int)threadIdx.x % W;
+    int incl = m;
+    NSA_TOPK_UNROLL
+    for (int o = 1; o < W; o <<= 1) {
+      const int y = NSA_TOPK_SHFL_UP(incl, o);
+      if (lane >= o) incl += y;
+    }
+    at += incl - m;
+    NSA_TOPK_UNROLL
+    for (int e = 0; e < V; ++e)
+      if ((keep >> e) & 1u) dst[at++] = c(e);
+  }
+#else
+  // One ballot per element index gives each lane its offset (population count of the lanes
+  // below it); element e of all lanes lands in consecutive slots (no bank conflicts).
+  template <int V, class Entry>
+  __device__ __forceinline__ void warp_store(u64* dst, int at, const Entry& c, u32 keep) {
+    const int lane = (int)threadIdx.x % W;
+    const nsa_lane_mask_t below = (((nsa_lane_mask_t)1) << lane) - (nsa_lane_mask_t)1;
+    NSA_TOPK_UNROLL
+    for (int e = 0; e < V; ++e) {
+      const nsa_lane_mask_t mask = NSA_BALLOT((keep >> e) & 1u);
+      if (mask == 0) continue;  // the same in every lane
+      if ((keep >> e) & 1u) dst[at + (int)NSA_POPC_MASK(mask & below)] = c(e);
+      at += (int)NSA_POPC_MASK(mask);
+    }
+  }
+#endif
+
+  // Appends c(e) for every set bit e of keep at slots of dst reserved with one shared atomic per
+  // warp. Every lane of the warp calls it. Returns the warp's end slot, or -1 if it appended none.
+  template <int V, class Entry>
+  __device__ __forceinline__ int warp_append(u64* dst, int* counter, const Entry& c, u32 keep) {
+    const int total = warp_sum((int)NSA_POPC_MASK(keep));
+    if (total == 0) return -1;
+    int base = 0;
+    if ((int)threadIdx.x % W == 0) base = atomicAdd(counter, total);
+    base = NSA_SHFL(base, 0);
+    warp_store<V>(dst, base, c, keep);
+    return base + total;
+  }
+
+  // Appends every non-empty entry c of src with keep(c) to sel: one ballot per item and one
+  // shared atomic per warp (a shared atomic per entry on one counter queued up to k of them).
+  template <class Src, class Keep>
+  NSA_TOPK_BLOCK_FN void emit_where(const Src& src, Keep&& keep) {
+    const int n = src.n;
+    for (int base = 0; base < n; base += T * I) {  // the same trip count in every thread
+      u64 v[I];
+      u32 bits = 0;
+      NSA_TOPK_UNROLL
+      for (int i = 0; i < I; ++i) {
+        const int j = base + i * T + (int)threadIdx.x;
+        v[i] = j < n ? src.load(j) : 0ull;
+        if (v[i] != 0ull && keep(v[i])) bits |= 1u << i;
+      }
+      warp_append<I>(
+          sel, &st->selected, [&](int e) { return v[e]; }, bits);
+    }
+  }
 
   template <class Src>
   NSA_TOPK_BLOCK_FN void histogram(const Src& src, int shift, int bits) {
@@ -237,22 +317,29 @@ struct BlockSelect {
   template <class Src>
   NSA_TOPK_BLOCK_FN void compact(const Src& src) {
     const u64 mask = st->mask, prefix = st->prefix;
-    for_each<T, I>(src, [&](u64 c) {
-      const u64 m = c & mask;
-      if (m > prefix)
-        emit(c);
-      else if (m == prefix)
-        cand[atomicAdd(&st->cand, 1)] = c;
-    });
+    const int n = src.n;
+    for (int base = 0; base < n; base += T * I) {  // the same trip count in every thread
+      u64 v[I];
+      u32 above = 0, equal = 0;
+      NSA_TOPK_UNROLL
+      for (int i = 0; i < I; ++i) {
+        const int j = base + i * T + (int)threadIdx.x;
+        v[i] = j < n ? src.load(j) : 0ull;
+        const u64 m = v[i] & mask;
+        if (v[i] != 0ull && m > prefix) above |= 1u << i;
+        if (v[i] != 0ull && m == prefix) equal |= 1u << i;
+      }
+      const auto entry = [&](int e) { return v[e]; };
+      warp_append<I>(sel, &st->selected, entry, above);
+      warp_append<I>(cand, &st->cand, entry, equal);
+    }
     __syncthreads();
   }
 
   template <class Src>
   NSA_TOPK_BLOCK_FN void emit_selected(const Src& src) {
     const u64 mask = st->mask, prefix = st->prefix;
-    for_each<T, I>(src, [&](u64 c) {
-      if ((c & mask) >= prefix) emit(c);
-    });
+    emit_where(src, [&](u64 c) { return (c & mask) >= prefix; });
   }
 
   // Writes the top min(k, valid) composites of src into sel[0, st->selected).
@@ -301,7 +388,7 @@ struct BlockSelect {
       else
         emit_selected(src);
     } else {
-      for_each<T, I>(src, [&](u64 c) { emit(c); });
+      emit_where(src, [](u64) { return true; });
     }
     __syncthreads();
   }
@@ -504,21 +591,23 @@ struct ListStream {
 
 template <int T, int I, int R, int W>
 struct StreamSelect {
-  // A stream shrink keeps at most k + (room - k) / kShrinkSlack entries (H100: 16 and 4 within
-  // 1 %, 64 slower; docs/perf-log.md, topk_select v6).
+  // A stream shrink triggered above `limit` entries keeps at most k + (limit - k) / kShrinkSlack
+  // (H100: 16 and 4 within 1 %, 64 slower; docs/perf-log.md, topk_select v6).
   static constexpr int kShrinkSlack = 16;
   BlockSelect<T, I, R, W> radix;  // histogram / narrow / sort over the buffer (radix.sel == buf)
   u64* buf;
   int capacity;
   StreamState* ss;
   int any_round;  // block_any's flag index, the same in every thread
+  int shrink_at;  // params.shrink_at: the entries that trigger a stream's first shrink (0: full)
 
   // Points the block at its shared memory: the buffer (capacity entries), the radix histogram
   // right after it, and the block state; resets the stream state.
-  NSA_TOPK_BLOCK_FN void init(u64* smem, int buffer_capacity, SelectState* st, StreamState* stream_state,
-                              int* warp_sums) {
+  NSA_TOPK_BLOCK_FN void init(u64* smem, int buffer_capacity, int first_shrink_at, SelectState* st,
+                              StreamState* stream_state, int* warp_sums) {
     buf = smem;
     capacity = buffer_capacity;
+    shrink_at = first_shrink_at;
     ss = stream_state;
     any_round = 0;
     radix.sel = smem;
@@ -567,69 +656,6 @@ struct StreamSelect {
     return any;
   }
 
-  // Sum of v over the warp.
-  __device__ __forceinline__ int warp_sum(int v) const {
-#if defined(NSA_GPU_HIP)
-    NSA_TOPK_UNROLL
-    for (int o = W / 2; o > 0; o >>= 1) v += NSA_SHFL_XOR(v, o);
-    return v;
-#else
-    return NSA_WARP_SUM(v);  // one REDUX
-#endif
-  }
-
-  // Writes c(e) for every set bit e of keep, of all lanes of the warp, to buf[at, at + the warp's
-  // total). Every lane of the warp calls it with the same at.
-#if defined(NSA_GPU_HIP)
-  // CDNA: a shuffle scan gives each lane its offset (64-bit lane masks live in scalar register
-  // pairs; hipRTC 5.2 spilled them with the ballot form below).
-  template <int V, class Entry>
-  __device__ __forceinline__ void warp_store(int at, const Entry& c, u32 keep) {
-    int m = 0;
-    NSA_TOPK_UNROLL
-    for (int e = 0; e < V; ++e) m += (int)((keep >> e) & 1u);
-    const int lane = (int)threadIdx.x % W;
-    int incl = m;
-    NSA_TOPK_UNROLL
-    for (int o = 1; o < W; o <<= 1) {
-      const int y = NSA_TOPK_SHFL_UP(incl, o);
-      if (lane >= o) incl += y;
-    }
-    at += incl - m;
-    NSA_TOPK_UNROLL
-    for (int e = 0; e < V; ++e)
-      if ((keep >> e) & 1u) buf[at++] = c(e);
-  }
-#else
-  // One ballot per element index gives each lane its offset (population count of the lanes
-  // below it); element e of all lanes lands in consecutive slots (no bank conflicts).
-  template <int V, class Entry>
-  __device__ __forceinline__ void warp_store(int at, const Entry& c, u32 keep) {
-    const int lane = (int)threadIdx.x % W;
-    const nsa_lane_mask_t below = (((nsa_lane_mask_t)1) << lane) - (nsa_lane_mask_t)1;
-    NSA_TOPK_UNROLL
-    for (int e = 0; e < V; ++e) {
-      const nsa_lane_mask_t mask = NSA_BALLOT((keep >> e) & 1u);
-      if (mask == 0) continue;  // the same in every lane
-      if ((keep >> e) & 1u) buf[at + (int)NSA_POPC_MASK(mask & below)] = c(e);
-      at += (int)NSA_POPC_MASK(mask);
-    }
-  }
-#endif
-
-  // Appends c(e) for every set bit e of keep at slots of buf reserved with one shared atomic per
-  // warp. Every lane of the warp calls it. Returns the warp's end slot, or -1 if it appended none.
-  template <int V, class Entry>
-  __device__ __forceinline__ int warp_append(int* counter, const Entry& c, u32 keep) {
-    const int total = warp_sum((int)NSA_POPC_MASK(keep));
-    if (total == 0) return -1;
-    int base = 0;
-    if ((int)threadIdx.x % W == 0) base = atomicAdd(counter, total);
-    base = NSA_SHFL(base, 0);
-    warp_store<V>(base, c, keep);
-    return base + total;
-  }
-
   // Appends the kept entries of the whole block at buf[count, count + the block's total), warp
   // after warp, and advances count (the same in every thread) by that total: one barrier and a
   // shuffle scan of the warp totals, no atomics (32 warps on one shared counter queued behind
@@ -640,14 +666,14 @@ struct StreamSelect {
     constexpr int kWarps = T / W;
     const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
     int* sums = radix.warp_sums + kWarps + parity * kWarps;
-    const int total = warp_sum((int)NSA_POPC_MASK(keep));
+    const int total = radix.warp_sum((int)NSA_POPC_MASK(keep));
     if (lane == 0) sums[warp] = total;
     __syncthreads();
     const int mine = lane < kWarps ? sums[lane] : 0;
     const int incl = radix.warp_inclusive_scan(mine);
     const int before = NSA_SHFL(incl - mine, warp);
     const int block_total = NSA_SHFL(incl, kWarps - 1);
-    if (total != 0) warp_store<V>(count + before, c, keep);
+    if (total != 0) radix.template warp_store<V>(buf, count + before, c, keep);
     count += block_total;
   }
 
@@ -666,8 +692,8 @@ struct StreamSelect {
         if (v[i] != 0ull && v[i] >= tau) keep |= 1u << i;
       }
       __syncthreads();
-      warp_append<I>(
-          &ss->fill, [&](int e) { return v[e]; }, keep);
+      radix.template warp_append<I>(
+          buf, &ss->fill, [&](int e) { return v[e]; }, keep);
     }
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -756,7 +782,9 @@ struct StreamSelect {
     // I 16-byte loads in flight per thread: I / kLoads slots.
     constexpr int J = I / Stream::kLoads > 0 ? I / Stream::kLoads : 1;
     const int room = capacity - T * V;  // the buffer takes one more slot while count <= room
-    const int target = k + (room - k) / kShrinkSlack;
+    // The first shrink may come early: its cost grows with the entries it sorts out, and the
+    // tau it leaves already rejects most of a long row (docs/perf-log.md, topk_select v7).
+    int limit = shrink_at > k && shrink_at < room ? shrink_at : room;
     const int slots = s.slots();
     typename Stream::Payload v[J];
     NSA_TOPK_UNROLL
@@ -775,9 +803,10 @@ struct StreamSelect {
           block_append<V>(
               count, [&](int e) { return c[e]; }, keep, parity);
           parity ^= 1;
-          if (count > room) {
-            shrink(count, k, target);  // its first barrier orders the appends before it
+          if (count > limit) {
+            shrink(count, k, k + (limit - k) / kShrinkSlack);  // its first barrier orders the appends
             count = ss->count;
+            limit = room;
           }
         }
       }
@@ -804,8 +833,8 @@ struct StreamSelect {
         c[0] = composite(order_key(row[pos]), pos);
         keep = c[0] >= ss->tau ? 1u : 0u;
       }
-      const int end = warp_append<1>(
-          &ss->count, [&](int) { return c[0]; }, keep);
+      const int end = radix.template warp_append<1>(
+          buf, &ss->count, [&](int) { return c[0]; }, keep);
       if (block_any(end > capacity - T * 4)) shrink(ss->count, k, k + (capacity - T * 4 - k) / 4);
     }
 #if defined(NSA_GPU_HIP)
@@ -845,7 +874,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   __shared__ int warp_sums[3 * (T / W)];  // scans, then the block appends' two parities
 
   StreamSelect<T, I, R, W> block;
-  block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);
+  block.init(nsa_topk_smem, p.buffer_capacity, p.shrink_at, &state, &stream_state, warp_sums);
   const RowSlice rs = row_slice(p);
   const int row = rs.row, part = rs.part;
   block.run_row(rs.scores, rs.begin, rs.n, p.k);

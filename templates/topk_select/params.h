@@ -44,6 +44,8 @@ struct nsa_topk_params {
   int cand_capacity;   /* entries of the shared candidate buffer (threshold-bucket spill);
                           threshold variants: entries of each row's global candidate list */
   int buffer_capacity; /* stream variants: entries of the shared buffer (histogram after it) */
+  int shrink_at;       /* stream variants: a stream's first shrink comes once the buffer holds
+                          more than this many entries; 0 (or <= k): only when it is full */
 };
 
 #endif /* NSAJIT_TOPK_SELECT_PARAMS_H */

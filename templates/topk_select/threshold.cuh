@@ -78,7 +78,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   int* warp_sums = (int*)(tail + 128);
 
   StreamSelect<T, I, R, W> block;
-  block.init(nsa_topk_smem, p.buffer_capacity, st, ss, warp_sums);
+  block.init(nsa_topk_smem, p.buffer_capacity, p.shrink_at, st, ss, warp_sums);
   const RowSlice rs = row_slice(p);
   const int row = rs.row, len = rs.len;
   const float* scores = rs.scores;

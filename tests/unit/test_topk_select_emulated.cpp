@@ -215,8 +215,8 @@ void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorit
   }
 }
 
-// Plans like the dispatcher, runs twice on one workspace, compares both outputs.
-void check_emulated(const std::string& variant_name, const reference::TopkProblem& problem,
+// Plans like the dispatcher, runs twice on one workspace, compares both outputs; returns the plan.
+nsa_topk_params check_emulated(const std::string& variant_name, const reference::TopkProblem& problem,
                     int multiprocessors, int expect_splits_at_least) {
   const Variant v = variant_from_name(variant_name);
   const TopkAlgorithm algorithm = topk_select_algorithm(v);
@@ -254,6 +254,7 @@ void check_emulated(const std::string& variant_name, const reference::TopkProble
                           [](unsigned h) { return h == 0u; }));
     }
   }
+  return launch.params;
 }
 
 reference::TopkProblem make(int batch, int length, int k, tuner::TopkData data, bool sorted,
@@ -322,6 +323,24 @@ TEST_CASE("topk_emulated_threshold_kernel_agrees_on_one_digit_per_split_row_exac
   // Long slices: the per-block buffer shrinks before the histogram.
   check_emulated(kThreshold, make(1, 24000, 700, TopkData::random, true, TopkLengths::none, 0, 46), 4, 4);
   check_emulated(kThreshold, ascending(2, 10000, 1200, 1), 8, 2);
+}
+
+TEST_CASE("topk_emulated_stream_kernels_shrink_early_in_long_slices_exactly") {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  // Slices of more than 24576 elements shrink first at 4k buffered entries, then at a full buffer.
+  CHECK(check_emulated(kStream, make(1, 30000, 300, TopkData::random, false, TopkLengths::none, 0, 61), 1, 1)
+            .shrink_at == 1200);
+  CHECK(check_emulated(kStream, make(1, 26000, 1000, TopkData::ties, true, TopkLengths::none, 2, 62), 1, 1)
+            .shrink_at == 4000);
+  CHECK(check_emulated(kThreshold, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 63), 2, 2)
+            .shrink_at == 2000);
+  CHECK(check_emulated(kThreshold, make(1, 60000, 400, TopkData::nan, false, TopkLengths::none, 1, 64), 2, 2)
+            .shrink_at == 1600);
+  CHECK(check_emulated(kThreshold, ascending(1, 56000, 700, 0), 2, 2).shrink_at == 2800);
+  // A slice of 24576 or fewer: only a full buffer shrinks.
+  CHECK(check_emulated(kStream, make(1, 24000, 300, TopkData::random, false, TopkLengths::none, 0, 65), 1, 1)
+            .shrink_at == 0);
 }
 
 TEST_CASE("topk_emulated_threshold_kernel_falls_back_when_the_threshold_digit_overflows_its_list") {
