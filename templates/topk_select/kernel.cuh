@@ -251,8 +251,14 @@ struct BlockSelect {
 
   // Appends every non-empty entry c of src with keep(c) to sel: one ballot per item and one
   // shared atomic per warp (a shared atomic per entry on one counter queued up to k of them).
+  // CDNA keeps one LDS atomic per entry: with the warp appends hipRTC spills SGPRs at i >= 8.
   template <class Src, class Keep>
   NSA_TOPK_BLOCK_FN void emit_where(const Src& src, Keep&& keep) {
+#if defined(NSA_GPU_HIP)
+    for_each<T, I>(src, [&](u64 c) {
+      if (keep(c)) sel[atomicAdd(&st->selected, 1)] = c;
+    });
+#else
     const int n = src.n;
     for (int base = 0; base < n; base += T * I) {  // the same trip count in every thread
       u64 v[I];
@@ -266,6 +272,7 @@ struct BlockSelect {
       warp_append<I>(
           sel, &st->selected, [&](int e) { return v[e]; }, bits);
     }
+#endif
   }
 
   template <class Src>
@@ -317,6 +324,15 @@ struct BlockSelect {
   template <class Src>
   NSA_TOPK_BLOCK_FN void compact(const Src& src) {
     const u64 mask = st->mask, prefix = st->prefix;
+#if defined(NSA_GPU_HIP)  // one LDS atomic per entry, as in emit_where
+    for_each<T, I>(src, [&](u64 c) {
+      const u64 m = c & mask;
+      if (m > prefix)
+        sel[atomicAdd(&st->selected, 1)] = c;
+      else if (m == prefix)
+        cand[atomicAdd(&st->cand, 1)] = c;
+    });
+#else
     const int n = src.n;
     for (int base = 0; base < n; base += T * I) {  // the same trip count in every thread
       u64 v[I];
@@ -333,6 +349,7 @@ struct BlockSelect {
       warp_append<I>(sel, &st->selected, entry, above);
       warp_append<I>(cand, &st->cand, entry, equal);
     }
+#endif
     __syncthreads();
   }
 
