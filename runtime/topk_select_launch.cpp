@@ -93,15 +93,10 @@ constexpr int kThresholdMinSplitLength = 8192;
 constexpr int kThresholdCandidates = 8192;
 constexpr std::size_t kThresholdRowCounters = 4;
 
-// A stream's first shrink comes at kEarlyShrinkPerK x k buffered entries instead of a full buffer
-// in blocks that read more than kEarlyShrinkMinSlice elements: a shrink costs in proportion to the
-// entries it sorts out, and the tau it leaves rejects most of the rest of a long slice.
-constexpr int kEarlyShrinkPerK = 4;
-constexpr int kEarlyShrinkMinSlice = 24576;
-
-int plan_shrink_at(const Variant& v, int k, int slice) {
-  return has_stream_buffer(v) && slice > kEarlyShrinkMinSlice ? kEarlyShrinkPerK * k : 0;
-}
+// Threshold variants read this many evenly spaced elements of a row first; their histogram sets
+// the filter's starting tau, so that a long row passes about 1.5 k elements into the buffer
+// instead of filling it (a shrink of a full buffer cost ~10 us on the H100).
+constexpr int kThresholdSample = 2048;
 
 int split_fill(const Variant& v) {
   return is_threshold(v) && v.get("t") < kWholeSmThreads ? kThresholdFill : kSplitFill;
@@ -253,7 +248,7 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
       (smem - histogram_bytes(v) - state_bytes(v)) / sizeof(unsigned long long);
   k.buffer_capacity =
       static_cast<int>(is_threshold(v) ? std::min<std::size_t>(buffer_entries, 65535) : buffer_entries);
-  k.shrink_at = plan_shrink_at(v, p.k, splits == 1 ? p.length : k.slice);
+  k.sample = is_threshold(v) ? kThresholdSample : 0;
   if (splits > 1) {
     launch.workspace_bytes =
         counter_bytes(v, device) + row_histogram_bytes(v, device) +

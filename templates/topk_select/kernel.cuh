@@ -608,23 +608,21 @@ struct ListStream {
 
 template <int T, int I, int R, int W>
 struct StreamSelect {
-  // A stream shrink triggered above `limit` entries keeps at most k + (limit - k) / kShrinkSlack
-  // (H100: 16 and 4 within 1 %, 64 slower; docs/perf-log.md, topk_select v6).
+  // A stream shrink keeps at most k + (room - k) / kShrinkSlack entries (H100: 16 and 4 within
+  // 1 %, 64 slower; docs/perf-log.md, topk_select v6).
   static constexpr int kShrinkSlack = 16;
   BlockSelect<T, I, R, W> radix;  // histogram / narrow / sort over the buffer (radix.sel == buf)
   u64* buf;
   int capacity;
   StreamState* ss;
   int any_round;  // block_any's flag index, the same in every thread
-  int shrink_at;  // params.shrink_at: the entries that trigger a stream's first shrink (0: full)
 
   // Points the block at its shared memory: the buffer (capacity entries), the radix histogram
   // right after it, and the block state; resets the stream state.
-  NSA_TOPK_BLOCK_FN void init(u64* smem, int buffer_capacity, int first_shrink_at, SelectState* st,
-                              StreamState* stream_state, int* warp_sums) {
+  NSA_TOPK_BLOCK_FN void init(u64* smem, int buffer_capacity, SelectState* st, StreamState* stream_state,
+                              int* warp_sums) {
     buf = smem;
     capacity = buffer_capacity;
-    shrink_at = first_shrink_at;
     ss = stream_state;
     any_round = 0;
     radix.sel = smem;
@@ -790,6 +788,41 @@ struct StreamSelect {
     NSA_TOPK_SPAN_END(0);
   }
 
+  // Sets ss->tau (and returns it) from `sample` evenly spaced elements of the valid row [0, len):
+  // the floor of the top-R-bit bucket that holds the sample's rank-th largest, where rank =
+  // 1.5 x k's expected place in the sample + 16 (>= 4 standard deviations above it), so that
+  // far fewer than the row's elements pass the filter and the buffer seldom fills. Fewer than k
+  // elements of the row reach that tau only by chance (random rows: rarely) or by design
+  // (adversarial rows); the caller detects it (fewer than k buffered) and selects again from
+  // tau 0. Every block of a row gets the same tau: the same elements, the same steps.
+  NSA_TOPK_BLOCK_FN u64 sample_tau(const float* row, int len, int k, int sample) {
+    // Too short a row for the sample to reject much: tau stays 0 (uniform across the block).
+    if (sample < 1 || (long long)len < 2ll * k + 2ll * sample) return 0ull;
+    const long long expect = ((long long)k * sample + len - 1) / len;
+    const int rank = (int)(expect + expect / 2 + 16);
+    constexpr int kBins = 1 << R;
+    u32* hist = radix.hist;
+    SelectState* st = radix.st;
+    for (int b = (int)threadIdx.x; b < kBins; b += T) hist[b] = 0u;
+    if (threadIdx.x == 0) {
+      st->prefix = 0ull;
+      st->mask = 0ull;
+      st->need = rank;
+      st->bucket = sample;
+    }
+    __syncthreads();
+    for (int i = (int)threadIdx.x; i < sample; i += T) {
+      const int pos = (int)((long long)i * len / sample);
+      atomicAdd(&hist[order_key(row[pos]) >> (32 - R)], 1u);
+    }
+    __syncthreads();
+    radix.narrow(64 - R, R);  // the sample holds >= rank entries: a digit is always fixed
+    const u64 tau = st->prefix;
+    if (threadIdx.x == 0) ss->tau = tau;
+    __syncthreads();
+    return tau;
+  }
+
   // Streams s through the filter; the caller has set ss->tau and ss->count. Every slot appends
   // with one barrier (block_append), and the block shrinks the buffer once it cannot take one
   // more slot.
@@ -799,9 +832,7 @@ struct StreamSelect {
     // I 16-byte loads in flight per thread: I / kLoads slots.
     constexpr int J = I / Stream::kLoads > 0 ? I / Stream::kLoads : 1;
     const int room = capacity - T * V;  // the buffer takes one more slot while count <= room
-    // The first shrink may come early: its cost grows with the entries it sorts out, and the
-    // tau it leaves already rejects most of a long row (docs/perf-log.md, topk_select v7).
-    int limit = shrink_at > k && shrink_at < room ? shrink_at : room;
+    const int target = k + (room - k) / kShrinkSlack;
     const int slots = s.slots();
     typename Stream::Payload v[J];
     NSA_TOPK_UNROLL
@@ -820,10 +851,9 @@ struct StreamSelect {
           block_append<V>(
               count, [&](int e) { return c[e]; }, keep, parity);
           parity ^= 1;
-          if (count > limit) {
-            shrink(count, k, k + (limit - k) / kShrinkSlack);  // its first barrier orders the appends
+          if (count > room) {
+            shrink(count, k, target);  // its first barrier orders the appends before it
             count = ss->count;
-            limit = room;
           }
         }
       }
@@ -891,7 +921,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   __shared__ int warp_sums[3 * (T / W)];  // scans, then the block appends' two parities
 
   StreamSelect<T, I, R, W> block;
-  block.init(nsa_topk_smem, p.buffer_capacity, p.shrink_at, &state, &stream_state, warp_sums);
+  block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);
   const RowSlice rs = row_slice(p);
   const int row = rs.row, part = rs.part;
   block.run_row(rs.scores, rs.begin, rs.n, p.k);

@@ -44,8 +44,8 @@ struct nsa_topk_params {
   int cand_capacity;   /* entries of the shared candidate buffer (threshold-bucket spill);
                           threshold variants: entries of each row's global candidate list */
   int buffer_capacity; /* stream variants: entries of the shared buffer (histogram after it) */
-  int shrink_at;       /* stream variants: a stream's first shrink comes once the buffer holds
-                          more than this many entries; 0 (or <= k): only when it is full */
+  int sample;          /* threshold variants: elements of the row (evenly spaced) that set the
+                          filter's starting tau before the row streams in; 0: tau starts at 0 */
 };
 
 #endif /* NSAJIT_TOPK_SELECT_PARAMS_H */

@@ -78,14 +78,24 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   int* warp_sums = (int*)(tail + 128);
 
   StreamSelect<T, I, R, W> block;
-  block.init(nsa_topk_smem, p.buffer_capacity, p.shrink_at, st, ss, warp_sums);
+  block.init(nsa_topk_smem, p.buffer_capacity, st, ss, warp_sums);
   const RowSlice rs = row_slice(p);
   const int row = rs.row, len = rs.len;
   const float* scores = rs.scores;
   NSA_TOPK_TRACE(0);
+  const u64 sampled_tau = block.sample_tau(scores, len, p.k, p.sample);
   block.run_row(scores, rs.begin, rs.n, p.k);
   NSA_TOPK_TRACE(1);
   if (p.splits == 1) {
+    if (sampled_tau != 0ull && ss->count < p.k) {  // the sample's tau was too high: again from 0
+      __syncthreads();  // every thread has read ss->count
+      if (threadIdx.x == 0) {
+        ss->tau = 0ull;
+        ss->count = 0;
+      }
+      __syncthreads();
+      block.run_row(scores, 0, len, p.k);
+    }
     block.write_row(p, row, block.finish(p.k));
     NSA_TOPK_TRACE(7);
     return;
@@ -116,14 +126,18 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   NSA_TOPK_TRACE(3);
   block.radix.narrow(64 - R, R);
   NSA_TOPK_TRACE(4);
-  // Fewer than k buffered in the whole row (only when the row has fewer than k elements, since
-  // the buffers then hold everything): no digit is fixed and every element is emitted.
-  const bool all_emit = st->mask == 0ull;
+  // Fewer than k buffered in the whole row: no digit is fixed. With tau 0 the buffers hold the
+  // whole row, which has fewer than k elements: every one is emitted. With a sampled tau, the
+  // row has fewer than k elements above it: nothing is emitted, the last block selects the row
+  // again from tau 0 (the same block-uniform decision in every block of the row).
+  const bool short_of_k = st->mask == 0ull;
+  const bool again = short_of_k && sampled_tau != 0ull;
+  const bool all_emit = short_of_k && !again;
   const u32 digit = (u32)(st->prefix >> (64 - R));
   const int need = st->need;  // of the digit-D candidates
   const int above = p.k - need;
   const int cands = st->bucket;
-  const bool fits = cands <= p.cand_capacity;
+  const bool fits = !again && cands <= p.cand_capacity;
 
   // Phase 3: emit the elements above digit D, list the digit-D candidates. Each thread counts
   // its own first, a block scan gives its offsets, and one global atomic per counter and block
@@ -132,7 +146,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   int* out = p.indices + (long long)row * p.out_row_stride;
   u64* list = p.slice_workspace + (u64)row * (u64)p.cand_capacity;
   int my_emit = 0, my_cand = 0;
-  for (int j = (int)threadIdx.x; j < count; j += T) {
+  for (int j = again ? count : (int)threadIdx.x; j < count; j += T) {
     const u32 d = (u32)(block.buf[j] >> (64 - R));
     my_emit += all_emit || d > digit ? 1 : 0;
     my_cand += !all_emit && d == digit && fits ? 1 : 0;
@@ -148,7 +162,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   __syncthreads();
   int at_emit = st->selected + emit_end - my_emit;
   int at_cand = st->cand + cand_end - my_cand;
-  for (int j = (int)threadIdx.x; j < count; j += T) {
+  for (int j = again ? count : (int)threadIdx.x; j < count; j += T) {
     const u64 c = block.buf[j];
     const u32 d = (u32)(c >> (64 - R));
     if (all_emit || d > digit) {
@@ -193,7 +207,8 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
     return;
   }
   if (!fits) {
-    // Too many candidates for the list: one block selects the whole row again.
+    // Too many candidates for the list, or a sampled tau above the row's k-th largest (then
+    // prefix is 0): one block selects the whole row again, from the lowest composite of digit D.
     if (threadIdx.x == 0) {
       ss->tau = st->prefix;
       ss->count = 0;

@@ -325,22 +325,25 @@ TEST_CASE("topk_emulated_threshold_kernel_agrees_on_one_digit_per_split_row_exac
   check_emulated(kThreshold, ascending(2, 10000, 1200, 1), 8, 2);
 }
 
-TEST_CASE("topk_emulated_stream_kernels_shrink_early_in_long_slices_exactly") {
+TEST_CASE("topk_emulated_threshold_kernel_starts_from_a_sampled_tau_and_selects_again_when_it_is_too_high") {
   using tuner::TopkData;
   using tuner::TopkLengths;
-  // Slices of more than 24576 elements shrink first at 4k buffered entries, then at a full buffer.
-  CHECK(check_emulated(kStream, make(1, 30000, 300, TopkData::random, false, TopkLengths::none, 0, 61), 1, 1)
-            .shrink_at == 1200);
-  CHECK(check_emulated(kStream, make(1, 26000, 1000, TopkData::ties, true, TopkLengths::none, 2, 62), 1, 1)
-            .shrink_at == 4000);
-  CHECK(check_emulated(kThreshold, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 63), 2, 2)
-            .shrink_at == 2000);
-  CHECK(check_emulated(kThreshold, make(1, 60000, 400, TopkData::nan, false, TopkLengths::none, 1, 64), 2, 2)
-            .shrink_at == 1600);
-  CHECK(check_emulated(kThreshold, ascending(1, 56000, 700, 0), 2, 2).shrink_at == 2800);
-  // A slice of 24576 or fewer: only a full buffer shrinks.
-  CHECK(check_emulated(kStream, make(1, 24000, 300, TopkData::random, false, TopkLengths::none, 0, 65), 1, 1)
-            .shrink_at == 0);
+  // Rows of >= 2k + 2 x 2048 elements: 2048 evenly spaced elements set the starting tau.
+  CHECK(check_emulated(kThreshold, make(1, 30000, 300, TopkData::random, false, TopkLengths::none, 0, 61), 1, 1)
+            .sample == 2048);
+  check_emulated(kThreshold, make(2, 26000, 1000, TopkData::ties, true, TopkLengths::mixed, 2, 62), 1, 1);
+  check_emulated(kThreshold, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 63), 2, 2);
+  check_emulated(kThreshold, make(2, 40000, 400, TopkData::nan, false, TopkLengths::random, 1, 64), 4, 2);
+  check_emulated(kThreshold, make(1, 40000, 700, TopkData::neg_inf, true, TopkLengths::none, 0, 65), 4, 2);
+  check_emulated(kThreshold, ascending(1, 56000, 700, 0), 2, 2);
+  // The sampled elements are the row's largest and fewer than k: the sampled tau passes only
+  // them, and the row is selected again from tau 0 (one block per row, and split rows).
+  for (const int sms : {1, 4}) {
+    reference::TopkProblem rigged =
+        make(1, 20000, 3000, TopkData::random, sms == 1, TopkLengths::none, 0, 66 + sms);
+    for (int i = 0; i < 2048; ++i) rigged.scores[static_cast<std::size_t>(i) * 20000 / 2048] = 100.f + i;
+    CHECK(check_emulated(kThreshold, rigged, sms, sms == 1 ? 1 : 2).sample == 2048);
+  }
 }
 
 TEST_CASE("topk_emulated_threshold_kernel_falls_back_when_the_threshold_digit_overflows_its_list") {

@@ -74,7 +74,7 @@ __global__ void read_kernel(const float4* x, long long n4, float* sink) {
 
 struct Config {
   int batch, length, k, splits;  // splits 0: the planner's rule
-  int shrink_at;                 // -1: the planner's rule
+  int sample;                    // -1: the planner's choice
 };
 
 template <int T, int I>
@@ -129,7 +129,7 @@ struct Runner {
       p.splits = c.splits;
       p.slice = ((L + c.splits - 1) / c.splits + 3) / 4 * 4;
     }
-    if (c.shrink_at >= 0) p.shrink_at = c.shrink_at;
+    if (c.sample >= 0) p.sample = c.sample;
     const int splits = p.splits;
     const size_t smem = launch.dynamic_shared_bytes;
     auto kern = threshold_kernel<T, I>;
@@ -205,8 +205,8 @@ struct Runner {
     CHECK(cudaEventSynchronize(b2));
     float read_ms;
     CHECK(cudaEventElapsedTime(&read_ms, a, b2));
-    std::printf("T%-4d I%d B%-4d L%-7d s%-3d at%-6d %s launch %7.2f us  empty %5.2f  read %6.2f  span %6.2f | ",
-                T, I, B, L, splits, p.shrink_at, ok ? "ok " : "BAD", launch_us, empty_us, read_ms * 1000.f / 20,
+    std::printf("T%-4d I%d B%-4d L%-7d s%-3d sample %-5d %s launch %7.2f us  empty %5.2f  read %6.2f  span %6.2f | ",
+                T, I, B, L, splits, p.sample, ok ? "ok " : "BAD", launch_us, empty_us, read_ms * 1000.f / 20,
                 (t_last - t_first) / 1e3);
     const char* names[kPoints] = {"", "stream", "fin/hist", "wait", "narrow", "emit", "select", "write"};
     for (int i = 1; i < kPoints; ++i)
@@ -236,22 +236,22 @@ int main(int argc, char** argv) {
   device.multiprocessors = sms;
   device.shared_memory_per_block_optin = static_cast<size_t>(optin);
   const int k = argc > 1 ? std::atoi(argv[1]) : 2048;
-  // PROBE_SHRINK_AT=a,b,...: each configuration once per first-shrink trigger (-1: the planner's).
-  std::vector<int> shrink_at;
-  if (const char* list = std::getenv("PROBE_SHRINK_AT")) {
+  // PROBE_SAMPLE=a,b,...: each configuration once per sample size (-1: the planner's).
+  std::vector<int> samples;
+  if (const char* list = std::getenv("PROBE_SAMPLE")) {
     for (std::string s = list; !s.empty();) {
       const size_t comma = s.find(',');
-      shrink_at.push_back(std::atoi(s.substr(0, comma).c_str()));
+      samples.push_back(std::atoi(s.substr(0, comma).c_str()));
       s = comma == std::string::npos ? "" : s.substr(comma + 1);
     }
   }
-  if (shrink_at.empty()) shrink_at.push_back(-1);
+  if (samples.empty()) samples.push_back(-1);
   std::vector<Config> table;
   for (int B : {1, 16, 64, 128})
     for (int L : {8192, 32768, 131072})
-      for (int at : shrink_at) table.push_back({B, L, k, 0, at});
+      for (int sample : samples) table.push_back({B, L, k, 0, sample});
   if (argc > 4 && std::string(argv[2]) == "one") {  // one config, for ncu: k one B L
-    Runner<1024, 2>::run({std::atoi(argv[3]), std::atoi(argv[4]), k, 0, shrink_at[0]}, device);
+    Runner<1024, 2>::run({std::atoi(argv[3]), std::atoi(argv[4]), k, 0, samples[0]}, device);
     return 0;
   }
   const bool all = argc > 2 && std::string(argv[2]) == "all";
