@@ -93,10 +93,13 @@ constexpr int kThresholdMinSplitLength = 8192;
 constexpr int kThresholdCandidates = 8192;
 constexpr std::size_t kThresholdRowCounters = 4;
 
-// Threshold variants read this many evenly spaced elements of a row first; their histogram sets
-// the filter's starting tau, so that a long row passes about 1.5 k elements into the buffer
-// instead of filling it (a shrink of a full buffer cost ~10 us on the H100).
+// Threshold variants read this many evenly spaced elements of a row first, in blocks that read at
+// least kThresholdSampleMinSlice elements; their histogram sets the filter's starting tau, so
+// that a long slice passes about 1.5 k x slice / row elements into the buffer instead of filling
+// it (a shrink of a full buffer cost ~10 us on the H100). Shorter slices lost more to the sample
+// than they gained (H100: B 16 L 32768 in 8 slices of 4096, 15.7 -> 17.2 us per launch).
 constexpr int kThresholdSample = 2048;
+constexpr int kThresholdSampleMinSlice = 16384;
 
 int split_fill(const Variant& v) {
   return is_threshold(v) && v.get("t") < kWholeSmThreads ? kThresholdFill : kSplitFill;
@@ -248,7 +251,8 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
       (smem - histogram_bytes(v) - state_bytes(v)) / sizeof(unsigned long long);
   k.buffer_capacity =
       static_cast<int>(is_threshold(v) ? std::min<std::size_t>(buffer_entries, 65535) : buffer_entries);
-  k.sample = is_threshold(v) ? kThresholdSample : 0;
+  const int block_elements = splits == 1 ? p.length : k.slice;
+  k.sample = is_threshold(v) && block_elements >= kThresholdSampleMinSlice ? kThresholdSample : 0;
   if (splits > 1) {
     launch.workspace_bytes =
         counter_bytes(v, device) + row_histogram_bytes(v, device) +

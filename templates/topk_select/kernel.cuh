@@ -73,6 +73,15 @@ __device__ __forceinline__ int position_of(u64 c) {
   return (int)(~(u32)c);
 }
 
+// Counts the block in on a global counter after a barrier, and returns the old count: thread 0
+// fences once (cumulative: it orders every thread's writes and reductions that the barrier
+// ordered before it), then adds 1, the pattern of CUDA's cooperative-groups grid sync. Callers
+// run it in thread 0 after a __syncthreads.
+__device__ __forceinline__ unsigned block_release(unsigned* counter) {
+  __threadfence();
+  return atomicAdd(counter, 1u);
+}
+
 // The low-word bits above the position bits are 1 in every composite.
 #define NSA_TOPK_FIXED_LOW_BITS (0xffffffffull & ~((1ull << NSA_TOPK_POS_BITS) - 1ull))
 
@@ -474,9 +483,8 @@ __device__ __forceinline__ void topk_select(const nsa_topk_params& p) {
   u64* mine = row_slices + (u64)part * (u64)p.k;
   const int count = state.selected;
   for (int i = (int)threadIdx.x; i < p.k; i += T) mine[i] = i < count ? block.sel[i] : 0ull;
-  __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) state.last = atomicAdd(&p.row_counters[row], 1u) == (u32)(p.splits - 1);
+  if (threadIdx.x == 0) state.last = block_release(&p.row_counters[row]) == (u32)(p.splits - 1);
   __syncthreads();
   if (!state.last) return;
 
@@ -641,10 +649,8 @@ struct StreamSelect {
   }
 
   // Adds the histogram of the top R bits of buf[0, count) to a row histogram in global memory
-  // (one atomic per non-empty bin). Every thread fences its own atomics (fire-and-forget
-  // reductions) before the barrier at the end, so the block's arrival, counted after it, comes
-  // after them. (One fence by thread 0 after the barrier was faster but not shown to cover the
-  // other threads' reductions.)
+  // (one atomic per non-empty bin), then a barrier. The caller's thread 0 fences once after it
+  // before counting the block in (see block_release).
   NSA_TOPK_BLOCK_FN void add_to_row_histogram(int count, unsigned* row_hist) {
     constexpr int kBins = 1 << R;
     u32* hist = radix.hist;
@@ -654,7 +660,6 @@ struct StreamSelect {
     __syncthreads();
     for (int b = (int)threadIdx.x; b < kBins; b += T)
       if (hist[b] != 0u) atomicAdd(&row_hist[b], hist[b]);
-    __threadfence();
     __syncthreads();
   }
 
@@ -940,7 +945,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   u32* hist = block.radix.hist;
   unsigned int* row_hist = p.row_histograms + (u64)row * (u64)kBins;
   block.add_to_row_histogram(count, row_hist);
-  if (threadIdx.x == 0) state.last = atomicAdd(&p.row_counters[row], 1u) == (u32)(p.splits - 1);
+  if (threadIdx.x == 0) state.last = block_release(&p.row_counters[row]) == (u32)(p.splits - 1);
   __syncthreads();
   if (!state.last) return;
 

@@ -88,7 +88,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   NSA_TOPK_TRACE(1);
   if (p.splits == 1) {
     if (sampled_tau != 0ull && ss->count < p.k) {  // the sample's tau was too high: again from 0
-      __syncthreads();  // every thread has read ss->count
+      __syncthreads();                             // every thread has read ss->count
       if (threadIdx.x == 0) {
         ss->tau = 0ull;
         ss->count = 0;
@@ -109,8 +109,8 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   NSA_TOPK_TRACE(2);
 
   // Phase 2: every block of the row has added its histogram; narrow it for k.
-  if (threadIdx.x == 0) {  // every thread fenced its histogram atomics in add_to_row_histogram
-    atomicAdd(&counters[kArrived], 1u);
+  if (threadIdx.x == 0) {  // after add_to_row_histogram's barrier
+    block_release(&counters[kArrived]);
     while (NSA_TOPK_SPIN_LOAD(&counters[kArrived]) < (unsigned)p.splits) NSA_TOPK_SPIN_PAUSE();
     __threadfence();
   }
@@ -173,10 +173,9 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
       ++at_cand;
     }
   }
-  __threadfence();  // every thread: its outputs and candidates before the block counts in
-  __syncthreads();
+  __syncthreads();  // every thread's outputs and candidates, then thread 0 counts the block in
   NSA_TOPK_TRACE(5);
-  if (threadIdx.x == 0) st->last = atomicAdd(&counters[kFinished], 1u) == (u32)(p.splits - 1);
+  if (threadIdx.x == 0) st->last = block_release(&counters[kFinished]) == (u32)(p.splits - 1);
   __syncthreads();
   if (!st->last) return;
 

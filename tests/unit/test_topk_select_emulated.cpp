@@ -217,7 +217,7 @@ void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorit
 
 // Plans like the dispatcher, runs twice on one workspace, compares both outputs; returns the plan.
 nsa_topk_params check_emulated(const std::string& variant_name, const reference::TopkProblem& problem,
-                    int multiprocessors, int expect_splits_at_least) {
+                               int multiprocessors, int expect_splits_at_least) {
   const Variant v = variant_from_name(variant_name);
   const TopkAlgorithm algorithm = topk_select_algorithm(v);
   const DeviceInfo device = small_device(v, multiprocessors);
@@ -328,22 +328,32 @@ TEST_CASE("topk_emulated_threshold_kernel_agrees_on_one_digit_per_split_row_exac
 TEST_CASE("topk_emulated_threshold_kernel_starts_from_a_sampled_tau_and_selects_again_when_it_is_too_high") {
   using tuner::TopkData;
   using tuner::TopkLengths;
-  // Rows of >= 2k + 2 x 2048 elements: 2048 evenly spaced elements set the starting tau.
-  CHECK(check_emulated(kThreshold, make(1, 30000, 300, TopkData::random, false, TopkLengths::none, 0, 61), 1, 1)
-            .sample == 2048);
-  check_emulated(kThreshold, make(2, 26000, 1000, TopkData::ties, true, TopkLengths::mixed, 2, 62), 1, 1);
-  check_emulated(kThreshold, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 63), 2, 2);
-  check_emulated(kThreshold, make(2, 40000, 400, TopkData::nan, false, TopkLengths::random, 1, 64), 4, 2);
-  check_emulated(kThreshold, make(1, 40000, 700, TopkData::neg_inf, true, TopkLengths::none, 0, 65), 4, 2);
-  check_emulated(kThreshold, ascending(1, 56000, 700, 0), 2, 2);
+  // Blocks of >= 16384 elements in rows of >= 2k + 2 x 2048: 2048 evenly spaced elements of the
+  // row set the starting tau (one block per row, and rows split in 2).
+  const auto sampled = [](const nsa_topk_params& p) { return p.sample == 2048; };
+  CHECK(sampled(check_emulated(
+      kThreshold, make(1, 30000, 300, TopkData::random, false, TopkLengths::none, 0, 61), 1, 1)));
+  CHECK(sampled(check_emulated(kThreshold,
+                               make(2, 26000, 1000, TopkData::ties, true, TopkLengths::mixed, 2, 62), 1, 1)));
+  CHECK(sampled(check_emulated(kThreshold,
+                               make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 63), 2, 2)));
+  CHECK(sampled(check_emulated(kThreshold,
+                               make(1, 40000, 400, TopkData::nan, false, TopkLengths::random, 1, 64), 2, 2)));
+  CHECK(sampled(check_emulated(
+      kThreshold, make(1, 40000, 700, TopkData::neg_inf, true, TopkLengths::none, 0, 65), 2, 2)));
+  CHECK(sampled(check_emulated(kThreshold, ascending(1, 56000, 700, 0), 2, 2)));
   // The sampled elements are the row's largest and fewer than k: the sampled tau passes only
-  // them, and the row is selected again from tau 0 (one block per row, and split rows).
-  for (const int sms : {1, 4}) {
+  // them, and the row is selected again from tau 0.
+  for (const int sms : {1, 2}) {
     reference::TopkProblem rigged =
-        make(1, 20000, 3000, TopkData::random, sms == 1, TopkLengths::none, 0, 66 + sms);
-    for (int i = 0; i < 2048; ++i) rigged.scores[static_cast<std::size_t>(i) * 20000 / 2048] = 100.f + i;
-    CHECK(check_emulated(kThreshold, rigged, sms, sms == 1 ? 1 : 2).sample == 2048);
+        make(1, 40000, 3000, TopkData::random, sms == 1, TopkLengths::none, 0, 66 + sms);
+    for (int i = 0; i < 2048; ++i) rigged.scores[static_cast<std::size_t>(i) * 40000 / 2048] = 100.f + i;
+    CHECK(sampled(check_emulated(kThreshold, rigged, sms, sms)));
   }
+  // Blocks of fewer than 16384 elements do not sample.
+  CHECK(
+      check_emulated(kThreshold, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 69), 4, 4)
+          .sample == 0);
 }
 
 TEST_CASE("topk_emulated_threshold_kernel_falls_back_when_the_threshold_digit_overflows_its_list") {

@@ -205,9 +205,10 @@ struct Runner {
     CHECK(cudaEventSynchronize(b2));
     float read_ms;
     CHECK(cudaEventElapsedTime(&read_ms, a, b2));
-    std::printf("T%-4d I%d B%-4d L%-7d s%-3d sample %-5d %s launch %7.2f us  empty %5.2f  read %6.2f  span %6.2f | ",
-                T, I, B, L, splits, p.sample, ok ? "ok " : "BAD", launch_us, empty_us, read_ms * 1000.f / 20,
-                (t_last - t_first) / 1e3);
+    std::printf(
+        "T%-4d I%d B%-4d L%-7d s%-3d sample %-5d %s launch %7.2f us  empty %5.2f  read %6.2f  span %6.2f | ",
+        T, I, B, L, splits, p.sample, ok ? "ok " : "BAD", launch_us, empty_us, read_ms * 1000.f / 20,
+        (t_last - t_first) / 1e3);
     const char* names[kPoints] = {"", "stream", "fin/hist", "wait", "narrow", "emit", "select", "write"};
     for (int i = 1; i < kPoints; ++i)
       if (nph[i]) std::printf("%s %.2f(%d) ", names[i], ph[i] / nph[i] / 1e3, nph[i]);
