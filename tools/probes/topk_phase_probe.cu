@@ -224,6 +224,19 @@ struct Runner {
   }
 };
 
+// A comma-separated list of ints from the environment, or {fallback}.
+std::vector<int> env_list(const char* name, int fallback) {
+  std::vector<int> values;
+  if (const char* list = std::getenv(name))
+    for (std::string s = list; !s.empty();) {
+      const size_t comma = s.find(',');
+      values.push_back(std::atoi(s.substr(0, comma).c_str()));
+      s = comma == std::string::npos ? "" : s.substr(comma + 1);
+    }
+  if (values.empty()) values.push_back(fallback);
+  return values;
+}
+
 int main(int argc, char** argv) {
   int dev = 0, sms = 0, optin = 0;
   CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -238,26 +251,27 @@ int main(int argc, char** argv) {
   device.shared_memory_per_block_optin = static_cast<size_t>(optin);
   const int k = argc > 1 ? std::atoi(argv[1]) : 2048;
   // PROBE_SAMPLE=a,b,...: each configuration once per sample size (-1: the planner's).
-  std::vector<int> samples;
-  if (const char* list = std::getenv("PROBE_SAMPLE")) {
-    for (std::string s = list; !s.empty();) {
-      const size_t comma = s.find(',');
-      samples.push_back(std::atoi(s.substr(0, comma).c_str()));
-      s = comma == std::string::npos ? "" : s.substr(comma + 1);
-    }
-  }
-  if (samples.empty()) samples.push_back(-1);
+  // PROBE_SPLITS=a,b,...: ... and per forced split count (0: the planner's).
+  // PROBE_SHAPES=BxL,...: only these shapes (default: every B >= 16 of the issue-5 table).
+  const std::vector<int> samples = env_list("PROBE_SAMPLE", -1);
+  const std::vector<int> split_counts = env_list("PROBE_SPLITS", 0);
+  const char* shapes = std::getenv("PROBE_SHAPES");
   std::vector<Config> table;
   for (int B : {1, 16, 64, 128})
     for (int L : {8192, 32768, 131072})
-      for (int sample : samples) table.push_back({B, L, k, 0, sample});
+      for (int splits : split_counts)
+        for (int sample : samples) table.push_back({B, L, k, splits, sample});
   if (argc > 4 && std::string(argv[2]) == "one") {  // one config, for ncu: k one B L
     Runner<1024, 2>::run({std::atoi(argv[3]), std::atoi(argv[4]), k, 0, samples[0]}, device);
     return 0;
   }
   const bool all = argc > 2 && std::string(argv[2]) == "all";
   for (const Config& c : table)
-    if (c.batch >= 16) Runner<1024, 2>::run(c, device);
+    if (shapes == nullptr ? c.batch >= 16
+                          : ("," + std::string(shapes) + ",")
+                                    .find("," + std::to_string(c.batch) + "x" + std::to_string(c.length) +
+                                          ",") != std::string::npos)
+      Runner<1024, 2>::run(c, device);
   if (all) {
     std::printf("-- one block per row, t1024 i2\n");
     for (Config c : table) {
