@@ -839,11 +839,12 @@ struct StreamSelect {
     return tau;
   }
 
-  // Streams s through the filter; the caller has set ss->tau and ss->count. Every slot appends
+  // Streams s through the filter; the caller has set ss->count, and ss->tau before the stream or
+  // in prologue(), which runs (block-wide) once the first loads are in flight. Every slot appends
   // with one barrier (block_append), and the block shrinks the buffer once it cannot take one
   // more slot.
-  template <class Stream>
-  NSA_TOPK_BLOCK_FN void run(const Stream& s, int k) {
+  template <class Stream, class Prologue>
+  NSA_TOPK_BLOCK_FN void run(const Stream& s, int k, Prologue&& prologue) {
     constexpr int V = Stream::V;
     // I 16-byte loads in flight per thread: I / kLoads slots.
     constexpr int J = I / Stream::kLoads > 0 ? I / Stream::kLoads : 1;
@@ -853,6 +854,7 @@ struct StreamSelect {
     typename Stream::Payload v[J];
     NSA_TOPK_UNROLL
     for (int i = 0; i < J; ++i) v[i] = s.load(i);
+    prologue();
     int count = ss->count;  // the same in every thread
     int parity = 0;
     for (int base = 0; base < slots; base += J) {
@@ -881,12 +883,23 @@ struct StreamSelect {
 
   // The row slice [begin, begin + n): the unaligned head and tail one element per thread, the
   // 16-byte aligned body as float4 units.
-  NSA_TOPK_BLOCK_FN void run_row(const float* row, int begin, int n, int k) {
+  // prologue() as in run(): it may set ss->tau; the head and tail come after the body.
+  template <class Prologue>
+  NSA_TOPK_BLOCK_FN void run_row(const float* row, int begin, int n, int k, Prologue&& prologue) {
     const unsigned long long addr = (unsigned long long)(const void*)(row + begin);
     int head = (int)(((16ull - (addr & 15ull)) & 15ull) >> 2);
     head = head < n ? head : n;
     const int units = (n - head) >> 2;
     const int tail = n - head - 4 * units;
+#if defined(NSA_GPU_HIP)
+    FloatStream<T, 1> s;  // CDNA: 64 KB of LDS leaves room for one float4 a thread per round
+#else
+    FloatStream<T, I % 2 == 0 ? 2 : 1> s;  // 8 elements a slot when the loads pair up
+#endif
+    s.body = (const nsa_topk_f4*)(row + begin + head);
+    s.first = begin + head;
+    s.units = units;
+    run(s, k, prologue);  // leaves count <= room: the head and tail (< T entries) fit
     {
       u64 c[1] = {0ull};
       u32 keep = 0;
@@ -900,15 +913,9 @@ struct StreamSelect {
           buf, &ss->count, [&](int) { return c[0]; }, keep);
       if (block_any(end > capacity - T * 4)) shrink(ss->count, k, k + (capacity - T * 4 - k) / 4);
     }
-#if defined(NSA_GPU_HIP)
-    FloatStream<T, 1> s;  // CDNA: 64 KB of LDS leaves room for one float4 a thread per round
-#else
-    FloatStream<T, I % 2 == 0 ? 2 : 1> s;  // 8 elements a slot when the loads pair up
-#endif
-    s.body = (const nsa_topk_f4*)(row + begin + head);
-    s.first = begin + head;
-    s.units = units;
-    run(s, k);
+  }
+  NSA_TOPK_BLOCK_FN void run_row(const float* row, int begin, int n, int k) {
+    run_row(row, begin, n, k, [] {});
   }
 
   // Leaves the top min(k, count) composites in buf[0, return value).
@@ -982,7 +989,7 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   ListStream<T> list;
   list.list = row_slices;
   list.n = p.splits * p.k;
-  block.run(list, p.k);
+  block.run(list, p.k, [] {});
   block.write_row(p, row, block.finish(p.k));
 }
 

@@ -83,8 +83,10 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   const int row = rs.row, len = rs.len;
   const float* scores = rs.scores;
   NSA_TOPK_TRACE(0);
-  const u64 sampled_tau = block.sample_tau(scores, len, p.k, p.sample);
-  block.run_row(scores, rs.begin, rs.n, p.k);
+  // The sample's loads wait on DRAM while the stream's first loads are in flight.
+  u64 sampled_tau = 0ull;
+  block.run_row(scores, rs.begin, rs.n, p.k,
+                [&] { sampled_tau = block.sample_tau(scores, len, p.k, p.sample); });
   NSA_TOPK_TRACE(1);
   if (p.splits == 1) {
     if (sampled_tau != 0ull && ss->count < p.k) {  // the sample's tau was too high: again from 0
@@ -179,10 +181,15 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   __syncthreads();
   if (!st->last) return;
 
-  // Phase 4 (last block of the row): every other block has finished writing.
+  // Phase 4 (last block of the row): every other block has finished writing. The candidates'
+  // count is known since phase 2: they are read at once, together with the counters.
   __threadfence();
-  const int emitted = (int)NSA_TOPK_LOAD_COHERENT(&counters[kEmitted]);
-  __syncthreads();
+  const bool staged = fits && !all_emit && cands <= p.buffer_capacity - NSA_TOPK_MAX_K;
+  u64* const stage = block.buf + (p.buffer_capacity - cands);  // above the selected set
+  if (staged)
+    for (int i = (int)threadIdx.x; i < cands; i += T) stage[i] = NSA_TOPK_LOAD_COHERENT(list + i);
+  const int emitted = all_emit ? (int)NSA_TOPK_LOAD_COHERENT(&counters[kEmitted]) : 0;
+  __syncthreads();  // every thread has read the counters and staged its candidates
   if (threadIdx.x == 0) {
     counters[kArrived] = 0u;
     counters[kEmitted] = 0u;
@@ -218,13 +225,10 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
     block.write_row(p, row, block.finish(p.k));
     return;
   }
-  // The candidates all have digit D. Read once into the top of the buffer when they fit above
+  // The candidates all have digit D. Staged above in the top of the buffer when they fit above
   // the selected set (<= NSA_TOPK_MAX_K entries), so the select's passes stay in shared memory.
-  if (cands <= p.buffer_capacity - NSA_TOPK_MAX_K) {
-    u64* staged = block.buf + (p.buffer_capacity - cands);
-    for (int i = (int)threadIdx.x; i < cands; i += T) staged[i] = NSA_TOPK_LOAD_COHERENT(list + i);
-    __syncthreads();
-    block.radix.select(SharedListSource{staged, cands}, cands, need, (u64)digit << (64 - R), R);
+  if (staged) {
+    block.radix.select(SharedListSource{stage, cands}, cands, need, (u64)digit << (64 - R), R);
   } else {
     block.radix.select(GlobalListSource{list, cands}, cands, need, (u64)digit << (64 - R), R);
   }
