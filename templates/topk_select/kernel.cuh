@@ -793,7 +793,8 @@ struct StreamSelect {
     NSA_TOPK_SPAN_END(0);
   }
 
-  // Sets ss->tau (and returns it) from `sample` evenly spaced elements of the valid row [0, len):
+  // Sets ss->tau (and returns it) from `sample` elements of the valid row [0, len) (evenly spaced
+  // runs of 8):
   // the floor of the top-R-bit bucket that holds the sample's rank-th largest, where rank =
   // 1.5 x k's expected place in the sample + 16 (>= 4 standard deviations above it), so that
   // far fewer than the row's elements pass the filter and the buffer seldom fills. Fewer than k
@@ -802,7 +803,7 @@ struct StreamSelect {
   // tau 0. Every block of a row gets the same tau: the same elements, the same steps.
   NSA_TOPK_BLOCK_FN u64 sample_tau(const float* row, int len, int k, int sample) {
     // Too short a row for the sample to reject much: tau stays 0 (uniform across the block).
-    if (sample < 1 || (long long)len < 2ll * k + 2ll * sample) return 0ull;
+    if (sample < 8 || (long long)len < 2ll * k + 2ll * sample) return 0ull;
     const long long expect = ((long long)k * sample + len - 1) / len;
     const int rank = (int)(expect + expect / 2 + 16);
     constexpr int kBins = 1 << R;
@@ -816,26 +817,31 @@ struct StreamSelect {
       st->bucket = sample;
     }
     __syncthreads();
-    // Up to kSampleLoads loads in flight per thread before any atomic: the sampled elements are
-    // scattered over the row, and each round waits on DRAM (ncu: one load at a time cost 13-16 %
-    // of a launch at B 64 / 16, L 131072).
-    constexpr int kSampleLoads = 4;
-    for (int base = 0; base < sample; base += T * kSampleLoads) {
+    // Runs of kSampleRun consecutive elements (a 32-byte sector), evenly spaced: a warp's load
+    // touches 4 sectors instead of 32. Up to kSampleLoads loads in flight per thread before
+    // any atomic.
+    constexpr int kSampleRun = 8, kSampleLoads = 4;
+    const int runs = sample / kSampleRun;
+    NSA_TOPK_SPAN_BEGIN(5);
+    for (int base = 0; base < runs * kSampleRun; base += T * kSampleLoads) {
       u32 key[kSampleLoads];
       NSA_TOPK_UNROLL
       for (int u = 0; u < kSampleLoads; ++u) {
         const int i = base + u * T + (int)threadIdx.x;
-        key[u] = i < sample ? order_key(row[(int)((long long)i * len / sample)]) : 0u;
+        const int run = i / kSampleRun;
+        const int pos = (int)((long long)run * (len - kSampleRun) / runs) + i % kSampleRun;
+        key[u] = i < runs * kSampleRun ? order_key(row[pos]) : 0u;
       }
       NSA_TOPK_UNROLL
       for (int u = 0; u < kSampleLoads; ++u)
-        if (base + u * T + (int)threadIdx.x < sample) atomicAdd(&hist[key[u] >> (32 - R)], 1u);
+        if (base + u * T + (int)threadIdx.x < runs * kSampleRun) atomicAdd(&hist[key[u] >> (32 - R)], 1u);
     }
     __syncthreads();
     radix.narrow(64 - R, R);  // the sample holds >= rank entries: a digit is always fixed
     const u64 tau = st->prefix;
     if (threadIdx.x == 0) ss->tau = tau;
     __syncthreads();
+    NSA_TOPK_SPAN_END(5);
     return tau;
   }
 

@@ -347,7 +347,9 @@ TEST_CASE("topk_emulated_threshold_kernel_starts_from_a_sampled_tau_and_selects_
   for (const int sms : {1, 2}) {
     reference::TopkProblem rigged =
         make(1, 40000, 3000, TopkData::random, sms == 1, TopkLengths::none, 0, 66 + sms);
-    for (int i = 0; i < 2048; ++i) rigged.scores[static_cast<std::size_t>(i) * 40000 / 2048] = 100.f + i;
+    for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
+      rigged.scores[static_cast<std::size_t>(i / 8) * (40000 - 8) / 256 + i % 8] =
+          100.f + static_cast<float>(i);
     CHECK(sampled(check_emulated(kThreshold, rigged, sms, sms)));
   }
   // Blocks of fewer than 16384 elements do not sample.

@@ -19,7 +19,7 @@
 constexpr int kMaxBlocks = 4096;
 constexpr int kPoints = 8;
 __device__ unsigned long long g_point[kMaxBlocks][kPoints];
-constexpr int kSpans = 5;  // 0 shrink, 1 key_range, 2 histogram, 3 narrow, 4 compact
+constexpr int kSpans = 6;  // 0 shrink, 1 key_range, 2 histogram, 3 narrow, 4 compact, 5 sample
 __device__ unsigned long long g_span_start[kMaxBlocks][kSpans];
 __device__ unsigned long long g_span_ns[kMaxBlocks][kSpans];
 __device__ unsigned g_span_count[kMaxBlocks][kSpans];
@@ -212,7 +212,7 @@ struct Runner {
     const char* names[kPoints] = {"", "stream", "fin/hist", "wait", "narrow", "emit", "select", "write"};
     for (int i = 1; i < kPoints; ++i)
       if (nph[i]) std::printf("%s %.2f(%d) ", names[i], ph[i] / nph[i] / 1e3, nph[i]);
-    const char* span_names[kSpans] = {"shrink", "keyrange", "hist", "narrow", "compact"};
+    const char* span_names[kSpans] = {"shrink", "keyrange", "hist", "narrow", "compact", "sample"};
     std::printf("| per block:");
     for (int q2 = 0; q2 < kSpans; ++q2)
       std::printf(" %s %.1fx %.2f", span_names[q2], span_n[q2] / grid, span_ns[q2] / grid / 1e3);
