@@ -26,6 +26,7 @@
 
 // W lanes shuffle together: the whole warp (32, NVIDIA) or wavefront (64, CDNA).
 #define NSA_TOPK_SHFL_UP(v, d) NSA_SHFL_UP(v, d)
+#define NSA_TOPK_SHFL_IDX(v, lane) NSA_SHFL(v, lane)
 #define NSA_TOPK_LOAD_COHERENT(ptr) NSA_LOAD_COHERENT(ptr)
 
 // The block-wide steps. AMDGPU gives an out-of-line call a stack frame in scratch memory (the
@@ -179,20 +180,26 @@ struct BlockSelect {
     return v;
   }
 
+  // Block-wide inclusive scan: two barriers. Every warp scans all warp totals itself (a warp
+  // that waited for warp 0 to scan them cost a third barrier); the second barrier lets the next
+  // scan reuse warp_sums.
   NSA_TOPK_BLOCK_FN int inclusive_scan(int v) {
     const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
-    constexpr int kWarps = T / W;
     v = warp_inclusive_scan(v);
     if (lane == W - 1) warp_sums[warp] = v;
     __syncthreads();
-    if (warp == 0) {
-      const int s = warp_inclusive_scan(lane < kWarps ? warp_sums[lane] : 0);
-      if (lane < kWarps) warp_sums[lane] = s;
-    }
-    __syncthreads();
-    if (warp > 0) v += warp_sums[warp - 1];
+    v += warps_before();
     __syncthreads();
     return v;
+  }
+
+  // The sum of warp_sums[0, this warp): every lane of the warp gets it.
+  __device__ __forceinline__ int warps_before() const {
+    constexpr int kWarps = T / W;
+    const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
+    const int total = lane < kWarps ? warp_sums[lane] : 0;
+    const int incl = warp_inclusive_scan(total);
+    return NSA_TOPK_SHFL_IDX(incl - total, warp);
   }
 
   // Sum of v over the warp.
@@ -309,7 +316,12 @@ struct BlockSelect {
     int sum = 0;
     for (int r = 0; r < per; ++r)
       if (first + r < buckets) sum += (int)hist[buckets - 1 - (first + r)];
-    const int incl = inclusive_scan(sum);
+    // The scan of inclusive_scan without its trailing barrier: the one below also orders these
+    // reads of warp_sums before the next writer's.
+    const int warp_incl = warp_inclusive_scan(sum);
+    if ((int)threadIdx.x % W == W - 1) warp_sums[threadIdx.x / W] = warp_incl;
+    __syncthreads();
+    const int incl = warps_before() + warp_incl;
     int acc = incl - sum;
     if (acc < need && need <= incl) {  // exactly one thread
       for (int r = 0; r < per && first + r < buckets; ++r) {
