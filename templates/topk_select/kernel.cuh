@@ -83,6 +83,15 @@ __device__ __forceinline__ unsigned block_release(unsigned* counter) {
   return atomicAdd(counter, 1u);
 }
 
+// block_release on a counter of `blocks` blocks: true in the last block to count in, which
+// fences again (acquire) before the barrier that lets its other threads read what the other
+// blocks wrote, as the grid sync does after its wait.
+__device__ __forceinline__ bool block_release_last(unsigned* counter, int blocks) {
+  const bool last = block_release(counter) == (unsigned)(blocks - 1);
+  if (last) __threadfence();
+  return last;
+}
+
 // The low-word bits above the position bits are 1 in every composite.
 #define NSA_TOPK_FIXED_LOW_BITS (0xffffffffull & ~((1ull << NSA_TOPK_POS_BITS) - 1ull))
 
@@ -496,12 +505,11 @@ __device__ __forceinline__ void topk_select(const nsa_topk_params& p) {
   const int count = state.selected;
   for (int i = (int)threadIdx.x; i < p.k; i += T) mine[i] = i < count ? block.sel[i] : 0ull;
   __syncthreads();
-  if (threadIdx.x == 0) state.last = block_release(&p.row_counters[row]) == (u32)(p.splits - 1);
+  if (threadIdx.x == 0) state.last = block_release_last(&p.row_counters[row], p.splits);
   __syncthreads();
   if (!state.last) return;
 
   // Stage 2 (last block of the row): the row's top-k among the splits' candidates.
-  __threadfence();
   if (threadIdx.x == 0) p.row_counters[row] = 0u;  // at rest again for the next launch
   block.select(GlobalListSource{row_slices, p.splits * p.k}, len, p.k);
   block.write_row(p, row, state.selected);
@@ -901,7 +909,26 @@ struct StreamSelect {
 
   // The row slice [begin, begin + n): the unaligned head and tail one element per thread, the
   // 16-byte aligned body as float4 units.
-  // prologue() as in run(): it may set ss->tau; the head and tail come after the body.
+  // The unaligned head and tail of a row slice (< 8 elements), one per thread, through the
+  // filter at the current tau.
+  NSA_TOPK_BLOCK_FN void append_head_tail(const float* row, int begin, int head, int units, int tail, int k) {
+    u64 c[1] = {0ull};
+    u32 keep = 0;
+    const int t = (int)threadIdx.x;
+    if (t < head + tail) {
+      const int pos = t < head ? begin + t : begin + head + 4 * units + (t - head);
+      c[0] = composite(order_key(row[pos]), pos);
+      keep = c[0] >= ss->tau ? 1u : 0u;
+    }
+    const int end = radix.template warp_append<1>(
+        buf, &ss->count, [&](int) { return c[0]; }, keep);
+    if (block_any(end > capacity - T * 4)) shrink(ss->count, k, k + (capacity - T * 4 - k) / 4);
+  }
+
+  // The row slice [begin, begin + n): the 16-byte aligned body as float4 units, the head and
+  // tail one element per thread. prologue() as in run(); on NVIDIA it may set ss->tau (the head
+  // and tail come after the body, so they see it). CDNA appends the head and tail first (the
+  // other order made hipRTC 5.2 spill SGPRs): there the prologue must leave tau alone.
   template <class Prologue>
   NSA_TOPK_BLOCK_FN void run_row(const float* row, int begin, int n, int k, Prologue&& prologue) {
     const unsigned long long addr = (unsigned long long)(const void*)(row + begin);
@@ -911,6 +938,7 @@ struct StreamSelect {
     const int tail = n - head - 4 * units;
 #if defined(NSA_GPU_HIP)
     FloatStream<T, 1> s;  // CDNA: 64 KB of LDS leaves room for one float4 a thread per round
+    append_head_tail(row, begin, head, units, tail, k);
 #else
     FloatStream<T, I % 2 == 0 ? 2 : 1> s;  // 8 elements a slot when the loads pair up
 #endif
@@ -918,19 +946,9 @@ struct StreamSelect {
     s.first = begin + head;
     s.units = units;
     run(s, k, prologue);  // leaves count <= room: the head and tail (< T entries) fit
-    {
-      u64 c[1] = {0ull};
-      u32 keep = 0;
-      const int t = (int)threadIdx.x;
-      if (t < head + tail) {
-        const int pos = t < head ? begin + t : begin + head + 4 * units + (t - head);
-        c[0] = composite(order_key(row[pos]), pos);
-        keep = c[0] >= ss->tau ? 1u : 0u;
-      }
-      const int end = radix.template warp_append<1>(
-          buf, &ss->count, [&](int) { return c[0]; }, keep);
-      if (block_any(end > capacity - T * 4)) shrink(ss->count, k, k + (capacity - T * 4 - k) / 4);
-    }
+#if !defined(NSA_GPU_HIP)
+    append_head_tail(row, begin, head, units, tail, k);
+#endif
   }
   NSA_TOPK_BLOCK_FN void run_row(const float* row, int begin, int n, int k) {
     run_row(row, begin, n, k, [] {});
@@ -981,13 +999,12 @@ __device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
   u32* hist = block.radix.hist;
   unsigned int* row_hist = p.row_histograms + (u64)row * (u64)kBins;
   block.add_to_row_histogram(count, row_hist);
-  if (threadIdx.x == 0) state.last = block_release(&p.row_counters[row]) == (u32)(p.splits - 1);
+  if (threadIdx.x == 0) state.last = block_release_last(&p.row_counters[row], p.splits);
   __syncthreads();
   if (!state.last) return;
 
   // Stage 2 (last block of the row): the row histogram of the candidates gives tau at once
   // (at least k candidates reach its threshold digit), then the candidates stream through.
-  __threadfence();
   for (int b = (int)threadIdx.x; b < kBins; b += T) {
     hist[b] = NSA_TOPK_LOAD_COHERENT(row_hist + b);
     row_hist[b] = 0u;  // at rest again for the next launch

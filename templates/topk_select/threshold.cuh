@@ -83,10 +83,16 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   const int row = rs.row, len = rs.len;
   const float* scores = rs.scores;
   NSA_TOPK_TRACE(0);
-  // The sample's loads wait on DRAM while the stream's first loads are in flight.
+  // NVIDIA: the sample's loads wait on DRAM while the stream's first loads are in flight.
+  // CDNA: the sample first (run_row appends the head and tail there before the body).
   u64 sampled_tau = 0ull;
+#if defined(NSA_GPU_HIP)
+  sampled_tau = block.sample_tau(scores, len, p.k, p.sample);
+  block.run_row(scores, rs.begin, rs.n, p.k);
+#else
   block.run_row(scores, rs.begin, rs.n, p.k,
                 [&] { sampled_tau = block.sample_tau(scores, len, p.k, p.sample); });
+#endif
   NSA_TOPK_TRACE(1);
   if (p.splits == 1) {
     if (sampled_tau != 0ull && ss->count < p.k) {  // the sample's tau was too high: again from 0
@@ -177,13 +183,12 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   }
   __syncthreads();  // every thread's outputs and candidates, then thread 0 counts the block in
   NSA_TOPK_TRACE(5);
-  if (threadIdx.x == 0) st->last = block_release(&counters[kFinished]) == (u32)(p.splits - 1);
+  if (threadIdx.x == 0) st->last = block_release_last(&counters[kFinished], p.splits);
   __syncthreads();
   if (!st->last) return;
 
   // Phase 4 (last block of the row): every other block has finished writing. The candidates'
   // count is known since phase 2: they are read at once, together with the counters.
-  __threadfence();
   const bool staged = fits && !all_emit && cands <= p.buffer_capacity - NSA_TOPK_MAX_K;
   u64* const stage = block.buf + (p.buffer_capacity - cands);  // above the selected set
   if (staged)
