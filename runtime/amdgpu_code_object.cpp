@@ -445,6 +445,7 @@ std::vector<KernelResources> code_object_resources(std::span<const std::uint8_t>
     r.sgprs = k.sgpr_count;
     r.spill_bytes = k.private_segment_fixed_size;
     r.vgpr_spills = k.vgpr_spill_count;
+    r.sgpr_spills = k.sgpr_spill_count;
     r.static_shared_bytes = k.group_segment_fixed_size;
     r.max_threads_per_block = k.max_flat_workgroup_size;
     r.occupancy_waves_per_simd = amdgpu_occupancy_waves_per_simd(k.vgpr_count, k.group_segment_fixed_size,

@@ -45,6 +45,7 @@ struct KernelResources {
   int sgprs = 0;                // AMD only
   int spill_bytes = 0;          // local memory (NVIDIA) / scratch (AMD) per thread
   int vgpr_spills = 0;          // AMD only
+  int sgpr_spills = 0;          // AMD only: SGPRs spilled (into VGPR lanes: not in spill_bytes)
   int static_shared_bytes = 0;  // shared memory / LDS declared statically
   int max_threads_per_block = 0;
   int occupancy_waves_per_simd = 0;  // AMD only, 0 when unknown

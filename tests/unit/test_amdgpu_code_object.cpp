@@ -157,6 +157,7 @@ TEST_CASE("a_kernel_that_spills_reports_spills_and_scratch") {
   for (const KernelResources& r : code_object_resources(binary)) {
     if (r.kernel_name != "spill_demo") continue;
     CHECK(r.vgpr_spills == k.vgpr_spill_count);
+    CHECK(r.sgpr_spills == k.sgpr_spill_count);
     CHECK(r.spill_bytes == k.private_segment_fixed_size);
     CHECK(r.occupancy_waves_per_simd == 4);  // 16 waves of one 1024-thread group over 4 SIMDs
   }

@@ -59,8 +59,8 @@ int run_compile(const CompileOptions& o, const GlobalOptions& g) {
   int failed = 0;
   std::string json = "[";
   if (!g.json && o.report)
-    fmt::print("{:<46} {:>9} {:>7} {:>5} {:>5} {:>6} {:>8} {:>7} {:>6}\n", "kernel", "bytes", "seconds",
-               "regs", "agpr", "sgpr", "spill_B", "smem_B", "waves");
+    fmt::print("{:<46} {:>9} {:>7} {:>5} {:>5} {:>6} {:>8} {:>10} {:>7} {:>6}\n", "kernel", "bytes", "seconds",
+               "regs", "agpr", "sgpr", "spill_B", "sgpr_spill", "smem_B", "waves");
   for (const auto& r : results) {
     if (!r.ok()) {
       ++failed;
@@ -87,10 +87,10 @@ int run_compile(const CompileOptions& o, const GlobalOptions& g) {
       for (std::size_t i = 0; i < res.size(); ++i)
         json += fmt::format(
             "{}{{\"name\":{},\"registers\":{},\"agprs\":{},\"sgprs\":{},\"spill_bytes\":{},\"vgpr_spills\":{}"
-            ","
+            ",\"sgpr_spills\":{},"
             "\"shared_bytes\":{},\"waves_per_simd\":{}}}",
             i ? "," : "", json_string(res[i].kernel_name), res[i].registers, res[i].agprs, res[i].sgprs,
-            res[i].spill_bytes, res[i].vgpr_spills, res[i].static_shared_bytes,
+            res[i].spill_bytes, res[i].vgpr_spills, res[i].sgpr_spills, res[i].static_shared_bytes,
             res[i].occupancy_waves_per_simd);
       json += "]}";
       continue;
@@ -101,9 +101,10 @@ int run_compile(const CompileOptions& o, const GlobalOptions& g) {
       continue;
     }
     for (const auto& k : res)
-      fmt::print("{:<46} {:>9} {:>7.2f} {:>5} {:>5} {:>6} {:>8} {:>7} {:>6}\n", k.kernel_name,
+      fmt::print("{:<46} {:>9} {:>7.2f} {:>5} {:>5} {:>6} {:>8} {:>10} {:>7} {:>6}\n", k.kernel_name,
                  r.result->binary.size(), r.result->seconds, k.registers, k.agprs, k.sgprs,
-                 k.spill_bytes + k.vgpr_spills * 4, k.static_shared_bytes, k.occupancy_waves_per_simd);
+                 k.spill_bytes + k.vgpr_spills * 4, k.sgpr_spills, k.static_shared_bytes,
+                 k.occupancy_waves_per_simd);
   }
   if (g.json) fmt::print("{}]\n", json);
   std::fflush(stdout);  // the table first, then the summary on stderr (both may go to one file)
