@@ -2,8 +2,11 @@
 // threshold digit instead of each selecting its slice's exact top k.
 //
 // Phase 1 (every block): the stream filter of kernel.cuh over the block's slice leaves in the
-//   shared buffer every slice element >= the block's tau; tau never exceeds the slice's k-th
-//   largest, which never exceeds the row's, so the buffers together hold the row's top k.
+//   shared buffer every slice element >= the block's tau. tau starts at 0, or at the tau that
+//   params.sample elements of the row give (the same in every block of the row); shrinks raise
+//   it to at most the slice's k-th largest, which never exceeds the row's. So the buffers
+//   together hold the row's top k whenever k elements reach the sampled tau; when fewer do,
+//   phase 2 finds fewer than k buffered and phase 4 selects the row again from tau 0.
 //   Each block adds the histogram of its buffer's top R bits to the row histogram.
 // Phase 2 (every block): waits until all blocks of its row have added theirs, then narrows the
 //   row histogram for k: digit D holds the row's k-th largest; `above` buffered elements have
