@@ -8,8 +8,10 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <fstream>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "cache/schema.hpp"
@@ -47,7 +49,7 @@ struct HeaderFacts {
 
 // Reads the 100-byte SQLite header ourselves, so garbage and truncation are named precisely
 // before SQLite is asked. An empty file is a new database (SQLite treats it so too).
-HeaderFacts check_header(const fs::path& path, std::string_view file) {
+HeaderFacts read_header(const fs::path& path, std::string_view file) {
   std::error_code ec;
   auto size = fs::file_size(path, ec);
   if (ec) refuse(file, fmt::format("cannot read the file size: {}", ec.message()));
@@ -73,6 +75,25 @@ HeaderFacts check_header(const fs::path& path, std::string_view file) {
                      "the file is truncated: {} bytes, but its header says {} pages of {} bytes ({} bytes){}",
                      size, pages, page_size, std::uintmax_t{pages} * page_size, kUnchanged));
   return {.wal = h[18] == 2};
+}
+
+// Another process may be creating the file, or checkpointing its WAL into it (the header and
+// the file's size then disagree for a moment, and the WAL may already be reset), while
+// read_header looks. A damaged file stays damaged: a refusal stands once it repeats for
+// kSettleTries reads kSettleDelay apart. (Eight processes writing one cache at once saw a
+// "truncated" file mid-checkpoint.)
+constexpr int kSettleTries = 20;
+constexpr std::chrono::milliseconds kSettleDelay{10};
+
+HeaderFacts check_header(const fs::path& path, std::string_view file) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return read_header(path, file);
+    } catch (const Error& e) {
+      if (attempt >= kSettleTries || e.code() != ErrorCode::cache_error) throw;
+      std::this_thread::sleep_for(kSettleDelay);
+    }
+  }
 }
 
 int classify_unchecked(sqlite3* db, std::string_view file);

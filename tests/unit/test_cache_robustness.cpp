@@ -2,6 +2,9 @@
 // message naming the path and the cause, and is never modified.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "cache/schema.hpp"
 #include "tests/unit/cache_test_support.hpp"
 
@@ -40,6 +43,24 @@ TEST_CASE("truncated_cache_is_refused_with_a_clear_error_and_left_unchanged") {
   bytes.resize(bytes.size() / 2);
   write_bytes(path, bytes);
   expect_refused_in_both_modes_and_untouched(path, {path.string(), "truncated"});
+}
+
+TEST_CASE("a_cache_that_another_process_is_still_writing_out_is_opened_once_it_settles") {
+  // The header already says 71+ pages while the file holds one (a checkpoint in progress in
+  // another process): the open waits for the file to settle instead of refusing it.
+  TempDir dir;
+  auto path = make_populated_cache(dir);
+  const auto bytes = file_bytes(path);
+  REQUIRE(bytes.size() > 100000);
+  write_bytes(path, std::vector<char>(bytes.begin(), bytes.begin() + 4096));
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+    write_bytes(path, bytes);
+  });
+  std::vector<WinnerRecord> winners;
+  CHECK_NOTHROW(winners = CacheStore::open(path, OpenMode::read_only).list_winners());
+  writer.join();
+  CHECK(winners.size() == 40);
 }
 
 TEST_CASE("garbage_file_is_refused_with_a_clear_error_and_left_unchanged") {
