@@ -44,7 +44,8 @@ fs::path sidecar(const fs::path& p, std::string_view suffix) {
 }
 
 struct HeaderFacts {
-  bool wal = false;  // the file's write version says WAL mode
+  bool wal = false;       // the file's write version says WAL mode
+  std::string unsettled;  // why the size disagrees with the header (maybe only for a moment)
 };
 
 // Reads the 100-byte SQLite header ourselves, so garbage and truncation are named precisely
@@ -55,7 +56,7 @@ HeaderFacts read_header(const fs::path& path, std::string_view file) {
   if (ec) refuse(file, fmt::format("cannot read the file size: {}", ec.message()));
   if (size == 0) return {};
   if (size < 100)
-    refuse(file, fmt::format("the file is too short to be a SQLite database ({} bytes){}", size, kUnchanged));
+    return {.unsettled = fmt::format("the file is too short to be a SQLite database ({} bytes)", size)};
   std::array<unsigned char, 100> h{};
   std::ifstream in(path, std::ios::binary);
   if (!in.read(reinterpret_cast<char*>(h.data()), h.size()))
@@ -69,30 +70,29 @@ HeaderFacts read_header(const fs::path& path, std::string_view file) {
   if (page_size == 1) page_size = 65536;
   std::uint32_t pages = big_endian(h, 28, 4);
   bool pages_valid = pages != 0 && big_endian(h, 24, 4) == big_endian(h, 92, 4);
+  HeaderFacts facts{.wal = h[18] == 2};
   // With a non-empty WAL the main file may legitimately lag behind (pages not checkpointed).
   if (pages_valid && !nonempty_file(sidecar(path, "-wal")) && size < std::uintmax_t{pages} * page_size)
-    refuse(file, fmt::format(
-                     "the file is truncated: {} bytes, but its header says {} pages of {} bytes ({} bytes){}",
-                     size, pages, page_size, std::uintmax_t{pages} * page_size, kUnchanged));
-  return {.wal = h[18] == 2};
+    facts.unsettled =
+        fmt::format("the file is truncated: {} bytes, but its header says {} pages of {} bytes ({} bytes)",
+                    size, pages, page_size, std::uintmax_t{pages} * page_size);
+  return facts;
 }
 
 // Another process may be creating the file, or checkpointing its WAL into it (the header and
 // the file's size then disagree for a moment, and the WAL may already be reset), while
-// read_header looks. A damaged file stays damaged: a refusal stands once it repeats for
-// kSettleTries reads kSettleDelay apart. (Eight processes writing one cache at once saw a
-// "truncated" file mid-checkpoint.)
+// read_header looks. A damaged file stays damaged: a size that disagrees with the header is
+// refused once it still does after kSettleTries reads kSettleDelay apart. (Eight processes
+// writing one cache at once saw a "truncated" file mid-checkpoint.) Garbage is refused at once.
 constexpr int kSettleTries = 20;
 constexpr std::chrono::milliseconds kSettleDelay{10};
 
 HeaderFacts check_header(const fs::path& path, std::string_view file) {
   for (int attempt = 1;; ++attempt) {
-    try {
-      return read_header(path, file);
-    } catch (const Error& e) {
-      if (attempt >= kSettleTries || e.code() != ErrorCode::cache_error) throw;
-      std::this_thread::sleep_for(kSettleDelay);
-    }
+    HeaderFacts facts = read_header(path, file);
+    if (facts.unsettled.empty()) return facts;
+    if (attempt >= kSettleTries) refuse(file, facts.unsettled + std::string(kUnchanged));
+    std::this_thread::sleep_for(kSettleDelay);
   }
 }
 

@@ -36,6 +36,21 @@ struct TopkSelectProblem {
   bool sorted = false;
 };
 
+// A problem over one contiguous [batch, length] score matrix with a contiguous [batch, k] output,
+// every row fully valid, unsorted.
+[[nodiscard]] inline TopkSelectProblem contiguous_topk_problem(const float* scores, int batch, int length,
+                                                               std::int32_t* indices, int k) {
+  TopkSelectProblem p;
+  p.scores = scores;
+  p.score_row_stride = length;
+  p.batch = batch;
+  p.length = length;
+  p.indices = indices;
+  p.out_row_stride = k;
+  p.k = k;
+  return p;
+}
+
 struct TopkSelectLaunch {
   std::string kernel_name;
   Dim3 grid;

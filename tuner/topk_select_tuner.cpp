@@ -33,14 +33,8 @@ TopkTiming time_topk_select(Device& device, LoadedVariant& loaded, int batch, in
     ws = device.allocate(ws_bytes);
     device.fill_bytes(ws.get(), 0, ws_bytes);
   }
-  TopkSelectProblem p;
-  p.scores = scores.as<const float>();
-  p.score_row_stride = length;
-  p.batch = batch;
-  p.length = length;
-  p.indices = out.as<std::int32_t>();
-  p.out_row_stride = k;
-  p.k = k;
+  const TopkSelectProblem p =
+      contiguous_topk_problem(scores.as<const float>(), batch, length, out.as<std::int32_t>(), k);
   const TopkSelectLaunch launch = plan_topk_select(loaded.variant, device.info(), p, ws.get(), ws_bytes);
   nsa_topk_params params = launch.params;
   void* args[] = {&params};

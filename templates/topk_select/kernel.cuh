@@ -189,25 +189,33 @@ struct BlockSelect {
     return v;
   }
 
-  // Block-wide inclusive scan: two barriers. Every warp scans all warp totals itself (a warp
-  // that waited for warp 0 to scan them cost a third barrier); the second barrier lets the next
-  // scan reuse warp_sums.
-  NSA_TOPK_BLOCK_FN int inclusive_scan(int v) {
+  // Block-wide inclusive scan with one barrier: every warp scans all warp totals itself (a warp
+  // that waited for warp 0 to scan them cost another barrier). warp_sums may be written again
+  // only after the caller's next barrier.
+  NSA_TOPK_BLOCK_FN int inclusive_scan_open(int v) {
     const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
     v = warp_inclusive_scan(v);
     if (lane == W - 1) warp_sums[warp] = v;
     __syncthreads();
-    v += warps_before();
+    int block_total;
+    return v + warps_before(warp_sums, block_total);
+  }
+
+  // inclusive_scan_open, and a barrier after it: the next scan may reuse warp_sums.
+  NSA_TOPK_BLOCK_FN int inclusive_scan(int v) {
+    v = inclusive_scan_open(v);
     __syncthreads();
     return v;
   }
 
-  // The sum of warp_sums[0, this warp): every lane of the warp gets it.
-  __device__ __forceinline__ int warps_before() const {
+  // The sum of sums[0, this warp) (the warp totals, written before a barrier), and of all of
+  // them into block_total: every lane of every warp gets both.
+  __device__ __forceinline__ int warps_before(const int* sums, int& block_total) const {
     constexpr int kWarps = T / W;
     const int lane = (int)threadIdx.x % W, warp = (int)threadIdx.x / W;
-    const int total = lane < kWarps ? warp_sums[lane] : 0;
+    const int total = lane < kWarps ? sums[lane] : 0;
     const int incl = warp_inclusive_scan(total);
+    block_total = NSA_TOPK_SHFL_IDX(incl, kWarps - 1);
     return NSA_TOPK_SHFL_IDX(incl - total, warp);
   }
 
@@ -325,12 +333,7 @@ struct BlockSelect {
     int sum = 0;
     for (int r = 0; r < per; ++r)
       if (first + r < buckets) sum += (int)hist[buckets - 1 - (first + r)];
-    // The scan of inclusive_scan without its trailing barrier: the one below also orders these
-    // reads of warp_sums before the next writer's.
-    const int warp_incl = warp_inclusive_scan(sum);
-    if ((int)threadIdx.x % W == W - 1) warp_sums[threadIdx.x / W] = warp_incl;
-    __syncthreads();
-    const int incl = warps_before() + warp_incl;
+    const int incl = inclusive_scan_open(sum);  // the barrier below lets warp_sums be reused
     int acc = incl - sum;
     if (acc < need && need <= incl) {  // exactly one thread
       for (int r = 0; r < per && first + r < buckets; ++r) {
@@ -709,10 +712,8 @@ struct StreamSelect {
     const int total = radix.warp_sum((int)NSA_POPC_MASK(keep));
     if (lane == 0) sums[warp] = total;
     __syncthreads();
-    const int mine = lane < kWarps ? sums[lane] : 0;
-    const int incl = radix.warp_inclusive_scan(mine);
-    const int before = NSA_SHFL(incl - mine, warp);
-    const int block_total = NSA_SHFL(incl, kWarps - 1);
+    int block_total;
+    const int before = radix.warps_before(sums, block_total);
     if (total != 0) radix.template warp_store<V>(buf, count + before, c, keep);
     count += block_total;
   }
@@ -822,9 +823,14 @@ struct StreamSelect {
   // (adversarial rows); the caller detects it (fewer than k buffered) and selects again from
   // tau 0. Every block of a row gets the same tau: the same elements, the same steps.
   NSA_TOPK_BLOCK_FN u64 sample_tau(const float* row, int len, int k, int sample) {
+    // Runs of kSampleRun consecutive elements (a 32-byte sector), evenly spaced: a warp's load
+    // touches 4 sectors instead of 32. Up to kSampleLoads loads in flight per thread before
+    // any atomic.
+    constexpr int kSampleRun = 8, kSampleLoads = 4;
+    const int runs = sample / kSampleRun, n = runs * kSampleRun;
     // Too short a row for the sample to reject much: tau stays 0 (uniform across the block).
-    if (sample < 8 || (long long)len < 2ll * k + 2ll * sample) return 0ull;
-    const long long expect = ((long long)k * sample + len - 1) / len;
+    if (runs < 1 || (long long)len < 2ll * k + 2ll * n) return 0ull;
+    const long long expect = ((long long)k * n + len - 1) / len;
     const int rank = (int)(expect + expect / 2 + 16);
     constexpr int kBins = 1 << R;
     u32* hist = radix.hist;
@@ -834,27 +840,21 @@ struct StreamSelect {
       st->prefix = 0ull;
       st->mask = 0ull;
       st->need = rank;
-      st->bucket = sample;
+      st->bucket = n;
     }
     __syncthreads();
-    // Runs of kSampleRun consecutive elements (a 32-byte sector), evenly spaced: a warp's load
-    // touches 4 sectors instead of 32. Up to kSampleLoads loads in flight per thread before
-    // any atomic.
-    constexpr int kSampleRun = 8, kSampleLoads = 4;
-    const int runs = sample / kSampleRun;
     NSA_TOPK_SPAN_BEGIN(5);
-    for (int base = 0; base < runs * kSampleRun; base += T * kSampleLoads) {
+    for (int base = 0; base < n; base += T * kSampleLoads) {
       u32 key[kSampleLoads];
       NSA_TOPK_UNROLL
       for (int u = 0; u < kSampleLoads; ++u) {
         const int i = base + u * T + (int)threadIdx.x;
-        const int run = i / kSampleRun;
-        const int pos = (int)((long long)run * (len - kSampleRun) / runs) + i % kSampleRun;
-        key[u] = i < runs * kSampleRun ? order_key(row[pos]) : 0u;
+        const int pos = (int)((long long)(i / kSampleRun) * (len - kSampleRun) / runs) + i % kSampleRun;
+        key[u] = i < n ? order_key(row[pos]) : 0u;
       }
       NSA_TOPK_UNROLL
       for (int u = 0; u < kSampleLoads; ++u)
-        if (base + u * T + (int)threadIdx.x < runs * kSampleRun) atomicAdd(&hist[key[u] >> (32 - R)], 1u);
+        if (base + u * T + (int)threadIdx.x < n) atomicAdd(&hist[key[u] >> (32 - R)], 1u);
     }
     __syncthreads();
     radix.narrow(64 - R, R);  // the sample holds >= rank entries: a digit is always fixed

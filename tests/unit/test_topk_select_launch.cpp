@@ -33,15 +33,7 @@ alignas(16) std::int32_t g_lengths[4];
 alignas(16) unsigned char g_workspace[16];
 
 TopkSelectProblem problem(int batch, int length, int k) {
-  TopkSelectProblem p;
-  p.scores = g_scores;
-  p.score_row_stride = length;
-  p.batch = batch;
-  p.length = length;
-  p.indices = g_out;
-  p.out_row_stride = k;
-  p.k = k;
-  return p;
+  return contiguous_topk_problem(g_scores, batch, length, g_out, k);
 }
 
 std::string rejection(const TopkSelectProblem& p) {

@@ -59,8 +59,8 @@ int run_compile(const CompileOptions& o, const GlobalOptions& g) {
   int failed = 0;
   std::string json = "[";
   if (!g.json && o.report)
-    fmt::print("{:<46} {:>9} {:>7} {:>5} {:>5} {:>6} {:>8} {:>10} {:>7} {:>6}\n", "kernel", "bytes", "seconds",
-               "regs", "agpr", "sgpr", "spill_B", "sgpr_spill", "smem_B", "waves");
+    fmt::print("{:<46} {:>9} {:>7} {:>5} {:>5} {:>6} {:>8} {:>10} {:>7} {:>6}\n", "kernel", "bytes",
+               "seconds", "regs", "agpr", "sgpr", "spill_B", "sgpr_spill", "smem_B", "waves");
   for (const auto& r : results) {
     if (!r.ok()) {
       ++failed;

@@ -115,14 +115,7 @@ struct Runner {
     const size_t ws_bytes = nsajit::topk_select_workspace_bytes(variant, device);
     CHECK(cudaMalloc(&ws, ws_bytes));
     CHECK(cudaMemset(ws, 0, ws_bytes));
-    nsajit::TopkSelectProblem problem;
-    problem.scores = scores;
-    problem.score_row_stride = L;
-    problem.batch = B;
-    problem.length = L;
-    problem.indices = out;
-    problem.out_row_stride = k;
-    problem.k = k;
+    const nsajit::TopkSelectProblem problem = nsajit::contiguous_topk_problem(scores, B, L, out, k);
     const nsajit::TopkSelectLaunch launch = nsajit::plan_topk_select(variant, device, problem, ws, ws_bytes);
     nsa_topk_params p = launch.params;
     if (c.splits != 0) {
