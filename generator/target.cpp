@@ -31,6 +31,7 @@ Target target_from_arch(std::string_view arch) {
     t.registers_per_sm = 65536;
     t.max_registers_per_thread = 255;
     t.has_wgmma = true;
+    t.has_clusters = true;
     return t;
   }
   if (arch == "gfx90a" || arch == "gfx942") {

@@ -18,6 +18,7 @@ struct Target {
   int max_registers_per_thread = 255;
   int max_threads_per_block = 1024;
   bool has_wgmma = false;
+  bool has_clusters = false;  // thread-block clusters with distributed shared memory (sm_90)
   bool has_mfma = false;
 
   // The short form used inside variant names: "sm90a", "gfx942".

@@ -25,6 +25,9 @@ constexpr int kStreamRadixBits = 11;
 // per split row (templates/topk_select/threshold.cuh). A row of one block runs exactly the
 // stream kernel, so only split variants (s 16) exist.
 constexpr int kThresholdSplits = 16;
+// Cluster variants (knob a = 3, targets with thread-block clusters): a split row's blocks are one
+// cluster of at most 8 (the portable size), so s is 8 (templates/topk_select/cluster.cuh).
+constexpr int kClusterSplits = 8;
 
 Variant make_variant(const Target& target, int t, int i, int r, int s) {
   return Variant{Family::topk_select, target, Geometry{0, 0}, {{"t", t}, {"i", i}, {"r", r}, {"s", s}}};
@@ -47,10 +50,23 @@ const char* entry_point(const Variant& v) {
       return "topk_stream_select";
     case TopkAlgorithm::threshold:
       return "topk_threshold_select";
+    case TopkAlgorithm::cluster:
+      return "topk_cluster_select";
     case TopkAlgorithm::radix:
       break;
   }
   return "topk_select";
+}
+
+const char* header(const Variant& v) {
+  switch (topk_select_algorithm(v)) {
+    case TopkAlgorithm::threshold:
+      return "threshold.cuh";
+    case TopkAlgorithm::cluster:
+      return "cluster.cuh";
+    default:
+      return "kernel.cuh";
+  }
 }
 
 // Registers that stay live across a load round: radix keeps i 64-bit composites; stream keeps
@@ -102,6 +118,9 @@ std::string prune_reason(const Variant& v) {
                        registers_available);
   if (target.vendor == Vendor::amd)
     if (std::string why = amd_prune_reason(v); !why.empty()) return why;
+  if (topk_select_algorithm(v) == TopkAlgorithm::cluster && (1 << v.get("r")) > 4 * t)
+    return fmt::format("a 3 keeps the row histogram (2^r = {} words) in the buffer's free top (4 t = {} entries)",
+                       1 << v.get("r"), 4 * t);
   const std::size_t smem = topk_select_min_shared_bytes(v);
   if (smem > static_cast<std::size_t>(target.max_shared_bytes))
     return fmt::format("shared memory {} B (k 4096 + histogram + minimal candidate buffer) > {} B", smem,
@@ -136,11 +155,14 @@ class TopkSelectFamily final : public KernelFamily {
         }
     for (int t : kStreamThreads)
       for (int i : kStreamItems) {
-        Variant v = make_stream_variant(target, t, i, kThresholdSplits, 2);
-        if (std::string why = prune_reason(v); why.empty())
-          out.kept.push_back(std::move(v));
-        else
-          out.pruned.push_back({std::move(v), std::move(why)});
+        for (int a : {2, 3}) {
+          if (a == 3 && !target.has_clusters) continue;
+          Variant v = make_stream_variant(target, t, i, a == 3 ? kClusterSplits : kThresholdSplits, a);
+          if (std::string why = prune_reason(v); why.empty())
+            out.kept.push_back(std::move(v));
+          else
+            out.pruned.push_back({std::move(v), std::move(why)});
+        }
       }
     return out;
   }
@@ -155,8 +177,7 @@ class TopkSelectFamily final : public KernelFamily {
         "  nsa_topk::{entry}<{t}, {i}, {r}, {w}>(p);\n"
         "}}\n",
         fmt::arg("name", name), fmt::arg("entry", entry_point(v)),
-        fmt::arg("header",
-                 topk_select_algorithm(v) == TopkAlgorithm::threshold ? "threshold.cuh" : "kernel.cuh"),
+        fmt::arg("header", header(v)),
         fmt::arg("t", v.get("t")), fmt::arg("i", v.get("i")), fmt::arg("r", v.get("r")),
         fmt::arg("w", v.target.warp_size));
     return RenderedSource{std::move(source), {name}, {"-std=c++17"}};

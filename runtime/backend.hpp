@@ -174,6 +174,15 @@ class Device {
   // kernel parameter, as cuLaunchKernel / hipModuleLaunchKernel take them. Never synchronises.
   virtual void launch(const KernelHandle& kernel, Dim3 grid, Dim3 block, unsigned dynamic_shared_bytes,
                       void* stream, void** args) = 0;
+
+  // launch() with the grid's blocks grouped into thread-block clusters of cluster_x consecutive
+  // blocks (grid.x a multiple of it). cluster_x 1 is a plain launch; devices without clusters
+  // refuse anything else.
+  virtual void launch_clustered(const KernelHandle& kernel, Dim3 grid, Dim3 block, unsigned cluster_x,
+                                unsigned dynamic_shared_bytes, void* stream, void** args);
+  // How many clusters of cluster_x blocks of this shape can run at once (0: no clusters here).
+  [[nodiscard]] virtual int max_active_clusters(const KernelHandle& kernel, Dim3 block, unsigned cluster_x,
+                                                unsigned dynamic_shared_bytes);
 };
 
 // ---------------------------------------------------------------- backends

@@ -10,6 +10,8 @@
 // so pointers and streams pass freely between us and PyTorch in one process.
 #include <fmt/format.h>
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <chrono>
 #include <set>
@@ -309,7 +311,62 @@ class CudaDevice final : public Device {
     }
   }
 
+  void launch_clustered(const KernelHandle& kernel, Dim3 grid, Dim3 block, unsigned cluster_x,
+                        unsigned dynamic_shared_bytes, void* stream, void** args) override {
+    if (cluster_x <= 1) {
+      launch(kernel, grid, block, dynamic_shared_bytes, stream, args);
+      return;
+    }
+    const std::string what = fmt::format(
+        "launching '{}' with grid ({},{},{}) in clusters of {} blocks, block ({},{},{}), {} bytes of dynamic "
+        "shared memory",
+        kernel.name, grid.x, grid.y, grid.z, cluster_x, block.x, block.y, block.z, dynamic_shared_bytes);
+    if (driver().cuLaunchKernelEx == nullptr)
+      fail(ErrorCode::unavailable, what, kWhere, "the CUDA driver has no cuLaunchKernelEx (CUDA 12 or newer)");
+    if (grid.x % cluster_x != 0)
+      fail(ErrorCode::invalid_argument, what, kWhere, "grid.x is not a multiple of the cluster size");
+    CUlaunchAttribute cluster{};
+    cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    cluster.value.clusterDim = {cluster_x, 1, 1};
+    const CUlaunchConfig config = launch_config(grid, block, dynamic_shared_bytes, stream, &cluster);
+    const CUresult result = driver().cuLaunchKernelEx(&config, function(kernel), args, nullptr);
+    if (result != CUDA_SUCCESS) check(result, "cuLaunchKernelEx", what);
+  }
+
+  int max_active_clusters(const KernelHandle& kernel, Dim3 block, unsigned cluster_x,
+                          unsigned dynamic_shared_bytes) override {
+    // Clusters came with compute capability 9.0 ("sm_90a"; arch numbers are major * 10 + minor).
+    if (driver().cuOccupancyMaxActiveClusters == nullptr || std::atoi(info_.arch.c_str() + 3) < 90) return 0;
+    CUlaunchAttribute cluster{};
+    cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    cluster.value.clusterDim = {cluster_x, 1, 1};
+    const CUlaunchConfig config =
+        launch_config(Dim3{cluster_x, 1, 1}, block, dynamic_shared_bytes, nullptr, &cluster);
+    int clusters = 0;
+    context_->make_current();
+    check(driver().cuOccupancyMaxActiveClusters(&clusters, function(kernel), &config),
+          "cuOccupancyMaxActiveClusters",
+          fmt::format("asking how many clusters of {} blocks of '{}' fit {}", cluster_x, kernel.name, info_.name));
+    return clusters;
+  }
+
  private:
+  static CUlaunchConfig launch_config(Dim3 grid, Dim3 block, unsigned dynamic_shared_bytes, void* stream,
+                                      CUlaunchAttribute* attribute) {
+    CUlaunchConfig c{};
+    c.gridDimX = grid.x;
+    c.gridDimY = grid.y;
+    c.gridDimZ = grid.z;
+    c.blockDimX = block.x;
+    c.blockDimY = block.y;
+    c.blockDimZ = block.z;
+    c.sharedMemBytes = dynamic_shared_bytes;
+    c.hStream = static_cast<CUstream>(stream);
+    c.attrs = attribute;
+    c.numAttrs = 1;
+    return c;
+  }
+
   static CUfunction function(const KernelHandle& kernel) {
     if (kernel.native == nullptr) {
       fail(ErrorCode::invalid_argument, "using a kernel handle", kWhere, "the handle is empty");

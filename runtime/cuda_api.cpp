@@ -72,6 +72,8 @@ DriverLoad load_driver_once() {
     lib.bind(api->cuFuncGetAttribute, "cuFuncGetAttribute");
     lib.bind(api->cuFuncSetAttribute, "cuFuncSetAttribute");
     lib.bind(api->cuLaunchKernel, "cuLaunchKernel");
+    (void)lib.bind_optional(api->cuLaunchKernelEx, "cuLaunchKernelEx");
+    (void)lib.bind_optional(api->cuOccupancyMaxActiveClusters, "cuOccupancyMaxActiveClusters");
   } catch (const Error& e) {
     load.missing_reason = fmt::format("{} is unusable: {}", library->file_path(), e.reason());
     return load;

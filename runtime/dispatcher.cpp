@@ -305,10 +305,13 @@ void Dispatcher::topk_select(const nsajit_topk_args& args, void* stream) {
     }
     workspace = ws.get();
   }
-  const TopkSelectLaunch launch = plan_topk_select(lv.variant, device_->info(), problem, workspace, ws_bytes);
-  nsa_topk_params params = launch.params;
-  void* kargs[] = {&params};
-  device_->launch(lv.kernels[0], launch.grid, launch.block, launch.dynamic_shared_bytes, stream, kargs);
+  auto fit = topk_cluster_fits_.find(lv.variant.name());
+  if (fit == topk_cluster_fits_.end())
+    fit = topk_cluster_fits_.emplace(lv.variant.name(), topk_select_cluster_fit(*device_, lv.kernels[0], lv.variant))
+              .first;
+  const TopkSelectLaunch launch =
+      plan_topk_select(lv.variant, device_->info(), problem, workspace, ws_bytes, fit->second);
+  launch_topk_select(*device_, lv.kernels[0], launch, stream);
 }
 
 }  // namespace nsajit

@@ -18,6 +18,7 @@
 #include "runtime/backend.hpp"
 #include "runtime/dispatch_rule.hpp"
 #include "runtime/loaded_variant.hpp"
+#include "runtime/topk_select_launch.hpp"
 
 namespace nsajit {
 
@@ -87,6 +88,7 @@ class Dispatcher {
   // by every stream of this context: calls that need one must not run on two streams at once.
   DeviceMemory split_workspace_;                         // sparse_mla_fwd topk splits
   std::map<std::string, DeviceMemory> topk_workspaces_;  // topk_select, per variant (zeroed once)
+  std::map<std::string, TopkClusterFit> topk_cluster_fits_;  // topk_select cluster variants, asked once
   std::int64_t compiles_ = 0;
   std::vector<std::string> notices_;
   std::set<std::string> said_;

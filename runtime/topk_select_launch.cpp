@@ -37,8 +37,14 @@ bool is_stream(const Variant& v) {
   return topk_select_algorithm(v) == TopkAlgorithm::stream;
 }
 
+// Threshold and cluster variants share the threshold algorithm's buffer, sample and workspace.
 bool is_threshold(const Variant& v) {
-  return topk_select_algorithm(v) == TopkAlgorithm::threshold;
+  const TopkAlgorithm a = topk_select_algorithm(v);
+  return a == TopkAlgorithm::threshold || a == TopkAlgorithm::cluster;
+}
+
+bool is_cluster(const Variant& v) {
+  return topk_select_algorithm(v) == TopkAlgorithm::cluster;
 }
 
 // Both run the stream filter of kernel.cuh over a shared buffer.
@@ -136,14 +142,21 @@ std::size_t candidates_per_row(const Variant& v, int splits, int k) {
 // Blocks per row: enough to fill the SMs when the batch is small, but each slice keeps at
 // least 4k elements so that stage 1 actually filters.
 // Threshold variants: a split row waits for all its blocks, so splits also stay <= the SMs.
-int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p) {
+// Cluster variants: a row's blocks are one cluster, and every cluster of the batch fits at once
+// (else the last ones would wait for a whole cluster to finish).
+int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p, const TopkClusterFit& fit) {
   const int most = v.get("s");
   if (most <= 1) return 1;
   const int sms = std::max(device.multiprocessors, 1);
   const int by_sms = split_fill(v) * sms / p.batch;
   if (is_threshold(v)) {
     if (p.length <= kThresholdMinSplitLength) return 1;
-    return std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
+    int splits = std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
+    if (is_cluster(v)) {
+      splits = std::min(splits, TopkClusterFit::kMaxBlocks);
+      while (splits > 1 && fit.clusters[static_cast<std::size_t>(splits)] < p.batch) --splits;
+    }
+    return splits;
   }
   const int by_length = p.length / (4 * p.k);
   return std::max(1, std::min({most, by_sms, by_length}));
@@ -156,8 +169,16 @@ bool aligned4(const void* ptr) {
 }  // namespace
 
 TopkAlgorithm topk_select_algorithm(const Variant& v) {
-  const int a = v.get_or("a", 0);
-  return a == 2 ? TopkAlgorithm::threshold : (a == 1 ? TopkAlgorithm::stream : TopkAlgorithm::radix);
+  switch (v.get_or("a", 0)) {
+    case 1:
+      return TopkAlgorithm::stream;
+    case 2:
+      return TopkAlgorithm::threshold;
+    case 3:
+      return TopkAlgorithm::cluster;
+    default:
+      return TopkAlgorithm::radix;
+  }
 }
 
 void check_topk_select_variant(const Variant& v) {
@@ -173,8 +194,12 @@ void check_topk_select_variant(const Variant& v) {
   if (r < 4 || r > 12) bad(fmt::format("r {} must be in [4, 12]", r));
   if (s < 1) bad(fmt::format("s {} must be >= 1", s));
   for (const auto& knob : v.knobs)
-    if (knob.name == "a" && (knob.value < 0 || knob.value > 2))
-      bad(fmt::format("a {} must be 0 (radix passes), 1 (stream) or 2 (threshold)", knob.value));
+    if (knob.name == "a" && (knob.value < 0 || knob.value > 3))
+      bad(fmt::format("a {} must be 0 (radix passes), 1 (stream), 2 (threshold) or 3 (cluster)", knob.value));
+  if (is_cluster(v)) {
+    if (v.target.vendor != Vendor::nvidia) bad("cluster variants (a 3) need NVIDIA thread-block clusters");
+    if ((1 << r) > 4 * t) bad(fmt::format("a 3 keeps 2^r = {} histogram words in the buffer's top 4 t entries", 1 << r));
+  }
 }
 
 void validate_topk_select_problem(const TopkSelectProblem& p) {
@@ -214,8 +239,26 @@ std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& devi
   return counter_bytes(v, device) + row_histogram_bytes(v, device) + sizeof(unsigned long long) * candidates;
 }
 
+TopkClusterFit topk_select_cluster_fit(Device& device, const KernelHandle& kernel, const Variant& v) {
+  TopkClusterFit fit;
+  if (!is_cluster(v)) return fit;
+  const std::size_t smem = topk_select_dynamic_shared_bytes(v, device.info());
+  const Dim3 block{static_cast<unsigned>(v.get("t")), 1, 1};
+  for (int c = 2; c <= TopkClusterFit::kMaxBlocks; ++c)
+    fit.clusters[static_cast<std::size_t>(c)] =
+        device.max_active_clusters(kernel, block, static_cast<unsigned>(c), static_cast<unsigned>(smem));
+  return fit;
+}
+
+void launch_topk_select(Device& device, const KernelHandle& kernel, const TopkSelectLaunch& launch, void* stream) {
+  nsa_topk_params params = launch.params;
+  void* args[] = {&params};
+  device.launch_clustered(kernel, launch.grid, launch.block, launch.cluster, launch.dynamic_shared_bytes, stream,
+                          args);
+}
+
 TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p,
-                                  void* workspace, std::size_t workspace_bytes) {
+                                  void* workspace, std::size_t workspace_bytes, const TopkClusterFit& fit) {
   check_topk_select_variant(v);
   validate_topk_select_problem(p);
   const std::size_t smem = shared_budget(v, device);
@@ -224,9 +267,10 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
 
   TopkSelectLaunch launch;
   launch.kernel_name = v.name();
-  const int splits = plan_splits(v, device, p);
+  const int splits = plan_splits(v, device, p, fit);
   launch.grid = Dim3{static_cast<unsigned>(p.batch) * static_cast<unsigned>(splits), 1, 1};
   launch.block = Dim3{static_cast<unsigned>(v.get("t")), 1, 1};
+  launch.cluster = is_cluster(v) && splits > 1 ? static_cast<unsigned>(splits) : 1u;
   launch.dynamic_shared_bytes = static_cast<unsigned>(smem);
 
   nsa_topk_params& k = launch.params;

@@ -9,6 +9,7 @@
 // that can run at the same time (two streams): give each stream its own.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -55,6 +56,7 @@ struct TopkSelectLaunch {
   std::string kernel_name;
   Dim3 grid;
   Dim3 block;
+  unsigned cluster = 1;  // blocks per thread-block cluster (cluster variants' split rows), else 1
   unsigned dynamic_shared_bytes = 0;  // == topk_select_dynamic_shared_bytes(variant, device)
   nsa_topk_params params{};           // the kernel's only argument: args = {&params}
   std::size_t workspace_bytes = 0;    // what this call uses (<= topk_select_workspace_bytes)
@@ -64,8 +66,10 @@ struct TopkSelectLaunch {
 // a compaction pass (the original variants, no "a" knob). stream: knob a = 1, one read of the
 // row through a threshold filter into a shared buffer (templates/topk_select/kernel.cuh).
 // threshold: knob a = 2, the stream filter per block, then the blocks of a split row agree on
-// one global threshold digit (templates/topk_select/threshold.cuh).
-enum class TopkAlgorithm { radix, stream, threshold };
+// one global threshold digit (templates/topk_select/threshold.cuh). cluster: knob a = 3
+// (NVIDIA sm_90), the threshold algorithm with a split row's blocks in one thread-block cluster
+// (templates/topk_select/cluster.cuh).
+enum class TopkAlgorithm { radix, stream, threshold, cluster };
 [[nodiscard]] TopkAlgorithm topk_select_algorithm(const Variant& v);
 
 // Throws Error(invalid_argument) unless v is a topk_select variant with valid t, i, r, s knobs
@@ -87,10 +91,24 @@ void validate_topk_select_problem(const TopkSelectProblem& problem);
 // Workspace for any valid problem (0 when the variant never splits a row).
 [[nodiscard]] std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& device);
 
+// Cluster variants: how many clusters of c blocks (clusters[c], c = 2..8) of the loaded kernel
+// run at once on the device. The planner splits a row over c blocks only when the batch's
+// clusters all fit at once (on the H100, clusters of 4 or 8 blocks of one SM each use 120 of its
+// 132 SMs). All zero (the default): cluster variants split no row.
+struct TopkClusterFit {
+  static constexpr int kMaxBlocks = 8;  // the portable cluster size
+  std::array<int, kMaxBlocks + 1> clusters{};
+};
+// Asks the device (zero for other variants or devices without clusters).
+[[nodiscard]] TopkClusterFit topk_select_cluster_fit(Device& device, const KernelHandle& kernel, const Variant& v);
+
 // Validates the problem and plans one launch for the whole batch. `workspace` must hold
 // topk_select_workspace_bytes(v, device) zeroed bytes when that is > 0 (else may be null).
 [[nodiscard]] TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device,
                                                 const TopkSelectProblem& problem, void* workspace,
-                                                std::size_t workspace_bytes);
+                                                std::size_t workspace_bytes, const TopkClusterFit& fit = {});
+
+// Launches a plan (in clusters when it has them) on `stream`.
+void launch_topk_select(Device& device, const KernelHandle& kernel, const TopkSelectLaunch& launch, void* stream);
 
 }  // namespace nsajit

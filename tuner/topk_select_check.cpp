@@ -183,14 +183,14 @@ std::vector<std::vector<std::int32_t>> run_topk_on_device(Device& device, const 
   problem.out_row_stride = p.k;
   problem.k = p.k;
   problem.sorted = p.sorted;
-  TopkSelectLaunch launch = plan_topk_select(v, info, problem, workspace.get(), workspace_bytes);
-  device.set_max_dynamic_shared(kernel, static_cast<int>(launch.dynamic_shared_bytes));
+  device.set_max_dynamic_shared(kernel, static_cast<int>(topk_select_dynamic_shared_bytes(v, info)));
+  const TopkSelectLaunch launch = plan_topk_select(v, info, problem, workspace.get(), workspace_bytes,
+                                                   topk_select_cluster_fit(device, kernel, v));
 
   std::vector<std::vector<std::int32_t>> results;
   for (int run = 0; run < runs; ++run) {
     device.fill_bytes(out.get(), 0x7f, out_elems * sizeof(std::int32_t));
-    void* args[] = {&launch.params};
-    device.launch(kernel, launch.grid, launch.block, launch.dynamic_shared_bytes, nullptr, args);
+    launch_topk_select(device, kernel, launch, nullptr);
     device.synchronize();
     std::vector<std::int32_t> host(out_elems);
     device.copy_to_host(host.data(), out.get(), out_elems * sizeof(std::int32_t));

@@ -35,12 +35,11 @@ TopkTiming time_topk_select(Device& device, LoadedVariant& loaded, int batch, in
   }
   const TopkSelectProblem p =
       contiguous_topk_problem(scores.as<const float>(), batch, length, out.as<std::int32_t>(), k);
-  const TopkSelectLaunch launch = plan_topk_select(loaded.variant, device.info(), p, ws.get(), ws_bytes);
-  nsa_topk_params params = launch.params;
-  void* args[] = {&params};
-  const double ms = median_ms(device, stream, warmup, reps, [&] {
-    device.launch(loaded.kernels[0], launch.grid, launch.block, launch.dynamic_shared_bytes, stream, args);
-  });
+  const TopkSelectLaunch launch =
+      plan_topk_select(loaded.variant, device.info(), p, ws.get(), ws_bytes,
+                       topk_select_cluster_fit(device, loaded.kernels[0], loaded.variant));
+  const double ms = median_ms(device, stream, warmup, reps,
+                              [&] { launch_topk_select(device, loaded.kernels[0], launch, stream); });
   return {ms, static_cast<double>(host.size()) * 4.0 / (ms * 1e-3) / 1e9};
 }
 

@@ -42,5 +42,12 @@ typedef unsigned int nsa_lane_mask_t;
 // Sum of an int over the warp in one instruction (sm_80+ REDUX).
 #define NSA_WARP_SUM(v) ((int)__reduce_add_sync(NSA_FULL_LANE_MASK, (unsigned)(v)))
 #define NSA_LOAD_COHERENT(ptr) __ldcg(ptr)  // cached in L2 only: sees other blocks' writes
+// Thread-block clusters (sm_90). The barrier of every thread of the cluster (its arrive
+// releases, its wait acquires: shared and global writes before it are visible after it); a
+// shared-memory pointer of this block mapped to the same variable in block `rank` of the
+// cluster; the cluster's size in blocks (1 when launched without clusters).
+#define NSA_CLUSTER_SYNC() (__cluster_barrier_arrive(), __cluster_barrier_wait())
+#define NSA_CLUSTER_MAP(ptr, rank) ((decltype(ptr))__cluster_map_shared_rank((ptr), (rank)))
+#define NSA_CLUSTER_BLOCKS() __clusterSizeInBlocks()
 
 #endif

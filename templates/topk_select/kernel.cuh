@@ -168,6 +168,7 @@ struct SelectState {
   int selected;  // entries written to sel
   int cand;      // entries written to cand
   int last;      // split mode: this block finishes the row
+  int row_emitted;  // cluster split rows: entries the row's blocks emitted (rows short of k)
 };
 
 template <int T, int I, int R, int W>
@@ -671,16 +672,23 @@ struct StreamSelect {
     __syncthreads();
   }
 
-  // Adds the histogram of the top R bits of buf[0, count) to a row histogram in global memory
-  // (one atomic per non-empty bin), then a barrier. The caller's thread 0 fences once after it
-  // before counting the block in (see block_release).
-  NSA_TOPK_BLOCK_FN void add_to_row_histogram(int count, unsigned* row_hist) {
+  // The histogram of the top R bits of buf[0, count) into radix.hist, then a barrier.
+  NSA_TOPK_BLOCK_FN void buffer_histogram(int count) {
     constexpr int kBins = 1 << R;
     u32* hist = radix.hist;
     for (int b = (int)threadIdx.x; b < kBins; b += T) hist[b] = 0u;
     __syncthreads();
     for (int i = (int)threadIdx.x; i < count; i += T) atomicAdd(&hist[(u32)(buf[i] >> (64 - R))], 1u);
     __syncthreads();
+  }
+
+  // Adds the histogram of the top R bits of buf[0, count) to a row histogram in global memory
+  // (one atomic per non-empty bin), then a barrier. The caller's thread 0 fences once after it
+  // before counting the block in (see block_release).
+  NSA_TOPK_BLOCK_FN void add_to_row_histogram(int count, unsigned* row_hist) {
+    constexpr int kBins = 1 << R;
+    u32* hist = radix.hist;
+    buffer_histogram(count);
     for (int b = (int)threadIdx.x; b < kBins; b += T)
       if (hist[b] != 0u) atomicAdd(&row_hist[b], hist[b]);
     __syncthreads();

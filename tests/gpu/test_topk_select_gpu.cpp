@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -137,18 +138,35 @@ TEST_CASE("topk_gpu_long_rows_are_exact") {
   check_every_variant(make_case(64, 131072, 2048, TopkData::near_equal));
 }
 
-// Not a pass/fail check: prints the default variant's time on the benchmark shapes
-// (random N(0, 1) scores, rows 131072 apart).
+// Not a pass/fail check: prints the time of the default variant (or of each variant named in
+// $NSA_TOPK_TIMING_VARIANTS, comma-separated, one after the other on each shape: a same-run
+// comparison) on the benchmark shapes (random N(0, 1) scores, rows 131072 apart).
 TEST_CASE("topk_gpu_default_variant_timing_report") {
   Device& device = test::gpu_device();
   const Target target = target_from_arch(device.info().arch);
-  const Variant v = kernel_family(Family::topk_select).default_variant(target, Geometry{0, 0});
-  const CompiledVariant* compiled = nullptr;
-  for (const auto& c : compiled_variants())
-    if (c.variant.name() == v.name()) compiled = &c;
-  REQUIRE(compiled != nullptr);
-  const std::size_t ws_bytes = topk_select_workspace_bytes(v, device.info());
-  DeviceMemory ws = device.allocate(std::max<std::size_t>(ws_bytes, 16));
+  std::vector<std::string> names;
+  if (const char* list = std::getenv("NSA_TOPK_TIMING_VARIANTS"); list != nullptr && *list != '\0') {
+    std::string rest = list;
+    for (std::size_t at = 0; at <= rest.size();) {
+      const std::size_t comma = std::min(rest.find(',', at), rest.size());
+      if (comma > at) names.push_back(rest.substr(at, comma - at));
+      at = comma + 1;
+    }
+  } else {
+    names.push_back(kernel_family(Family::topk_select).default_variant(target, Geometry{0, 0}).name());
+  }
+  std::vector<const CompiledVariant*> timed;
+  std::size_t ws_bytes = 16;
+  for (const std::string& name : names) {
+    const auto c = std::find_if(compiled_variants().begin(), compiled_variants().end(),
+                                [&](const CompiledVariant& cv) { return cv.variant.name() == name; });
+    REQUIRE_MESSAGE(c != compiled_variants().end(), name);
+    timed.push_back(&*c);
+    ws_bytes = std::max(ws_bytes, topk_select_workspace_bytes(c->variant, device.info()));
+    device.set_max_dynamic_shared(c->kernel,
+                                  static_cast<int>(topk_select_dynamic_shared_bytes(c->variant, device.info())));
+  }
+  DeviceMemory ws = device.allocate(ws_bytes);
   device.fill_bytes(ws.get(), 0, ws.bytes());
   const reference::TopkProblem data =
       tuner::make_topk_problem(make_case(128, 131072, 2048, TopkData::random));
@@ -159,29 +177,29 @@ TEST_CASE("topk_gpu_default_variant_timing_report") {
   auto start = device.create_event();
   auto stop = device.create_event();
   for (int batch : {1, 16, 64, 128})
-    for (int length : {8192, 32768, 131072}) {
-      TopkSelectProblem p;
-      p.scores = scores.as<const float>();
-      p.score_row_stride = data.row_stride;
-      p.batch = batch;
-      p.length = length;
-      p.indices = out.as<std::int32_t>();
-      p.out_row_stride = 2048;
-      p.k = 2048;
-      TopkSelectLaunch l = plan_topk_select(v, device.info(), p, ws.get(), ws_bytes);
-      device.set_max_dynamic_shared(compiled->kernel, static_cast<int>(l.dynamic_shared_bytes));
-      void* args[] = {&l.params};
-      for (int i = 0; i < 5; ++i)
-        device.launch(compiled->kernel, l.grid, l.block, l.dynamic_shared_bytes, stream->native(), args);
-      constexpr int kRuns = 20;
-      start->record(stream->native());
-      for (int i = 0; i < kRuns; ++i)
-        device.launch(compiled->kernel, l.grid, l.block, l.dynamic_shared_bytes, stream->native(), args);
-      stop->record(stream->native());
-      stop->synchronize();
-      const double ms = stop->elapsed_ms_since(*start) / kRuns;
-      const double gbps = static_cast<double>(batch) * length * sizeof(float) / (ms * 1e-3) / 1e9;
-      MESSAGE(fmt::format("{} B {:3} L {:6} k 2048 splits {:2}: {:.4f} ms, {:.0f} GB/s of scores", v.name(),
-                          batch, length, l.params.splits, ms, gbps));
-    }
+    for (int length : {8192, 32768, 131072})
+      for (const CompiledVariant* c : timed) {
+        const TopkSelectProblem p = contiguous_topk_problem(scores.as<const float>(), batch, length,
+                                                            out.as<std::int32_t>(), 2048);
+        TopkSelectProblem strided = p;
+        strided.score_row_stride = data.row_stride;
+        const TopkSelectLaunch l = plan_topk_select(c->variant, device.info(), strided, ws.get(), ws_bytes,
+                                                    topk_select_cluster_fit(device, c->kernel, c->variant));
+        for (int i = 0; i < 5; ++i) launch_topk_select(device, c->kernel, l, stream->native());
+        // Back-to-back launches (no host latency between them), median of 9 rounds of 20.
+        constexpr int kRounds = 9, kRuns = 20;
+        std::vector<double> each;
+        for (int round = 0; round < kRounds; ++round) {
+          start->record(stream->native());
+          for (int i = 0; i < kRuns; ++i) launch_topk_select(device, c->kernel, l, stream->native());
+          stop->record(stream->native());
+          stop->synchronize();
+          each.push_back(stop->elapsed_ms_since(*start) / kRuns);
+        }
+        std::sort(each.begin(), each.end());
+        const double ms = each[kRounds / 2];
+        const double gbps = static_cast<double>(batch) * length * sizeof(float) / (ms * 1e-3) / 1e9;
+        MESSAGE(fmt::format("{} B {:3} L {:6} k 2048 splits {:2} cluster {}: {:.4f} ms, {:.0f} GB/s",
+                            c->variant.name(), batch, length, l.params.splits, l.cluster, ms, gbps));
+      }
 }

@@ -16,6 +16,7 @@
 #include <bit>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -39,13 +40,37 @@ struct Warp {
   std::unique_ptr<std::barrier<>> barrier;
   long long lanes[32];
 };
+struct Block;
+// A thread-block cluster: one barrier for all its threads, and its blocks by rank.
+struct Cluster {
+  std::unique_ptr<std::barrier<>> barrier;
+  std::vector<Block*> blocks;
+};
 // One block's resources; each emulated thread points at its own block's.
 struct Block {
   std::vector<unsigned long long> shared = std::vector<unsigned long long>(kSharedEntries);
   std::unique_ptr<std::barrier<>> barrier;
   std::vector<Warp> warps;
+  Cluster* cluster = nullptr;  // null: launched without clusters
 };
 thread_local Block* t_block = nullptr;
+thread_local std::optional<std::barrier<>::arrival_token> t_cluster_arrival;
+
+inline void __cluster_barrier_arrive() {
+  t_cluster_arrival.emplace(t_block->cluster->barrier->arrive());
+}
+inline void __cluster_barrier_wait() {
+  t_block->cluster->barrier->wait(std::move(*t_cluster_arrival));
+  t_cluster_arrival.reset();
+}
+inline unsigned __clusterSizeInBlocks() {
+  return t_block->cluster == nullptr ? 1u : static_cast<unsigned>(t_block->cluster->blocks.size());
+}
+// The same offset in block `rank`'s shared memory.
+inline void* __cluster_map_shared_rank(const void* ptr, unsigned rank) {
+  const auto offset = static_cast<const char*>(ptr) - reinterpret_cast<const char*>(t_block->shared.data());
+  return reinterpret_cast<char*>(t_block->cluster->blocks.at(rank)->shared.data()) + offset;
+}
 
 inline void __syncthreads() {
   t_block->barrier->arrive_and_wait();
@@ -151,7 +176,7 @@ inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v)
 #pragma GCC diagnostic ignored "-Wunused-parameter"
 #pragma GCC diagnostic ignored "-Wpedantic"
 namespace nsajit_emulation {
-#include "topk_select/threshold.cuh"
+#include "topk_select/cluster.cuh"
 }
 #pragma GCC diagnostic pop
 #undef __shared__
@@ -186,15 +211,26 @@ std::unique_ptr<nsajit_emulation::Block> make_block() {
   return block;
 }
 
-// Radix and stream kernels: blocks one after the other. Threshold kernels: all blocks at once.
-void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorithm) {
-  const bool concurrent = algorithm == TopkAlgorithm::threshold;
+// Radix and stream kernels: blocks one after the other. Threshold and cluster kernels: all blocks
+// at once (cluster kernels in clusters of `cluster` consecutive blocks).
+void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorithm, unsigned cluster) {
+  const bool concurrent = algorithm == TopkAlgorithm::threshold || algorithm == TopkAlgorithm::cluster;
   std::vector<std::unique_ptr<nsajit_emulation::Block>> resident;
+  std::vector<std::unique_ptr<nsajit_emulation::Cluster>> clusters;
+  for (unsigned b = 0; b < blocks; ++b) resident.push_back(make_block());
+  if (cluster > 1)
+    for (unsigned b = 0; b < blocks; b += cluster) {
+      clusters.push_back(std::make_unique<nsajit_emulation::Cluster>());
+      clusters.back()->barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(cluster) * kThreads);
+      for (unsigned r = 0; r < cluster; ++r) {
+        clusters.back()->blocks.push_back(resident[b + r].get());
+        resident[b + r]->cluster = clusters.back().get();
+      }
+    }
   std::vector<std::jthread> threads;
   for (unsigned b = 0; b < blocks; ++b) {
     if (!concurrent) threads.clear();  // joins the previous block
-    resident.push_back(make_block());
-    nsajit_emulation::Block* block = resident.back().get();
+    nsajit_emulation::Block* block = resident[b].get();
     for (int t = 0; t < kThreads; ++t)
       threads.emplace_back([&p, b, t, algorithm, block] {
         nsajit_emulation::t_block = block;
@@ -206,6 +242,9 @@ void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorit
             break;
           case TopkAlgorithm::threshold:
             nsajit_emulation::nsa_topk::topk_threshold_select<kThreads, kItems, 11, 32>(p);
+            break;
+          case TopkAlgorithm::cluster:  // 2^r <= 4 t: r 8 at 64 threads (check_emulated)
+            nsajit_emulation::nsa_topk::topk_cluster_select<kThreads, kItems, 8, 32>(p);
             break;
           case TopkAlgorithm::radix:
             nsajit_emulation::nsa_topk::topk_select<kThreads, kItems, 11, 32>(p);
@@ -220,6 +259,7 @@ nsa_topk_params check_emulated(const std::string& variant_name, const reference:
                                int multiprocessors, int expect_splits_at_least) {
   const Variant v = variant_from_name(variant_name);
   const TopkAlgorithm algorithm = topk_select_algorithm(v);
+  if (algorithm == TopkAlgorithm::cluster) REQUIRE(v.get("r") == 8);  // the instantiation run_blocks makes
   const DeviceInfo device = small_device(v, multiprocessors);
   const std::size_t ws_bytes = topk_select_workspace_bytes(v, device);
   std::vector<unsigned long long> workspace(ws_bytes / 8 + 1, 0ull);
@@ -234,23 +274,25 @@ nsa_topk_params check_emulated(const std::string& variant_name, const reference:
   tp.out_row_stride = problem.k;
   tp.k = problem.k;
   tp.sorted = problem.sorted;
-  const TopkSelectLaunch launch = plan_topk_select(v, device, tp, workspace.data(), ws_bytes);
+  TopkClusterFit fit;  // any number of clusters at once
+  fit.clusters.fill(1 << 20);
+  const TopkSelectLaunch launch = plan_topk_select(v, device, tp, workspace.data(), ws_bytes, fit);
   REQUIRE(launch.dynamic_shared_bytes <= nsajit_emulation::kSharedEntries * sizeof(unsigned long long));
   CHECK(launch.params.splits >= expect_splits_at_least);
   const std::vector<std::int32_t> expected = reference::topk_select(problem);
   for (int run = 0; run < 2; ++run) {
     std::fill(out.begin(), out.end(), 0x7f7f7f7f);
-    run_blocks(launch.params, launch.grid.x, algorithm);
+    run_blocks(launch.params, launch.grid.x, algorithm, launch.cluster);
     const std::string diff = tuner::compare_topk(problem, expected, out, problem.k);
     CHECK_MESSAGE(diff.empty(),
                   variant_name << " run " << run << " splits " << launch.params.splits << ": " << diff);
     // The row counters (and the row histograms of the stream and threshold kernels) are at rest.
     const nsa_topk_params& k = launch.params;
     if (k.splits > 1) {
-      const int counters = algorithm == TopkAlgorithm::threshold ? 4 : 1;
+      const int counters = algorithm == TopkAlgorithm::threshold || algorithm == TopkAlgorithm::cluster ? 4 : 1;
       for (int r = 0; r < problem.batch * counters; ++r) CHECK(k.row_counters[r] == 0u);
       if (algorithm != TopkAlgorithm::radix)
-        CHECK(std::all_of(k.row_histograms, k.row_histograms + problem.batch * 2048,
+        CHECK(std::all_of(k.row_histograms, k.row_histograms + problem.batch * (1 << v.get("r")),
                           [](unsigned h) { return h == 0u; }));
     }
   }
@@ -275,6 +317,7 @@ reference::TopkProblem ascending(int batch, int length, int k, int padding) {
 const char* const kStream = "nsa_topk_sm90a_t64_i2_r11_s16_a1";
 const char* const kRadix = "nsa_topk_sm90a_t64_i2_r11_s16";
 const char* const kThreshold = "nsa_topk_sm90a_t64_i2_r11_s16_a2";
+const char* const kCluster = "nsa_topk_sm90a_t64_i2_r8_s8_a3";
 
 }  // namespace
 
@@ -368,4 +411,34 @@ TEST_CASE("topk_emulated_threshold_kernel_falls_back_when_the_threshold_digit_ov
   check_emulated(kThreshold, make(1, 20000, 3000, TopkData::all_equal, true, TopkLengths::none, 0, 52), 8, 4);
   check_emulated(kThreshold, make(2, 9000, 4096, TopkData::random, true, TopkLengths::none, 0, 53), 8, 2);
   check_emulated(kThreshold, make(2, 9000, 4096, TopkData::ties, false, TopkLengths::random, 0, 54), 8, 2);
+}
+
+TEST_CASE("topk_emulated_cluster_kernel_agrees_on_one_digit_through_its_blocks_shared_memory") {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  // The threshold cases with a split row's blocks in one cluster (<= 8 blocks): each block reads
+  // every other block's histogram in place, and cluster rank 0 finishes the row.
+  const auto clustered = [](const nsa_topk_params& p) { return p.splits; };
+  CHECK(clustered(check_emulated(kCluster, make(2, 8200, 500, TopkData::random, false, TopkLengths::none, 1, 71),
+                                 8, 4)) == 4);
+  check_emulated(kCluster, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 72), 8, 2);
+  check_emulated(kCluster, make(2, 8200, 1024, TopkData::near_equal, false, TopkLengths::random, 0, 73), 8, 2);
+  check_emulated(kCluster, make(1, 12000, 1500, TopkData::nan, true, TopkLengths::none, 0, 74), 8, 4);
+  check_emulated(kCluster, make(2, 9000, 300, TopkData::neg_inf, true, TopkLengths::mixed, 2, 75), 8, 2);
+  check_emulated(kCluster, make(1, 24000, 700, TopkData::random, true, TopkLengths::none, 0, 76), 4, 4);
+  check_emulated(kCluster, ascending(2, 10000, 1200, 1), 8, 2);
+  // At most 8 blocks a row (the portable cluster size), even with SMs to spare.
+  CHECK(check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)
+            .splits == 8);
+  // Sampled tau, and selected again when it is too high; rows short of k; a digit of > 8192.
+  check_emulated(kCluster, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 78), 2, 2);
+  for (const bool sorted : {false, true}) {
+    reference::TopkProblem rigged = make(1, 40000, 3000, TopkData::random, sorted, TopkLengths::none, 0, 79);
+    for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
+      rigged.scores[static_cast<std::size_t>(i / 8) * (40000 - 8) / 256 + i % 8] = 100.f + static_cast<float>(i);
+    CHECK(check_emulated(kCluster, rigged, 2, 2).sample == 2048);
+  }
+  check_emulated(kCluster, make(1, 20000, 3000, TopkData::all_equal, true, TopkLengths::none, 0, 80), 8, 4);
+  check_emulated(kCluster, make(2, 9000, 4096, TopkData::random, true, TopkLengths::none, 0, 81), 8, 2);
+  check_emulated(kCluster, make(2, 9000, 4096, TopkData::ties, false, TopkLengths::random, 0, 82), 8, 2);
 }

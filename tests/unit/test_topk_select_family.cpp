@@ -22,8 +22,10 @@ TEST_CASE("topk_space_covers_every_knob_value_and_prunes_with_reasons") {
   for (const auto& arch : known_targets()) {
     const Target target = target_from_arch(arch);
     const VariantSpace space = family().space(target, Geometry{0, 0});
-    // radix: t x i x r x s; stream (a 1): t x i x s; threshold (a 2): t x i.
-    CHECK(space.kept.size() + space.pruned.size() == 3 * 3 * 2 * 2 + 3 * 3 * 2 + 3 * 3);
+    // radix: t x i x r x s; stream (a 1): t x i x s; threshold (a 2): t x i; cluster (a 3,
+    // targets with clusters): t x i.
+    CHECK(space.kept.size() + space.pruned.size() ==
+          3 * 3 * 2 * 2 + 3 * 3 * 2 + 3 * 3 + (target.has_clusters ? 3 * 3 : 0));
     REQUIRE_FALSE(space.kept.empty());
     for (const auto& p : space.pruned) CHECK_MESSAGE(!p.reason.empty(), p.variant.name());
   }
@@ -37,7 +39,9 @@ TEST_CASE("topk_space_prunes_register_hungry_blocks_on_sm90a") {
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i16_r11_s16") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a1") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a2") == 1);
-  CHECK(space.kept.size() == 32 + 16 + 8);
+  CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s8_a3") == 1);
+  CHECK(pruned.count("nsa_topk_sm90a_t256_i2_r11_s8_a3") == 1);  // 2^r > 4 t: no room for the row histogram
+  CHECK(space.kept.size() == 32 + 16 + 8 + 5);
 }
 
 TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_back") {
@@ -49,14 +53,18 @@ TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_
       CHECK(names.insert(name).second);
       const RenderedSource r = family().render(v);
       CHECK(r.kernel_names == std::vector<std::string>{name});
-      const bool threshold = topk_select_algorithm(v) == TopkAlgorithm::threshold;
+      const TopkAlgorithm algorithm = topk_select_algorithm(v);
+      const bool threshold = algorithm == TopkAlgorithm::threshold;
+      const bool cluster = algorithm == TopkAlgorithm::cluster;
       CHECK(r.source.find(threshold ? "#include \"topk_select/threshold.cuh\""
+                          : cluster ? "#include \"topk_select/cluster.cuh\""
                                     : "#include \"topk_select/kernel.cuh\"") != std::string::npos);
       CHECK(r.source.find("extern \"C\" __global__") != std::string::npos);
       CHECK(r.source.find(" " + name + "(nsa_topk_params p)") != std::string::npos);
-      const std::string entry = threshold                                           ? "topk_threshold_select<"
-                                : topk_select_algorithm(v) == TopkAlgorithm::stream ? "topk_stream_select<"
-                                                                                    : "topk_select<";
+      const std::string entry = threshold                              ? "topk_threshold_select<"
+                                : cluster                              ? "topk_cluster_select<"
+                                : algorithm == TopkAlgorithm::stream ? "topk_stream_select<"
+                                                                       : "topk_select<";
       const std::string instantiation = entry + std::to_string(v.get("t")) + ", " +
                                         std::to_string(v.get("i")) + ", " + std::to_string(v.get("r")) +
                                         ", " + std::to_string(v.target.warp_size) + ">";
@@ -107,7 +115,7 @@ TEST_CASE("topk_stream_variants_carry_knob_a1_and_keep_the_radix_names") {
   CHECK(family().render(stream).source.find("nsa_topk::topk_stream_select<512, 8, 11, 32>(p)") !=
         std::string::npos);
   Variant bad = stream;
-  bad.knobs.back().value = 3;
+  bad.knobs.back().value = 4;
   CHECK_THROWS_AS((void)family().render(bad), Error);
 }
 
@@ -168,6 +176,54 @@ TEST_CASE("topk_threshold_variants_carry_knob_a2_and_split_rows") {
   p.length = 3000;
   launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
   CHECK(launch.params.splits == 1);
+}
+
+TEST_CASE("topk_cluster_variants_split_a_row_only_over_clusters_that_all_fit_at_once") {
+  const Variant v = variant_from_name("nsa_topk_sm90a_t1024_i2_r11_s8_a3");
+  CHECK(topk_select_algorithm(v) == TopkAlgorithm::cluster);
+  CHECK(family().render(v).source.find("nsa_topk::topk_cluster_select<1024, 2, 11, 32>(p)") != std::string::npos);
+  for (const auto& arch : {"gfx90a", "gfx942"})  // no clusters on CDNA
+    for (const auto& kept : family().space(target_from_arch(arch), Geometry{0, 0}).kept)
+      CHECK(topk_select_algorithm(kept) != TopkAlgorithm::cluster);
+  Variant amd = v;
+  amd.target = target_from_arch("gfx942");
+  amd.target.warp_size = 32;
+  CHECK_THROWS_AS(check_topk_select_variant(amd), Error);
+  CHECK_THROWS_AS(check_topk_select_variant(variant_from_name("nsa_topk_sm90a_t256_i2_r11_s8_a3")), Error);
+
+  DeviceInfo device;
+  device.name = "planned";
+  device.arch = "sm_90a";
+  device.multiprocessors = 132;
+  device.shared_memory_per_block_optin = 227 * 1024;
+  const std::size_t ws_bytes = topk_select_workspace_bytes(v, device);
+  std::vector<unsigned char> workspace(ws_bytes);
+  std::vector<float> scores(64 * 131072);
+  std::vector<int> out(64 * 2048);
+  TopkSelectProblem p = contiguous_topk_problem(scores.data(), 16, 131072, out.data(), 2048);
+  // Clusters of c one-SM blocks at most at once: 66, 30 and 15 for c = 2, 4, 8 as measured on the
+  // H100 (tools/probes/cluster_probe.cu); the others made up.
+  TopkClusterFit h100;
+  h100.clusters = {0, 0, 66, 40, 30, 22, 20, 15, 15};
+  // 16 rows: 8 blocks a row would need 16 clusters of 8 (15 fit): 6 blocks, 20 clusters fit.
+  TopkSelectLaunch launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
+  CHECK(launch.params.splits == 6);
+  CHECK(launch.cluster == 6u);
+  CHECK(launch.grid.x == 16u * 6u);
+  // 64 rows: two blocks a row (one SM each), 66 clusters of 2 fit.
+  p = contiguous_topk_problem(scores.data(), 64, 32768, out.data(), 2048);
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
+  CHECK(launch.params.splits == 2);
+  CHECK(launch.cluster == 2u);
+  // Without the device's answer (or where no cluster fits) rows are not split.
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
+  CHECK(launch.params.splits == 1);
+  CHECK(launch.cluster == 1u);
+  // One block a row (short rows, large batches): no clusters.
+  p = contiguous_topk_problem(scores.data(), 128, 8192, out.data(), 2048);
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
+  CHECK(launch.params.splits == 1);
+  CHECK(launch.cluster == 1u);
 }
 
 TEST_CASE("topk_templates_are_embedded") {
