@@ -25,9 +25,10 @@ constexpr int kStreamRadixBits = 11;
 // per split row (templates/topk_select/threshold.cuh). A row of one block runs exactly the
 // stream kernel, so only split variants (s 16) exist.
 constexpr int kThresholdSplits = 16;
-// Cluster variants (knob a = 3, targets with thread-block clusters): a split row's blocks are one
-// cluster of at most 8 (the portable size), so s is 8 (templates/topk_select/cluster.cuh).
-constexpr int kClusterSplits = 8;
+// Cluster variants (knob a = 3, targets with thread-block clusters): split like the threshold
+// variants; a row of at most 8 blocks (the portable cluster size) runs as one cluster when the
+// batch's clusters fit the GPU at once (templates/topk_select/cluster.cuh).
+constexpr int kClusterSplits = kThresholdSplits;
 
 Variant make_variant(const Target& target, int t, int i, int r, int s) {
   return Variant{Family::topk_select, target, Geometry{0, 0}, {{"t", t}, {"i", i}, {"r", r}, {"s", s}}};
@@ -118,9 +119,6 @@ std::string prune_reason(const Variant& v) {
                        registers_available);
   if (target.vendor == Vendor::amd)
     if (std::string why = amd_prune_reason(v); !why.empty()) return why;
-  if (topk_select_algorithm(v) == TopkAlgorithm::cluster && (1 << v.get("r")) > 4 * t)
-    return fmt::format("a 3 keeps the row histogram (2^r = {} words) in the buffer's free top (4 t = {} entries)",
-                       1 << v.get("r"), 4 * t);
   const std::size_t smem = topk_select_min_shared_bytes(v);
   if (smem > static_cast<std::size_t>(target.max_shared_bytes))
     return fmt::format("shared memory {} B (k 4096 + histogram + minimal candidate buffer) > {} B", smem,

@@ -52,8 +52,10 @@ bool has_stream_buffer(const Variant& v) {
   return is_stream(v) || is_threshold(v);
 }
 
-// Block state the threshold kernel keeps after its buffer and histogram.
+// Block state the threshold kernel keeps after its buffer and histogram; cluster variants add
+// the row histogram and two counters that the cluster's blocks add into (in rank 0).
 std::size_t state_bytes(const Variant& v) {
+  if (is_cluster(v)) return NSA_TOPK_THRESHOLD_STATE_BYTES + histogram_bytes(v) + NSA_TOPK_CLUSTER_COUNTER_BYTES;
   return is_threshold(v) ? NSA_TOPK_THRESHOLD_STATE_BYTES : 0;
 }
 
@@ -142,21 +144,14 @@ std::size_t candidates_per_row(const Variant& v, int splits, int k) {
 // Blocks per row: enough to fill the SMs when the batch is small, but each slice keeps at
 // least 4k elements so that stage 1 actually filters.
 // Threshold variants: a split row waits for all its blocks, so splits also stay <= the SMs.
-// Cluster variants: a row's blocks are one cluster, and every cluster of the batch fits at once
-// (else the last ones would wait for a whole cluster to finish).
-int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p, const TopkClusterFit& fit) {
+int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p) {
   const int most = v.get("s");
   if (most <= 1) return 1;
   const int sms = std::max(device.multiprocessors, 1);
   const int by_sms = split_fill(v) * sms / p.batch;
   if (is_threshold(v)) {
     if (p.length <= kThresholdMinSplitLength) return 1;
-    int splits = std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
-    if (is_cluster(v)) {
-      splits = std::min(splits, TopkClusterFit::kMaxBlocks);
-      while (splits > 1 && fit.clusters[static_cast<std::size_t>(splits)] < p.batch) --splits;
-    }
-    return splits;
+    return std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
   }
   const int by_length = p.length / (4 * p.k);
   return std::max(1, std::min({most, by_sms, by_length}));
@@ -196,10 +191,8 @@ void check_topk_select_variant(const Variant& v) {
   for (const auto& knob : v.knobs)
     if (knob.name == "a" && (knob.value < 0 || knob.value > 3))
       bad(fmt::format("a {} must be 0 (radix passes), 1 (stream), 2 (threshold) or 3 (cluster)", knob.value));
-  if (is_cluster(v)) {
-    if (v.target.vendor != Vendor::nvidia) bad("cluster variants (a 3) need NVIDIA thread-block clusters");
-    if ((1 << r) > 4 * t) bad(fmt::format("a 3 keeps 2^r = {} histogram words in the buffer's top 4 t entries", 1 << r));
-  }
+  if (is_cluster(v) && v.target.vendor != Vendor::nvidia)
+    bad("cluster variants (a 3) need NVIDIA thread-block clusters");
 }
 
 void validate_topk_select_problem(const TopkSelectProblem& p) {
@@ -267,10 +260,15 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
 
   TopkSelectLaunch launch;
   launch.kernel_name = v.name();
-  const int splits = plan_splits(v, device, p, fit);
+  const int splits = plan_splits(v, device, p);
   launch.grid = Dim3{static_cast<unsigned>(p.batch) * static_cast<unsigned>(splits), 1, 1};
   launch.block = Dim3{static_cast<unsigned>(v.get("t")), 1, 1};
-  launch.cluster = is_cluster(v) && splits > 1 ? static_cast<unsigned>(splits) : 1u;
+  // Cluster variants: a split row's blocks are one cluster when every cluster of the batch fits
+  // the GPU at once (else the last ones would wait for whole clusters to finish); otherwise they
+  // run as threshold variants (the same split, row counters in the workspace).
+  const bool clustered = is_cluster(v) && splits > 1 && splits <= TopkClusterFit::kMaxBlocks &&
+                         fit.clusters[static_cast<std::size_t>(splits)] >= p.batch;
+  launch.cluster = clustered ? static_cast<unsigned>(splits) : 1u;
   launch.dynamic_shared_bytes = static_cast<unsigned>(smem);
 
   nsa_topk_params& k = launch.params;

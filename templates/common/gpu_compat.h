@@ -47,6 +47,9 @@ typedef unsigned int nsa_lane_mask_t;
 // shared-memory pointer of this block mapped to the same variable in block `rank` of the
 // cluster; the cluster's size in blocks (1 when launched without clusters).
 #define NSA_CLUSTER_SYNC() (__cluster_barrier_arrive(), __cluster_barrier_wait())
+// The two halves of NSA_CLUSTER_SYNC, for work between them (each thread alternates them).
+#define NSA_CLUSTER_ARRIVE() __cluster_barrier_arrive()
+#define NSA_CLUSTER_WAIT() __cluster_barrier_wait()
 #define NSA_CLUSTER_MAP(ptr, rank) ((decltype(ptr))__cluster_map_shared_rank((ptr), (rank)))
 #define NSA_CLUSTER_BLOCKS() __clusterSizeInBlocks()
 

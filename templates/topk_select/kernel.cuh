@@ -168,7 +168,6 @@ struct SelectState {
   int selected;  // entries written to sel
   int cand;      // entries written to cand
   int last;      // split mode: this block finishes the row
-  int row_emitted;  // cluster split rows: entries the row's blocks emitted (rows short of k)
 };
 
 template <int T, int I, int R, int W>

@@ -21,6 +21,9 @@
 /* Threshold variants (a = 2, topk_select/threshold.cuh): block state at the end of the dynamic
  * shared memory, after the buffer and the histogram. */
 #define NSA_TOPK_THRESHOLD_STATE_BYTES 512
+/* Cluster variants (a = 3, topk_select/cluster.cuh): after that state, the row histogram
+ * (1 << r words) and this many bytes of counters, which the cluster's blocks add into in rank 0. */
+#define NSA_TOPK_CLUSTER_COUNTER_BYTES 16
 
 struct nsa_topk_params {
   const float* scores;                 /* [batch, score_row_stride], device */

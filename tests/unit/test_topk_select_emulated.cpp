@@ -243,8 +243,8 @@ void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorit
           case TopkAlgorithm::threshold:
             nsajit_emulation::nsa_topk::topk_threshold_select<kThreads, kItems, 11, 32>(p);
             break;
-          case TopkAlgorithm::cluster:  // 2^r <= 4 t: r 8 at 64 threads (check_emulated)
-            nsajit_emulation::nsa_topk::topk_cluster_select<kThreads, kItems, 8, 32>(p);
+          case TopkAlgorithm::cluster:
+            nsajit_emulation::nsa_topk::topk_cluster_select<kThreads, kItems, 11, 32>(p);
             break;
           case TopkAlgorithm::radix:
             nsajit_emulation::nsa_topk::topk_select<kThreads, kItems, 11, 32>(p);
@@ -255,11 +255,10 @@ void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorit
 }
 
 // Plans like the dispatcher, runs twice on one workspace, compares both outputs; returns the plan.
-nsa_topk_params check_emulated(const std::string& variant_name, const reference::TopkProblem& problem,
+TopkSelectLaunch check_emulated(const std::string& variant_name, const reference::TopkProblem& problem,
                                int multiprocessors, int expect_splits_at_least) {
   const Variant v = variant_from_name(variant_name);
   const TopkAlgorithm algorithm = topk_select_algorithm(v);
-  if (algorithm == TopkAlgorithm::cluster) REQUIRE(v.get("r") == 8);  // the instantiation run_blocks makes
   const DeviceInfo device = small_device(v, multiprocessors);
   const std::size_t ws_bytes = topk_select_workspace_bytes(v, device);
   std::vector<unsigned long long> workspace(ws_bytes / 8 + 1, 0ull);
@@ -296,7 +295,7 @@ nsa_topk_params check_emulated(const std::string& variant_name, const reference:
                           [](unsigned h) { return h == 0u; }));
     }
   }
-  return launch.params;
+  return launch;
 }
 
 reference::TopkProblem make(int batch, int length, int k, tuner::TopkData data, bool sorted,
@@ -317,7 +316,7 @@ reference::TopkProblem ascending(int batch, int length, int k, int padding) {
 const char* const kStream = "nsa_topk_sm90a_t64_i2_r11_s16_a1";
 const char* const kRadix = "nsa_topk_sm90a_t64_i2_r11_s16";
 const char* const kThreshold = "nsa_topk_sm90a_t64_i2_r11_s16_a2";
-const char* const kCluster = "nsa_topk_sm90a_t64_i2_r8_s8_a3";
+const char* const kCluster = "nsa_topk_sm90a_t64_i2_r11_s16_a3";
 
 }  // namespace
 
@@ -373,7 +372,7 @@ TEST_CASE("topk_emulated_threshold_kernel_starts_from_a_sampled_tau_and_selects_
   using tuner::TopkLengths;
   // Blocks of >= 16384 elements in rows of >= 2k + 2 x 2048: 2048 evenly spaced elements of the
   // row set the starting tau (one block per row, and rows split in 2).
-  const auto sampled = [](const nsa_topk_params& p) { return p.sample == 2048; };
+  const auto sampled = [](const TopkSelectLaunch& l) { return l.params.sample == 2048; };
   CHECK(sampled(check_emulated(
       kThreshold, make(1, 30000, 300, TopkData::random, false, TopkLengths::none, 0, 61), 1, 1)));
   CHECK(sampled(check_emulated(kThreshold,
@@ -398,7 +397,7 @@ TEST_CASE("topk_emulated_threshold_kernel_starts_from_a_sampled_tau_and_selects_
   // Blocks of fewer than 16384 elements do not sample.
   CHECK(
       check_emulated(kThreshold, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 69), 4, 4)
-          .sample == 0);
+          .params.sample == 0);
 }
 
 TEST_CASE("topk_emulated_threshold_kernel_falls_back_when_the_threshold_digit_overflows_its_list") {
@@ -413,32 +412,32 @@ TEST_CASE("topk_emulated_threshold_kernel_falls_back_when_the_threshold_digit_ov
   check_emulated(kThreshold, make(2, 9000, 4096, TopkData::ties, false, TopkLengths::random, 0, 54), 8, 2);
 }
 
-TEST_CASE("topk_emulated_cluster_kernel_agrees_on_one_digit_through_its_blocks_shared_memory") {
+TEST_CASE("topk_emulated_cluster_kernel_agrees_on_one_digit_through_rank_0s_shared_memory") {
   using tuner::TopkData;
   using tuner::TopkLengths;
-  // The threshold cases with a split row's blocks in one cluster (<= 8 blocks): each block reads
-  // every other block's histogram in place, and cluster rank 0 finishes the row.
-  const auto clustered = [](const nsa_topk_params& p) { return p.splits; };
-  CHECK(clustered(check_emulated(kCluster, make(2, 8200, 500, TopkData::random, false, TopkLengths::none, 1, 71),
-                                 8, 4)) == 4);
-  check_emulated(kCluster, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 72), 8, 2);
+  // The threshold cases with a split row's blocks in one cluster: they add their histograms into
+  // rank 0's and reserve their ranges on its counters, and rank 0 finishes the row.
+  const auto clustered = [](const TopkSelectLaunch& l) { return l.cluster > 1 && l.cluster == unsigned(l.params.splits); };
+  CHECK(clustered(check_emulated(kCluster, make(2, 8200, 500, TopkData::random, false, TopkLengths::none, 1, 71), 8, 4)));
+  CHECK(clustered(check_emulated(kCluster, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 72), 8, 2)));
   check_emulated(kCluster, make(2, 8200, 1024, TopkData::near_equal, false, TopkLengths::random, 0, 73), 8, 2);
   check_emulated(kCluster, make(1, 12000, 1500, TopkData::nan, true, TopkLengths::none, 0, 74), 8, 4);
   check_emulated(kCluster, make(2, 9000, 300, TopkData::neg_inf, true, TopkLengths::mixed, 2, 75), 8, 2);
   check_emulated(kCluster, make(1, 24000, 700, TopkData::random, true, TopkLengths::none, 0, 76), 4, 4);
   check_emulated(kCluster, ascending(2, 10000, 1200, 1), 8, 2);
-  // At most 8 blocks a row (the portable cluster size), even with SMs to spare.
-  CHECK(check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)
-            .splits == 8);
+  // Rows split more than 8 ways run without clusters, as the threshold kernel.
+  const TopkSelectLaunch wide =
+      check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 16);
+  CHECK(wide.cluster == 1u);
   // Sampled tau, and selected again when it is too high; rows short of k; a digit of > 8192.
-  check_emulated(kCluster, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 78), 2, 2);
+  CHECK(clustered(check_emulated(kCluster, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 78), 2, 2)));
   for (const bool sorted : {false, true}) {
     reference::TopkProblem rigged = make(1, 40000, 3000, TopkData::random, sorted, TopkLengths::none, 0, 79);
     for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
       rigged.scores[static_cast<std::size_t>(i / 8) * (40000 - 8) / 256 + i % 8] = 100.f + static_cast<float>(i);
-    CHECK(check_emulated(kCluster, rigged, 2, 2).sample == 2048);
+    CHECK(check_emulated(kCluster, rigged, 2, 2).params.sample == 2048);
   }
-  check_emulated(kCluster, make(1, 20000, 3000, TopkData::all_equal, true, TopkLengths::none, 0, 80), 8, 4);
+  CHECK(clustered(check_emulated(kCluster, make(1, 20000, 3000, TopkData::all_equal, true, TopkLengths::none, 0, 80), 8, 4)));
   check_emulated(kCluster, make(2, 9000, 4096, TopkData::random, true, TopkLengths::none, 0, 81), 8, 2);
   check_emulated(kCluster, make(2, 9000, 4096, TopkData::ties, false, TopkLengths::random, 0, 82), 8, 2);
 }
