@@ -25,10 +25,9 @@ constexpr int kStreamRadixBits = 11;
 // per split row (templates/topk_select/threshold.cuh). A row of one block runs exactly the
 // stream kernel, so only split variants (s 16) exist.
 constexpr int kThresholdSplits = 16;
-// Cluster variants (knob a = 3, targets with thread-block clusters): split like the threshold
-// variants; a row of at most 8 blocks (the portable cluster size) runs as one cluster when the
-// batch's clusters fit the GPU at once (templates/topk_select/cluster.cuh).
-constexpr int kClusterSplits = kThresholdSplits;
+// Cluster variants (knob a = 3, targets with thread-block clusters): a split row's blocks are one
+// cluster of at most 8 (the portable size), so s is 8 (templates/topk_select/cluster.cuh).
+constexpr int kClusterSplits = 8;
 
 Variant make_variant(const Target& target, int t, int i, int r, int s) {
   return Variant{Family::topk_select, target, Geometry{0, 0}, {{"t", t}, {"i", i}, {"r", r}, {"s", s}}};

@@ -144,14 +144,21 @@ std::size_t candidates_per_row(const Variant& v, int splits, int k) {
 // Blocks per row: enough to fill the SMs when the batch is small, but each slice keeps at
 // least 4k elements so that stage 1 actually filters.
 // Threshold variants: a split row waits for all its blocks, so splits also stay <= the SMs.
-int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p) {
+// Cluster variants: a row's blocks are one cluster, and every cluster of the batch fits the GPU
+// at once (else the last ones would wait for whole clusters to finish).
+int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p, const TopkClusterFit& fit) {
   const int most = v.get("s");
   if (most <= 1) return 1;
   const int sms = std::max(device.multiprocessors, 1);
   const int by_sms = split_fill(v) * sms / p.batch;
   if (is_threshold(v)) {
     if (p.length <= kThresholdMinSplitLength) return 1;
-    return std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
+    int splits = std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
+    if (is_cluster(v)) {
+      splits = std::min(splits, TopkClusterFit::kMaxBlocks);
+      while (splits > 1 && fit.clusters[static_cast<std::size_t>(splits)] < p.batch) --splits;
+    }
+    return splits;
   }
   const int by_length = p.length / (4 * p.k);
   return std::max(1, std::min({most, by_sms, by_length}));
@@ -260,15 +267,10 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
 
   TopkSelectLaunch launch;
   launch.kernel_name = v.name();
-  const int splits = plan_splits(v, device, p);
+  const int splits = plan_splits(v, device, p, fit);
   launch.grid = Dim3{static_cast<unsigned>(p.batch) * static_cast<unsigned>(splits), 1, 1};
   launch.block = Dim3{static_cast<unsigned>(v.get("t")), 1, 1};
-  // Cluster variants: a split row's blocks are one cluster when every cluster of the batch fits
-  // the GPU at once (else the last ones would wait for whole clusters to finish); otherwise they
-  // run as threshold variants (the same split, row counters in the workspace).
-  const bool clustered = is_cluster(v) && splits > 1 && splits <= TopkClusterFit::kMaxBlocks &&
-                         fit.clusters[static_cast<std::size_t>(splits)] >= p.batch;
-  launch.cluster = clustered ? static_cast<unsigned>(splits) : 1u;
+  launch.cluster = is_cluster(v) && splits > 1 ? static_cast<unsigned>(splits) : 1u;
   launch.dynamic_shared_bytes = static_cast<unsigned>(smem);
 
   nsa_topk_params& k = launch.params;

@@ -92,10 +92,9 @@ void validate_topk_select_problem(const TopkSelectProblem& problem);
 [[nodiscard]] std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& device);
 
 // Cluster variants: how many clusters of c blocks (clusters[c], c = 2..8) of the loaded kernel
-// run at once on the device. The planner splits rows as for threshold variants, and launches a
-// split row's blocks as one cluster only when the batch's clusters all fit at once (on the H100,
-// clusters of 4 or 8 blocks of one SM each use 120 of its 132 SMs); otherwise the kernel runs
-// as a threshold kernel. All zero (the default): never in clusters.
+// run at once on the device. The planner splits a row over c blocks (one cluster) only when the
+// batch's clusters all fit at once (on the H100, clusters of 4 or 8 blocks of one SM each use
+// 120 of its 132 SMs). All zero (the default): cluster variants split no row.
 struct TopkClusterFit {
   static constexpr int kMaxBlocks = 8;  // the portable cluster size
   std::array<int, kMaxBlocks + 1> clusters{};

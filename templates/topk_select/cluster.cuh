@@ -21,10 +21,11 @@
 // these reductions and one copy cost less: docs/perf-log.md, topk_select v8.)
 //
 // The planner launches these variants with clusters of p.splits blocks (<= 8, the portable
-// cluster size) when all the batch's clusters fit the GPU at once, so that a row's blocks are one
-// cluster and its rank is the block's part of the row; otherwise (and for rows of one block)
-// without clusters, and then they run the threshold kernel. Clustered, only the candidate lists
-// of the workspace are used.
+// cluster size, and few enough that all the batch's clusters fit the GPU at once), so that a
+// row's blocks are one cluster and its rank is the block's part of the row; rows of one block
+// run without clusters. Of the workspace only the candidate lists are used. (Falling back to
+// the threshold kernel's path inside this kernel where clusters do not fit made every shape
+// ~1 us slower on the H100, that path included: docs/perf-log.md, topk_select v8.)
 // Shared memory: the threshold layout (buffer, histogram, NSA_TOPK_THRESHOLD_STATE_BYTES of
 // state), then the row histogram (2^R words) and NSA_TOPK_CLUSTER_COUNTER_BYTES of counters.
 #pragma once
@@ -35,30 +36,30 @@ namespace nsa_topk {
 
 template <int T, int I, int R, int W>
 __device__ __forceinline__ void topk_cluster_select(const nsa_topk_params& p) {
-  // Launched without clusters (rows of one block, or split rows whose clusters would not all
-  // fit the GPU at once): the threshold kernel, its row counters in the workspace.
-  const unsigned cluster_blocks = NSA_CLUSTER_BLOCKS();
-  if (cluster_blocks == 1u) {
-    topk_threshold_select<T, I, R, W>(p);
-    return;
-  }
-  // A launch whose clusters are not the rows' blocks would mix rows: nothing is written.
-  if (cluster_blocks != (unsigned)p.splits) return;
   constexpr int kBins = 1 << R;
   NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
   ThresholdBlock<T, I, R, W> tb;
   tb.setup(nsa_topk_smem, p);
   const int row = tb.rs.row, part = tb.rs.part;
+  // A launch whose clusters are not the rows' blocks would mix rows: nothing is written.
+  if (p.splits > 1 && NSA_CLUSTER_BLOCKS() != (unsigned)p.splits) return;
   u32* const own_row_hist = (u32*)((unsigned char*)(tb.hist + kBins) + NSA_TOPK_THRESHOLD_STATE_BYTES);
   u64* const own_counters = (u64*)(own_row_hist + kBins);  // emitted (low half), candidates
-  if (part == 0) {
-    for (int b = (int)threadIdx.x; b < kBins; b += T) own_row_hist[b] = 0u;
-    if (threadIdx.x == 0) *own_counters = 0ull;
+  if (p.splits > 1) {
+    if (part == 0) {
+      for (int b = (int)threadIdx.x; b < kBins; b += T) own_row_hist[b] = 0u;
+      if (threadIdx.x == 0) *own_counters = 0ull;
+    }
+    NSA_CLUSTER_ARRIVE();  // waited for after the stream
   }
-  NSA_CLUSTER_ARRIVE();  // waited for after the stream
   NSA_TOPK_TRACE(0);
   tb.stream(p);
   NSA_TOPK_TRACE(1);
+  if (p.splits == 1) {
+    tb.finish_whole_row(p);
+    NSA_TOPK_TRACE(7);
+    return;
+  }
 
   // Phase 1: the block's histogram, added into rank 0's.
   const int count = tb.ss->count;

@@ -316,7 +316,7 @@ reference::TopkProblem ascending(int batch, int length, int k, int padding) {
 const char* const kStream = "nsa_topk_sm90a_t64_i2_r11_s16_a1";
 const char* const kRadix = "nsa_topk_sm90a_t64_i2_r11_s16";
 const char* const kThreshold = "nsa_topk_sm90a_t64_i2_r11_s16_a2";
-const char* const kCluster = "nsa_topk_sm90a_t64_i2_r11_s16_a3";
+const char* const kCluster = "nsa_topk_sm90a_t64_i2_r11_s8_a3";
 
 }  // namespace
 
@@ -425,10 +425,10 @@ TEST_CASE("topk_emulated_cluster_kernel_agrees_on_one_digit_through_rank_0s_shar
   check_emulated(kCluster, make(2, 9000, 300, TopkData::neg_inf, true, TopkLengths::mixed, 2, 75), 8, 2);
   check_emulated(kCluster, make(1, 24000, 700, TopkData::random, true, TopkLengths::none, 0, 76), 4, 4);
   check_emulated(kCluster, ascending(2, 10000, 1200, 1), 8, 2);
-  // Rows split more than 8 ways run without clusters, as the threshold kernel.
-  const TopkSelectLaunch wide =
-      check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 16);
-  CHECK(wide.cluster == 1u);
+  // At most 8 blocks a row (the portable cluster size), even with SMs to spare.
+  CHECK(clustered(check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)));
+  CHECK(check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)
+            .params.splits == 8);
   // Sampled tau, and selected again when it is too high; rows short of k; a digit of > 8192.
   CHECK(clustered(check_emulated(kCluster, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 78), 2, 2)));
   for (const bool sorted : {false, true}) {

@@ -39,7 +39,7 @@ TEST_CASE("topk_space_prunes_register_hungry_blocks_on_sm90a") {
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i16_r11_s16") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a1") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a2") == 1);
-  CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a3") == 1);
+  CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s8_a3") == 1);
   CHECK(space.kept.size() == 32 + 16 + 8 + 8);
 }
 
@@ -177,8 +177,8 @@ TEST_CASE("topk_threshold_variants_carry_knob_a2_and_split_rows") {
   CHECK(launch.params.splits == 1);
 }
 
-TEST_CASE("topk_cluster_variants_run_a_split_row_as_one_cluster_only_when_the_batch_fits_at_once") {
-  const Variant v = variant_from_name("nsa_topk_sm90a_t1024_i2_r11_s16_a3");
+TEST_CASE("topk_cluster_variants_split_a_row_only_over_clusters_that_all_fit_at_once") {
+  const Variant v = variant_from_name("nsa_topk_sm90a_t1024_i2_r11_s8_a3");
   CHECK(topk_select_algorithm(v) == TopkAlgorithm::cluster);
   CHECK(family().render(v).source.find("nsa_topk::topk_cluster_select<1024, 2, 11, 32>(p)") != std::string::npos);
   for (const auto& arch : {"gfx90a", "gfx942"})  // no clusters on CDNA
@@ -202,24 +202,27 @@ TEST_CASE("topk_cluster_variants_run_a_split_row_as_one_cluster_only_when_the_ba
   // H100 (tools/probes/cluster_probe.cu); the others made up.
   TopkClusterFit h100;
   h100.clusters = {0, 0, 66, 40, 30, 22, 20, 15, 15};
-  // 64 rows: two blocks a row (one SM each), 66 clusters of 2 fit.
-  TopkSelectProblem p = contiguous_topk_problem(scores.data(), 64, 32768, out.data(), 2048);
+  // 16 rows: 8 blocks a row would need 16 clusters of 8 (15 fit): 6 blocks, 20 clusters fit.
+  TopkSelectProblem p = contiguous_topk_problem(scores.data(), 16, 131072, out.data(), 2048);
   TopkSelectLaunch launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
+  CHECK(launch.params.splits == 6);
+  CHECK(launch.cluster == 6u);
+  CHECK(launch.grid.x == 16u * 6u);
+  // One row: at most 8 blocks (the portable cluster size).
+  p = contiguous_topk_problem(scores.data(), 1, 131072, out.data(), 2048);
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
+  CHECK(launch.params.splits == 8);
+  CHECK(launch.cluster == 8u);
+  // 64 rows: two blocks a row (one SM each), 66 clusters of 2 fit.
+  p = contiguous_topk_problem(scores.data(), 64, 32768, out.data(), 2048);
+  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
   CHECK(launch.params.splits == 2);
   CHECK(launch.cluster == 2u);
-  CHECK(launch.grid.x == 128u);
-  // Without the device's answer: the same split, no clusters (the threshold kernel's path).
+  // Without the device's answer (or where no cluster fits) rows are not split.
   launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
-  CHECK(launch.params.splits == 2);
+  CHECK(launch.params.splits == 1);
   CHECK(launch.cluster == 1u);
-  // 16 rows of 8 blocks would need 16 clusters of 8 (15 fit), 1 row of 16 blocks more than 8.
-  for (const int batch : {16, 1}) {
-    p = contiguous_topk_problem(scores.data(), batch, 131072, out.data(), 2048);
-    launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
-    CHECK(launch.params.splits == (batch == 16 ? 8 : 16));
-    CHECK(launch.cluster == 1u);
-  }
-  // One block a row: no clusters.
+  // One block a row (short rows): no clusters.
   p = contiguous_topk_problem(scores.data(), 64, 8192, out.data(), 2048);
   launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
   CHECK(launch.params.splits == 1);

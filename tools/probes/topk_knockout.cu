@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   const std::string shapes = argc > 1 ? argv[1] : "16x32768,16x131072,64x32768,64x131072,128x131072,1x32768";
   for (Kernel kern : {cluster_kernel, threshold_kernel, empty_kernel})
     CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, optin - 1024));
-  const nsajit::Variant a3 = nsajit::variant_from_name("nsa_topk_sm90a_t1024_i2_r11_s16_a3");
+  const nsajit::Variant a3 = nsajit::variant_from_name("nsa_topk_sm90a_t1024_i2_r11_s8_a3");
   const nsajit::Variant a2 = nsajit::variant_from_name("nsa_topk_sm90a_t1024_i2_r11_s16_a2");
   nsajit::TopkClusterFit fit;
   for (int c = 2; c <= 8; ++c) {
