@@ -27,7 +27,14 @@ constexpr int kStreamRadixBits = 11;
 constexpr int kThresholdSplits = 16;
 // Cluster variants (knob a = 3, targets with thread-block clusters): a split row's blocks are one
 // cluster of at most 8 (the portable size), so s is 8 (templates/topk_select/cluster.cuh).
+// Opt-in, not tuned: on the H100 they beat the threshold variants only where two blocks split a
+// row (B 64, 0.6 us) and lose 2-3 us where the batch's clusters of 8 do not fit at once (B 16:
+// 6 blocks a row, B 1: 8 instead of 16), and the tuner's per-launch timing ranked them first
+// while CUDA-graph timing (the benchmark's) did not (docs/perf-log.md, topk_select v8).
 constexpr int kClusterSplits = 8;
+constexpr const char* kClusterOptIn =
+    "opt-in: cluster variants are not tuned (slower than a 2 on split rows of 8+ blocks; docs/perf-log.md, "
+    "topk_select v8)";
 
 Variant make_variant(const Target& target, int t, int i, int r, int s) {
   return Variant{Family::topk_select, target, Geometry{0, 0}, {{"t", t}, {"i", i}, {"r", r}, {"s", s}}};
@@ -155,7 +162,9 @@ class TopkSelectFamily final : public KernelFamily {
         for (int a : {2, 3}) {
           if (a == 3 && !target.has_clusters) continue;
           Variant v = make_stream_variant(target, t, i, a == 3 ? kClusterSplits : kThresholdSplits, a);
-          if (std::string why = prune_reason(v); why.empty())
+          std::string why = prune_reason(v);
+          if (why.empty() && a == 3) why = kClusterOptIn;
+          if (why.empty())
             out.kept.push_back(std::move(v));
           else
             out.pruned.push_back({std::move(v), std::move(why)});

@@ -37,7 +37,8 @@ int worker_count() {
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 16u));
 }
 
-// Compiles every kept variant (in parallel; hipRTC serialised, see DESIGN.md) and loads it.
+// Compiles every kept variant and every opt-in one (in parallel; hipRTC serialised, see
+// DESIGN.md) and loads it.
 std::vector<CompiledVariant>& compiled_variants() {
   static std::vector<CompiledVariant> variants;
   static std::once_flag once;
@@ -47,7 +48,10 @@ std::vector<CompiledVariant>& compiled_variants() {
     const Compiler* compiler = test::gpu_backend().compiler_for(target.arch);
     REQUIRE_MESSAGE(compiler != nullptr, test::gpu_backend().compiler_unavailable_reason());
     const KernelFamily& family = kernel_family(Family::topk_select);
-    const std::vector<Variant> kept = family.space(target, Geometry{0, 0}).kept;
+    const VariantSpace space = family.space(target, Geometry{0, 0});
+    std::vector<Variant> kept = space.kept;
+    for (const auto& p : space.pruned)
+      if (p.reason.rfind("opt-in", 0) == 0) kept.push_back(p.variant);
     std::vector<CompileResult> results(kept.size());
     std::vector<std::string> errors(kept.size());
     std::atomic<std::size_t> next{0};

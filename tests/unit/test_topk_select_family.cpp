@@ -40,7 +40,11 @@ TEST_CASE("topk_space_prunes_register_hungry_blocks_on_sm90a") {
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a1") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a2") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s8_a3") == 1);
-  CHECK(space.kept.size() == 32 + 16 + 8 + 8);
+  CHECK(space.kept.size() == 32 + 16 + 8);
+  // Cluster variants are opt-in: generated, never tuned.
+  int opt_in = 0;
+  for (const auto& p : space.pruned) opt_in += p.reason.rfind("opt-in", 0) == 0 ? 1 : 0;
+  CHECK(opt_in == 8);
 }
 
 TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_back") {
