@@ -182,8 +182,7 @@ class TopkSelectFamily final : public KernelFamily {
         "extern \"C\" __global__ void __launch_bounds__({t}) {name}(nsa_topk_params p) {{\n"
         "  nsa_topk::{entry}<{t}, {i}, {r}, {w}>(p);\n"
         "}}\n",
-        fmt::arg("name", name), fmt::arg("entry", entry_point(v)),
-        fmt::arg("header", header(v)),
+        fmt::arg("name", name), fmt::arg("entry", entry_point(v)), fmt::arg("header", header(v)),
         fmt::arg("t", v.get("t")), fmt::arg("i", v.get("i")), fmt::arg("r", v.get("r")),
         fmt::arg("w", v.target.warp_size));
     return RenderedSource{std::move(source), {name}, {"-std=c++17"}};

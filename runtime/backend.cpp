@@ -10,8 +10,9 @@ namespace nsajit {
 void Device::launch_clustered(const KernelHandle& kernel, Dim3 grid, Dim3 block, unsigned cluster_x,
                               unsigned dynamic_shared_bytes, void* stream, void** args) {
   if (cluster_x > 1)
-    fail(ErrorCode::invalid_argument, fmt::format("launching '{}' in clusters of {} blocks", kernel.name, cluster_x),
-         "runtime/backend", "this device has no thread-block clusters");
+    fail(ErrorCode::invalid_argument,
+         fmt::format("launching '{}' in clusters of {} blocks", kernel.name, cluster_x), "runtime/backend",
+         "this device has no thread-block clusters");
   launch(kernel, grid, block, dynamic_shared_bytes, stream, args);
 }
 

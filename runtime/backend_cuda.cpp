@@ -10,10 +10,9 @@
 // so pointers and streams pass freely between us and PyTorch in one process.
 #include <fmt/format.h>
 
-#include <cstdlib>
-
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <set>
 
 #include "runtime/backend.hpp"
@@ -322,7 +321,8 @@ class CudaDevice final : public Device {
         "shared memory",
         kernel.name, grid.x, grid.y, grid.z, cluster_x, block.x, block.y, block.z, dynamic_shared_bytes);
     if (driver().cuLaunchKernelEx == nullptr)
-      fail(ErrorCode::unavailable, what, kWhere, "the CUDA driver has no cuLaunchKernelEx (CUDA 12 or newer)");
+      fail(ErrorCode::unavailable, what, kWhere,
+           "the CUDA driver has no cuLaunchKernelEx (CUDA 12 or newer)");
     if (grid.x % cluster_x != 0)
       fail(ErrorCode::invalid_argument, what, kWhere, "grid.x is not a multiple of the cluster size");
     CUlaunchAttribute cluster{};
@@ -346,7 +346,8 @@ class CudaDevice final : public Device {
     context_->make_current();
     check(driver().cuOccupancyMaxActiveClusters(&clusters, function(kernel), &config),
           "cuOccupancyMaxActiveClusters",
-          fmt::format("asking how many clusters of {} blocks of '{}' fit {}", cluster_x, kernel.name, info_.name));
+          fmt::format("asking how many clusters of {} blocks of '{}' fit {}", cluster_x, kernel.name,
+                      info_.name));
     return clusters;
   }
 

@@ -307,7 +307,8 @@ void Dispatcher::topk_select(const nsajit_topk_args& args, void* stream) {
   }
   auto fit = topk_cluster_fits_.find(lv.variant.name());
   if (fit == topk_cluster_fits_.end())
-    fit = topk_cluster_fits_.emplace(lv.variant.name(), topk_select_cluster_fit(*device_, lv.kernels[0], lv.variant))
+    fit = topk_cluster_fits_
+              .emplace(lv.variant.name(), topk_select_cluster_fit(*device_, lv.kernels[0], lv.variant))
               .first;
   const TopkSelectLaunch launch =
       plan_topk_select(lv.variant, device_->info(), problem, workspace, ws_bytes, fit->second);

@@ -86,8 +86,8 @@ class Dispatcher {
   // Workspaces are allocated once, at the first call that needs one, at their largest size,
   // so a later call (also one being captured into a graph) never allocates. They are shared
   // by every stream of this context: calls that need one must not run on two streams at once.
-  DeviceMemory split_workspace_;                         // sparse_mla_fwd topk splits
-  std::map<std::string, DeviceMemory> topk_workspaces_;  // topk_select, per variant (zeroed once)
+  DeviceMemory split_workspace_;                             // sparse_mla_fwd topk splits
+  std::map<std::string, DeviceMemory> topk_workspaces_;      // topk_select, per variant (zeroed once)
   std::map<std::string, TopkClusterFit> topk_cluster_fits_;  // topk_select cluster variants, asked once
   std::int64_t compiles_ = 0;
   std::vector<std::string> notices_;

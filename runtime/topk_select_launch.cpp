@@ -55,7 +55,8 @@ bool has_stream_buffer(const Variant& v) {
 // Block state the threshold kernel keeps after its buffer and histogram; cluster variants add
 // the row histogram and two counters that the cluster's blocks add into (in rank 0).
 std::size_t state_bytes(const Variant& v) {
-  if (is_cluster(v)) return NSA_TOPK_THRESHOLD_STATE_BYTES + histogram_bytes(v) + NSA_TOPK_CLUSTER_COUNTER_BYTES;
+  if (is_cluster(v))
+    return NSA_TOPK_THRESHOLD_STATE_BYTES + histogram_bytes(v) + NSA_TOPK_CLUSTER_COUNTER_BYTES;
   return is_threshold(v) ? NSA_TOPK_THRESHOLD_STATE_BYTES : 0;
 }
 
@@ -146,7 +147,8 @@ std::size_t candidates_per_row(const Variant& v, int splits, int k) {
 // Threshold variants: a split row waits for all its blocks, so splits also stay <= the SMs.
 // Cluster variants: a row's blocks are one cluster, and every cluster of the batch fits the GPU
 // at once (else the last ones would wait for whole clusters to finish).
-int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p, const TopkClusterFit& fit) {
+int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p,
+                const TopkClusterFit& fit) {
   const int most = v.get("s");
   if (most <= 1) return 1;
   const int sms = std::max(device.multiprocessors, 1);
@@ -250,11 +252,12 @@ TopkClusterFit topk_select_cluster_fit(Device& device, const KernelHandle& kerne
   return fit;
 }
 
-void launch_topk_select(Device& device, const KernelHandle& kernel, const TopkSelectLaunch& launch, void* stream) {
+void launch_topk_select(Device& device, const KernelHandle& kernel, const TopkSelectLaunch& launch,
+                        void* stream) {
   nsa_topk_params params = launch.params;
   void* args[] = {&params};
-  device.launch_clustered(kernel, launch.grid, launch.block, launch.cluster, launch.dynamic_shared_bytes, stream,
-                          args);
+  device.launch_clustered(kernel, launch.grid, launch.block, launch.cluster, launch.dynamic_shared_bytes,
+                          stream, args);
 }
 
 TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p,

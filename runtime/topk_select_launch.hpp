@@ -100,7 +100,8 @@ struct TopkClusterFit {
   std::array<int, kMaxBlocks + 1> clusters{};
 };
 // Asks the device (zero for other variants or devices without clusters).
-[[nodiscard]] TopkClusterFit topk_select_cluster_fit(Device& device, const KernelHandle& kernel, const Variant& v);
+[[nodiscard]] TopkClusterFit topk_select_cluster_fit(Device& device, const KernelHandle& kernel,
+                                                     const Variant& v);
 
 // Validates the problem and plans one launch for the whole batch. `workspace` must hold
 // topk_select_workspace_bytes(v, device) zeroed bytes when that is > 0 (else may be null).
@@ -109,6 +110,7 @@ struct TopkClusterFit {
                                                 std::size_t workspace_bytes, const TopkClusterFit& fit = {});
 
 // Launches a plan (in clusters when it has them) on `stream`.
-void launch_topk_select(Device& device, const KernelHandle& kernel, const TopkSelectLaunch& launch, void* stream);
+void launch_topk_select(Device& device, const KernelHandle& kernel, const TopkSelectLaunch& launch,
+                        void* stream);
 
 }  // namespace nsajit

@@ -116,7 +116,8 @@ struct ThresholdBlock {
     sampled_tau = block.sample_tau(scores, len, p.k, p.sample);
     block.run_row(scores, rs.begin, rs.n, p.k);
 #else
-    block.run_row(scores, rs.begin, rs.n, p.k, [&] { sampled_tau = block.sample_tau(scores, len, p.k, p.sample); });
+    block.run_row(scores, rs.begin, rs.n, p.k,
+                  [&] { sampled_tau = block.sample_tau(scores, len, p.k, p.sample); });
 #endif
   }
 

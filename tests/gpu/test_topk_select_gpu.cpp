@@ -167,8 +167,8 @@ TEST_CASE("topk_gpu_default_variant_timing_report") {
     REQUIRE_MESSAGE(c != compiled_variants().end(), name);
     timed.push_back(&*c);
     ws_bytes = std::max(ws_bytes, topk_select_workspace_bytes(c->variant, device.info()));
-    device.set_max_dynamic_shared(c->kernel,
-                                  static_cast<int>(topk_select_dynamic_shared_bytes(c->variant, device.info())));
+    device.set_max_dynamic_shared(
+        c->kernel, static_cast<int>(topk_select_dynamic_shared_bytes(c->variant, device.info())));
   }
   DeviceMemory ws = device.allocate(ws_bytes);
   device.fill_bytes(ws.get(), 0, ws.bytes());
@@ -183,8 +183,8 @@ TEST_CASE("topk_gpu_default_variant_timing_report") {
   for (int batch : {1, 16, 64, 128})
     for (int length : {8192, 32768, 131072})
       for (const CompiledVariant* c : timed) {
-        const TopkSelectProblem p = contiguous_topk_problem(scores.as<const float>(), batch, length,
-                                                            out.as<std::int32_t>(), 2048);
+        const TopkSelectProblem p =
+            contiguous_topk_problem(scores.as<const float>(), batch, length, out.as<std::int32_t>(), 2048);
         TopkSelectProblem strided = p;
         strided.score_row_stride = data.row_stride;
         const TopkSelectLaunch l = plan_topk_select(c->variant, device.info(), strided, ws.get(), ws_bytes,

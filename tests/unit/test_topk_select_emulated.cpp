@@ -221,7 +221,8 @@ void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorit
   if (cluster > 1)
     for (unsigned b = 0; b < blocks; b += cluster) {
       clusters.push_back(std::make_unique<nsajit_emulation::Cluster>());
-      clusters.back()->barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(cluster) * kThreads);
+      clusters.back()->barrier =
+          std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(cluster) * kThreads);
       for (unsigned r = 0; r < cluster; ++r) {
         clusters.back()->blocks.push_back(resident[b + r].get());
         resident[b + r]->cluster = clusters.back().get();
@@ -256,7 +257,7 @@ void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorit
 
 // Plans like the dispatcher, runs twice on one workspace, compares both outputs; returns the plan.
 TopkSelectLaunch check_emulated(const std::string& variant_name, const reference::TopkProblem& problem,
-                               int multiprocessors, int expect_splits_at_least) {
+                                int multiprocessors, int expect_splits_at_least) {
   const Variant v = variant_from_name(variant_name);
   const TopkAlgorithm algorithm = topk_select_algorithm(v);
   const DeviceInfo device = small_device(v, multiprocessors);
@@ -288,7 +289,8 @@ TopkSelectLaunch check_emulated(const std::string& variant_name, const reference
     // The row counters (and the row histograms of the stream and threshold kernels) are at rest.
     const nsa_topk_params& k = launch.params;
     if (k.splits > 1) {
-      const int counters = algorithm == TopkAlgorithm::threshold || algorithm == TopkAlgorithm::cluster ? 4 : 1;
+      const int counters =
+          algorithm == TopkAlgorithm::threshold || algorithm == TopkAlgorithm::cluster ? 4 : 1;
       for (int r = 0; r < problem.batch * counters; ++r) CHECK(k.row_counters[r] == 0u);
       if (algorithm != TopkAlgorithm::radix)
         CHECK(std::all_of(k.row_histograms, k.row_histograms + problem.batch * (1 << v.get("r")),
@@ -417,27 +419,37 @@ TEST_CASE("topk_emulated_cluster_kernel_agrees_on_one_digit_through_rank_0s_shar
   using tuner::TopkLengths;
   // The threshold cases with a split row's blocks in one cluster: they add their histograms into
   // rank 0's and reserve their ranges on its counters, and rank 0 finishes the row.
-  const auto clustered = [](const TopkSelectLaunch& l) { return l.cluster > 1 && l.cluster == unsigned(l.params.splits); };
-  CHECK(clustered(check_emulated(kCluster, make(2, 8200, 500, TopkData::random, false, TopkLengths::none, 1, 71), 8, 4)));
-  CHECK(clustered(check_emulated(kCluster, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 72), 8, 2)));
-  check_emulated(kCluster, make(2, 8200, 1024, TopkData::near_equal, false, TopkLengths::random, 0, 73), 8, 2);
+  const auto clustered = [](const TopkSelectLaunch& l) {
+    return l.cluster > 1 && l.cluster == unsigned(l.params.splits);
+  };
+  CHECK(clustered(
+      check_emulated(kCluster, make(2, 8200, 500, TopkData::random, false, TopkLengths::none, 1, 71), 8, 4)));
+  CHECK(clustered(
+      check_emulated(kCluster, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 72), 8, 2)));
+  check_emulated(kCluster, make(2, 8200, 1024, TopkData::near_equal, false, TopkLengths::random, 0, 73), 8,
+                 2);
   check_emulated(kCluster, make(1, 12000, 1500, TopkData::nan, true, TopkLengths::none, 0, 74), 8, 4);
   check_emulated(kCluster, make(2, 9000, 300, TopkData::neg_inf, true, TopkLengths::mixed, 2, 75), 8, 2);
   check_emulated(kCluster, make(1, 24000, 700, TopkData::random, true, TopkLengths::none, 0, 76), 4, 4);
   check_emulated(kCluster, ascending(2, 10000, 1200, 1), 8, 2);
   // At most 8 blocks a row (the portable cluster size), even with SMs to spare.
-  CHECK(clustered(check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)));
-  CHECK(check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)
-            .params.splits == 8);
+  CHECK(clustered(check_emulated(
+      kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)));
+  CHECK(
+      check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)
+          .params.splits == 8);
   // Sampled tau, and selected again when it is too high; rows short of k; a digit of > 8192.
-  CHECK(clustered(check_emulated(kCluster, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 78), 2, 2)));
+  CHECK(clustered(
+      check_emulated(kCluster, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 78), 2, 2)));
   for (const bool sorted : {false, true}) {
     reference::TopkProblem rigged = make(1, 40000, 3000, TopkData::random, sorted, TopkLengths::none, 0, 79);
     for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
-      rigged.scores[static_cast<std::size_t>(i / 8) * (40000 - 8) / 256 + i % 8] = 100.f + static_cast<float>(i);
+      rigged.scores[static_cast<std::size_t>(i / 8) * (40000 - 8) / 256 + i % 8] =
+          100.f + static_cast<float>(i);
     CHECK(check_emulated(kCluster, rigged, 2, 2).params.sample == 2048);
   }
-  CHECK(clustered(check_emulated(kCluster, make(1, 20000, 3000, TopkData::all_equal, true, TopkLengths::none, 0, 80), 8, 4)));
+  CHECK(clustered(check_emulated(
+      kCluster, make(1, 20000, 3000, TopkData::all_equal, true, TopkLengths::none, 0, 80), 8, 4)));
   check_emulated(kCluster, make(2, 9000, 4096, TopkData::random, true, TopkLengths::none, 0, 81), 8, 2);
   check_emulated(kCluster, make(2, 9000, 4096, TopkData::ties, false, TopkLengths::random, 0, 82), 8, 2);
 }

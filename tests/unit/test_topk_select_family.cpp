@@ -64,10 +64,10 @@ TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_
                                     : "#include \"topk_select/kernel.cuh\"") != std::string::npos);
       CHECK(r.source.find("extern \"C\" __global__") != std::string::npos);
       CHECK(r.source.find(" " + name + "(nsa_topk_params p)") != std::string::npos);
-      const std::string entry = threshold                              ? "topk_threshold_select<"
-                                : cluster                              ? "topk_cluster_select<"
+      const std::string entry = threshold                            ? "topk_threshold_select<"
+                                : cluster                            ? "topk_cluster_select<"
                                 : algorithm == TopkAlgorithm::stream ? "topk_stream_select<"
-                                                                       : "topk_select<";
+                                                                     : "topk_select<";
       const std::string instantiation = entry + std::to_string(v.get("t")) + ", " +
                                         std::to_string(v.get("i")) + ", " + std::to_string(v.get("r")) +
                                         ", " + std::to_string(v.target.warp_size) + ">";
@@ -184,7 +184,8 @@ TEST_CASE("topk_threshold_variants_carry_knob_a2_and_split_rows") {
 TEST_CASE("topk_cluster_variants_split_a_row_only_over_clusters_that_all_fit_at_once") {
   const Variant v = variant_from_name("nsa_topk_sm90a_t1024_i2_r11_s8_a3");
   CHECK(topk_select_algorithm(v) == TopkAlgorithm::cluster);
-  CHECK(family().render(v).source.find("nsa_topk::topk_cluster_select<1024, 2, 11, 32>(p)") != std::string::npos);
+  CHECK(family().render(v).source.find("nsa_topk::topk_cluster_select<1024, 2, 11, 32>(p)") !=
+        std::string::npos);
   for (const auto& arch : {"gfx90a", "gfx942"})  // no clusters on CDNA
     for (const auto& kept : family().space(target_from_arch(arch), Geometry{0, 0}).kept)
       CHECK(topk_select_algorithm(kept) != TopkAlgorithm::cluster);

@@ -10,13 +10,13 @@
 #include <vector>
 namespace cg = cooperative_groups;
 
-#define CHECK(x)                                                                         \
-  do {                                                                                   \
-    cudaError_t e_ = (x);                                                                \
-    if (e_ != cudaSuccess) {                                                             \
-      std::printf("%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));    \
-      return 1;                                                                          \
-    }                                                                                    \
+#define CHECK(x)                                                                     \
+  do {                                                                               \
+    cudaError_t e_ = (x);                                                            \
+    if (e_ != cudaSuccess) {                                                         \
+      std::printf("%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      return 1;                                                                      \
+    }                                                                                \
   } while (0)
 
 constexpr int kBins = 2048;
@@ -84,7 +84,8 @@ int main() {
       std::sort(t.begin(), t.end());
       std::printf("  mode%d %.2f us", mode, t[3]);
     }
-    std::printf("   (grid 128; mode0 empty, mode1 one cluster barrier, mode2 + DSMEM sum of all ranks' 2048 bins)\n");
+    std::printf(
+        "   (grid 128; mode0 empty, mode1 one cluster barrier, mode2 + DSMEM sum of all ranks' 2048 bins)\n");
   }
   return 0;
 }

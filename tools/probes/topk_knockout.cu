@@ -2,11 +2,11 @@
 // kernel returns at its trace point n (NSA_TOPK_TRACE; 0 at its start, 1 after the stream, 2
 // after the block histogram and the first cluster barrier, 3 after summing the cluster's
 // histograms, 4 after the narrow (3 and 4 with one more cluster barrier), 5 after the emits and
-// the second cluster barrier, 6 after rank 0's select; default 99: the whole kernel). Times the cluster variant (a 3: no global state, so a kernel
-// cut short leaves nothing behind for the next launch) and, whole only, the threshold variant
-// (a 2) and an empty kernel of the same geometry; then empty kernels at several dynamic
-// shared-memory sizes. CUDA-graph timed like tools/bench_topk.py: the median of 9 replays of a
-// graph of 20 launches. Plans through the library (links the carried build).
+// the second cluster barrier, 6 after rank 0's select; default 99: the whole kernel). Times the cluster
+// variant (a 3: no global state, so a kernel cut short leaves nothing behind for the next launch) and, whole
+// only, the threshold variant (a 2) and an empty kernel of the same geometry; then empty kernels at several
+// dynamic shared-memory sizes. CUDA-graph timed like tools/bench_topk.py: the median of 9 replays of a graph
+// of 20 launches. Plans through the library (links the carried build).
 //   nvcc -O3 -std=c++20 -arch=sm_90a -DPROBE_STOP=2 -I templates -I . -o /tmp/knock2 \
 //     tools/probes/topk_knockout.cu -L build-dev -lnsajit -Xlinker -rpath=$PWD/build-dev
 //   [PROBE_SAMPLE=n] /tmp/knock2 [BxL,...]   (n: the sample size instead of the planner's)
@@ -25,10 +25,10 @@
 // Points 3 and 4 come after the cluster kernel's reads of the other blocks' shared memory and
 // before its second cluster barrier: a block may leave there only after a cluster barrier.
 #if PROBE_STOP == 3 || PROBE_STOP == 4
-#define NSA_TOPK_TRACE(point)    \
-  if ((point) == PROBE_STOP) {   \
-    NSA_CLUSTER_SYNC();          \
-    return;                      \
+#define NSA_TOPK_TRACE(point)  \
+  if ((point) == PROBE_STOP) { \
+    NSA_CLUSTER_SYNC();        \
+    return;                    \
   }
 #else
 #define NSA_TOPK_TRACE(point) \
@@ -115,8 +115,10 @@ bool same_sets(const std::vector<float>& host, const std::vector<int>& got, int 
     std::vector<int> idx(L);
     for (int i = 0; i < L; ++i) idx[i] = i;
     const float* row = host.data() + (size_t)r * L;
-    std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), [&](int a, int b) { return row[a] > row[b]; });
-    std::vector<int> want(idx.begin(), idx.begin() + k), have(got.begin() + (size_t)r * k, got.begin() + (size_t)(r + 1) * k);
+    std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(),
+                     [&](int a, int b) { return row[a] > row[b]; });
+    std::vector<int> want(idx.begin(), idx.begin() + k),
+        have(got.begin() + (size_t)r * k, got.begin() + (size_t)(r + 1) * k);
     std::sort(want.begin(), want.end());
     std::sort(have.begin(), have.end());
     if (want != have) return false;
