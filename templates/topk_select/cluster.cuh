@@ -55,11 +55,7 @@ __device__ __forceinline__ void topk_cluster_select(const nsa_topk_params& p) {
   NSA_TOPK_TRACE(0);
   tb.stream(p);
   NSA_TOPK_TRACE(1);
-  if (p.splits == 1) {
-    tb.finish_whole_row(p);
-    NSA_TOPK_TRACE(7);
-    return;
-  }
+  if (tb.finished_whole_row(p)) return;
 
   // Phase 1: the block's histogram, added into rank 0's.
   const int count = tb.ss->count;

@@ -121,9 +121,10 @@ struct ThresholdBlock {
 #endif
   }
 
-  // A row of one block: its buffer holds the row's top k (or the row again from tau 0 when the
-  // sampled tau was too high); writes it out.
-  NSA_TOPK_BLOCK_FN void finish_whole_row(const nsa_topk_params& p) {
+  // A row of one block (p.splits == 1, else false): its buffer holds the row's top k (or the
+  // row again from tau 0 when the sampled tau was too high); writes it out and returns true.
+  NSA_TOPK_BLOCK_FN bool finished_whole_row(const nsa_topk_params& p) {
+    if (p.splits != 1) return false;
     if (sampled_tau != 0ull && ss->count < p.k) {  // the sample's tau was too high: again from 0
       __syncthreads();                             // every thread has read ss->count
       if (threadIdx.x == 0) {
@@ -134,6 +135,7 @@ struct ThresholdBlock {
       block.run_row(rs.scores, 0, rs.len, p.k);
     }
     block.write_row(p, rs.row, block.finish(p.k));
+    return true;
   }
 
   // Phase 2's start: narrows the row histogram in row_hist (shared memory) for k.
@@ -285,11 +287,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   NSA_TOPK_TRACE(0);
   tb.stream(p);
   NSA_TOPK_TRACE(1);
-  if (p.splits == 1) {
-    tb.finish_whole_row(p);
-    NSA_TOPK_TRACE(7);
-    return;
-  }
+  if (tb.finished_whole_row(p)) return;
 
   // Phase 1 (above): filter the slice; histogram the buffer into the row histogram.
   const int count = tb.ss->count;

@@ -320,6 +320,29 @@ const char* const kRadix = "nsa_topk_sm90a_t64_i2_r11_s16";
 const char* const kThreshold = "nsa_topk_sm90a_t64_i2_r11_s16_a2";
 const char* const kCluster = "nsa_topk_sm90a_t64_i2_r11_s8_a3";
 
+// Split rows of every kind of data (the variant's blocks of a row run at once): random, ties,
+// near-equal, NaN, -inf with mixed lengths, a long slice whose buffer shrinks before the
+// histogram, ascending rows. Seeds from `seed` on; returns the plans.
+std::vector<TopkSelectLaunch> check_split_rows(const char* variant, std::uint64_t seed) {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  std::vector<TopkSelectLaunch> plans;
+  plans.push_back(
+      check_emulated(variant, make(2, 8200, 500, TopkData::random, false, TopkLengths::none, 1, seed), 8, 4));
+  plans.push_back(check_emulated(
+      variant, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, seed + 1), 8, 2));
+  plans.push_back(check_emulated(
+      variant, make(2, 8200, 1024, TopkData::near_equal, false, TopkLengths::random, 0, seed + 2), 8, 2));
+  plans.push_back(check_emulated(
+      variant, make(1, 12000, 1500, TopkData::nan, true, TopkLengths::none, 0, seed + 3), 8, 4));
+  plans.push_back(check_emulated(
+      variant, make(2, 9000, 300, TopkData::neg_inf, true, TopkLengths::mixed, 2, seed + 4), 8, 2));
+  plans.push_back(check_emulated(
+      variant, make(1, 24000, 700, TopkData::random, true, TopkLengths::none, 0, seed + 5), 4, 4));
+  plans.push_back(check_emulated(variant, ascending(2, 10000, 1200, 1), 8, 2));
+  return plans;
+}
+
 }  // namespace
 
 TEST_CASE("topk_emulated_stream_kernel_is_exact_on_adversarial_rows_with_many_shrinks") {
@@ -358,15 +381,7 @@ TEST_CASE("topk_emulated_threshold_kernel_agrees_on_one_digit_per_split_row_exac
   using tuner::TopkLengths;
   // 8 "SMs", 2 blocks per SM: rows of >= 2 x 2048 elements split; the blocks of a row run at
   // once and wait for each other's histograms.
-  check_emulated(kThreshold, make(2, 8200, 500, TopkData::random, false, TopkLengths::none, 1, 41), 8, 4);
-  check_emulated(kThreshold, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 42), 8, 2);
-  check_emulated(kThreshold, make(2, 8200, 1024, TopkData::near_equal, false, TopkLengths::random, 0, 43), 8,
-                 2);
-  check_emulated(kThreshold, make(1, 12000, 1500, TopkData::nan, true, TopkLengths::none, 0, 44), 8, 4);
-  check_emulated(kThreshold, make(2, 9000, 300, TopkData::neg_inf, true, TopkLengths::mixed, 2, 45), 8, 2);
-  // Long slices: the per-block buffer shrinks before the histogram.
-  check_emulated(kThreshold, make(1, 24000, 700, TopkData::random, true, TopkLengths::none, 0, 46), 4, 4);
-  check_emulated(kThreshold, ascending(2, 10000, 1200, 1), 8, 2);
+  (void)check_split_rows(kThreshold, 41);
 }
 
 TEST_CASE("topk_emulated_threshold_kernel_starts_from_a_sampled_tau_and_selects_again_when_it_is_too_high") {
@@ -422,22 +437,12 @@ TEST_CASE("topk_emulated_cluster_kernel_agrees_on_one_digit_through_rank_0s_shar
   const auto clustered = [](const TopkSelectLaunch& l) {
     return l.cluster > 1 && l.cluster == unsigned(l.params.splits);
   };
-  CHECK(clustered(
-      check_emulated(kCluster, make(2, 8200, 500, TopkData::random, false, TopkLengths::none, 1, 71), 8, 4)));
-  CHECK(clustered(
-      check_emulated(kCluster, make(2, 9001, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 72), 8, 2)));
-  check_emulated(kCluster, make(2, 8200, 1024, TopkData::near_equal, false, TopkLengths::random, 0, 73), 8,
-                 2);
-  check_emulated(kCluster, make(1, 12000, 1500, TopkData::nan, true, TopkLengths::none, 0, 74), 8, 4);
-  check_emulated(kCluster, make(2, 9000, 300, TopkData::neg_inf, true, TopkLengths::mixed, 2, 75), 8, 2);
-  check_emulated(kCluster, make(1, 24000, 700, TopkData::random, true, TopkLengths::none, 0, 76), 4, 4);
-  check_emulated(kCluster, ascending(2, 10000, 1200, 1), 8, 2);
+  for (const TopkSelectLaunch& l : check_split_rows(kCluster, 71)) CHECK(clustered(l));
   // At most 8 blocks a row (the portable cluster size), even with SMs to spare.
-  CHECK(clustered(check_emulated(
-      kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)));
-  CHECK(
-      check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8)
-          .params.splits == 8);
+  const TopkSelectLaunch wide =
+      check_emulated(kCluster, make(1, 40000, 400, TopkData::random, false, TopkLengths::none, 0, 77), 64, 8);
+  CHECK(clustered(wide));
+  CHECK(wide.params.splits == 8);
   // Sampled tau, and selected again when it is too high; rows short of k; a digit of > 8192.
   CHECK(clustered(
       check_emulated(kCluster, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 78), 2, 2)));

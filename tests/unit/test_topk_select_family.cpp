@@ -9,6 +9,7 @@
 #include "runtime/backend.hpp"
 #include "runtime/error.hpp"
 #include "runtime/topk_select_launch.hpp"
+#include "tests/unit/topk_planned_device.hpp"
 
 using namespace nsajit;
 
@@ -127,23 +128,12 @@ TEST_CASE("topk_threshold_variants_carry_knob_a2_and_split_rows") {
   CHECK(topk_select_algorithm(v) == TopkAlgorithm::threshold);
   CHECK(family().render(v).source.find("nsa_topk::topk_threshold_select<512, 4, 11, 32>(p)") !=
         std::string::npos);
-  DeviceInfo device;
-  device.name = "planned";
-  device.arch = "sm_90a";
-  device.multiprocessors = 132;
-  device.shared_memory_per_block_optin = 227 * 1024;
+  const DeviceInfo device = test::planned_h100();
   const std::size_t ws_bytes = topk_select_workspace_bytes(v, device);
   std::vector<unsigned char> workspace(ws_bytes);
   std::vector<float> scores(16 * 131072);
   std::vector<int> out(16 * 2048);
-  TopkSelectProblem p;
-  p.scores = scores.data();
-  p.score_row_stride = 131072;
-  p.batch = 16;
-  p.length = 131072;
-  p.indices = out.data();
-  p.out_row_stride = 2048;
-  p.k = 2048;
+  TopkSelectProblem p = contiguous_topk_problem(scores.data(), 16, 131072, out.data(), 2048);
   // 16 rows on 132 SMs at two blocks per SM: 16 blocks per row (the s knob), 8192 elements each.
   TopkSelectLaunch launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
   CHECK(launch.params.splits == 16);
@@ -194,11 +184,7 @@ TEST_CASE("topk_cluster_variants_split_a_row_only_over_clusters_that_all_fit_at_
   amd.target.warp_size = 32;
   CHECK_THROWS_AS(check_topk_select_variant(amd), Error);
 
-  DeviceInfo device;
-  device.name = "planned";
-  device.arch = "sm_90a";
-  device.multiprocessors = 132;
-  device.shared_memory_per_block_optin = 227 * 1024;
+  const DeviceInfo device = test::planned_h100();
   const std::size_t ws_bytes = topk_select_workspace_bytes(v, device);
   std::vector<unsigned char> workspace(ws_bytes);
   std::vector<float> scores(64 * 131072);
@@ -207,31 +193,28 @@ TEST_CASE("topk_cluster_variants_split_a_row_only_over_clusters_that_all_fit_at_
   // H100 (tools/probes/cluster_probe.cu); the others made up.
   TopkClusterFit h100;
   h100.clusters = {0, 0, 66, 40, 30, 22, 20, 15, 15};
-  // 16 rows: 8 blocks a row would need 16 clusters of 8 (15 fit): 6 blocks, 20 clusters fit.
-  TopkSelectProblem p = contiguous_topk_problem(scores.data(), 16, 131072, out.data(), 2048);
-  TopkSelectLaunch launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
-  CHECK(launch.params.splits == 6);
-  CHECK(launch.cluster == 6u);
-  CHECK(launch.grid.x == 16u * 6u);
-  // One row: at most 8 blocks (the portable cluster size).
-  p = contiguous_topk_problem(scores.data(), 1, 131072, out.data(), 2048);
-  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
-  CHECK(launch.params.splits == 8);
-  CHECK(launch.cluster == 8u);
-  // 64 rows: two blocks a row (one SM each), 66 clusters of 2 fit.
-  p = contiguous_topk_problem(scores.data(), 64, 32768, out.data(), 2048);
-  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
-  CHECK(launch.params.splits == 2);
-  CHECK(launch.cluster == 2u);
-  // Without the device's answer (or where no cluster fits) rows are not split.
-  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes);
-  CHECK(launch.params.splits == 1);
-  CHECK(launch.cluster == 1u);
-  // One block a row (short rows): no clusters.
-  p = contiguous_topk_problem(scores.data(), 64, 8192, out.data(), 2048);
-  launch = plan_topk_select(v, device, p, workspace.data(), ws_bytes, h100);
-  CHECK(launch.params.splits == 1);
-  CHECK(launch.cluster == 1u);
+  struct Case {
+    int batch, length;
+    bool fit;  // the device's answer passed to the planner
+    int splits;
+    const char* why;
+  };
+  const Case cases[] = {
+      {16, 131072, true, 6, "8 blocks a row would need 16 clusters of 8 (15 fit): 6, 20 clusters fit"},
+      {1, 131072, true, 8, "one row: at most 8 blocks (the portable cluster size)"},
+      {64, 32768, true, 2, "two blocks a row (one SM each): 66 clusters of 2 fit"},
+      {64, 32768, false, 1, "without the device's answer (or where no cluster fits) rows are not split"},
+      {64, 8192, true, 1, "short rows: one block a row, no clusters"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.why);
+    const TopkSelectProblem p = contiguous_topk_problem(scores.data(), c.batch, c.length, out.data(), 2048);
+    const TopkSelectLaunch launch =
+        plan_topk_select(v, device, p, workspace.data(), ws_bytes, c.fit ? h100 : TopkClusterFit{});
+    CHECK(launch.params.splits == c.splits);
+    CHECK(launch.cluster == unsigned(c.splits));  // a split row is one cluster; 1: none
+    CHECK(launch.grid.x == unsigned(c.batch * c.splits));
+  }
 }
 
 TEST_CASE("topk_templates_are_embedded") {

@@ -8,18 +8,14 @@
 #include "generator/kernel_family.hpp"
 #include "runtime/error.hpp"
 #include "runtime/topk_select_launch.hpp"
+#include "tests/unit/topk_planned_device.hpp"
 
 using namespace nsajit;
 
 namespace {
 
 DeviceInfo h100() {
-  DeviceInfo d;
-  d.name = "NVIDIA H100 80GB HBM3";
-  d.arch = "sm_90a";
-  d.multiprocessors = 132;
-  d.shared_memory_per_block_optin = 227 * 1024;
-  return d;
+  return test::planned_h100();
 }
 
 Variant variant(int s) {

@@ -38,16 +38,8 @@
 #define NSA_TOPK_SPAN_END(span)
 
 #include "runtime/topk_select_launch.hpp"
+#include "tools/probes/topk_probe_common.h"
 #include "topk_select/cluster.cuh"
-
-#define CHECK(x)                                                                              \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
-  } while (0)
 
 __global__ void __launch_bounds__(1024) cluster_kernel(nsa_topk_params p) {
   nsa_topk::topk_cluster_select<1024, 2, 11, 32>(p);
@@ -108,22 +100,6 @@ float graph_us(Kernel kern, const nsajit::TopkSelectLaunch& l) {
   CHECK(cudaGraphDestroy(g));
   CHECK(cudaStreamDestroy(s));
   return t[4];
-}
-
-bool same_sets(const std::vector<float>& host, const std::vector<int>& got, int B, int L, int k) {
-  for (int r = 0; r < B; ++r) {
-    std::vector<int> idx(L);
-    for (int i = 0; i < L; ++i) idx[i] = i;
-    const float* row = host.data() + (size_t)r * L;
-    std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(),
-                     [&](int a, int b) { return row[a] > row[b]; });
-    std::vector<int> want(idx.begin(), idx.begin() + k),
-        have(got.begin() + (size_t)r * k, got.begin() + (size_t)(r + 1) * k);
-    std::sort(want.begin(), want.end());
-    std::sort(have.begin(), have.end());
-    if (want != have) return false;
-  }
-  return true;
 }
 
 int main(int argc, char** argv) {
@@ -192,7 +168,7 @@ int main(int argc, char** argv) {
         CHECK(cudaDeviceSynchronize());
         std::vector<int> got((size_t)B * k);
         CHECK(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost));
-        ok = ok && same_sets(host, got, B, L, k);
+        ok = ok && topk_rows_match(host, got, B, L, k);
       }
     }
     std::printf(" %7.2f us, empty %5.2f", graph_us(cluster_kernel, l3), graph_us(empty_kernel, l3));

@@ -42,6 +42,7 @@ __device__ __forceinline__ unsigned long long probe_now() {
 #endif
 
 #include "runtime/topk_select_launch.hpp"
+#include "tools/probes/topk_probe_common.h"
 #include "topk_select/threshold.cuh"
 
 template <int T, int I>
@@ -62,15 +63,6 @@ __global__ void read_kernel(const float4* x, long long n4, float* sink) {
   }
   if (acc == 12345.f) *sink = acc;
 }
-
-#define CHECK(x)                                                                              \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
-  } while (0)
 
 struct Config {
   int batch, length, k, splits;  // splits 0: the planner's rule
@@ -135,19 +127,7 @@ struct Runner {
     // Check against the CPU: the top k positions of each row as a set (random floats: no ties).
     std::vector<int> got((size_t)B * k);
     CHECK(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost));
-    bool ok = true;
-    for (int r = 0; r < B && ok; ++r) {
-      std::vector<int> idx(L);
-      for (int i = 0; i < L; ++i) idx[i] = i;
-      const float* row = host.data() + (size_t)r * L;
-      std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(),
-                       [&](int a, int b) { return row[a] > row[b]; });
-      std::vector<int> want(idx.begin(), idx.begin() + k),
-          have(got.begin() + (size_t)r * k, got.begin() + (size_t)(r + 1) * k);
-      std::sort(want.begin(), want.end());
-      std::sort(have.begin(), have.end());
-      ok = want == have;
-    }
+    const bool ok = topk_rows_match(host, got, B, L, k);
     // One traced launch.
     std::vector<unsigned long long> zero(kMaxBlocks * kPoints, 0);
     std::vector<unsigned> zc(kMaxBlocks, 0);
