@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <set>
 
 #include "runtime/backend.hpp"
@@ -214,8 +213,10 @@ class CudaDevice final : public Device {
     char name[256] = {};
     check(api.cuDeviceGetName(name, sizeof(name) - 1, device), "cuDeviceGetName", "reading the device name");
     info_.name = name;
+    compute_major_ =
+        device_attribute(device, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "compute capability");
     info_.arch = arch_for(
-        device_attribute(device, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "compute capability"),
+        compute_major_,
         device_attribute(device, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "compute capability"));
     CUuuid uuid{};
     check(api.cuDeviceGetUuid(&uuid, device), "cuDeviceGetUuid", "reading the device UUID");
@@ -316,30 +317,28 @@ class CudaDevice final : public Device {
       launch(kernel, grid, block, dynamic_shared_bytes, stream, args);
       return;
     }
-    const std::string what = fmt::format(
-        "launching '{}' with grid ({},{},{}) in clusters of {} blocks, block ({},{},{}), {} bytes of dynamic "
-        "shared memory",
-        kernel.name, grid.x, grid.y, grid.z, cluster_x, block.x, block.y, block.z, dynamic_shared_bytes);
+    // Described only on failure: the launch path formats nothing.
+    const auto what = [&] {
+      return fmt::format(
+          "launching '{}' with grid ({},{},{}) in clusters of {} blocks, block ({},{},{}), {} bytes "
+          "of dynamic shared memory",
+          kernel.name, grid.x, grid.y, grid.z, cluster_x, block.x, block.y, block.z, dynamic_shared_bytes);
+    };
     if (driver().cuLaunchKernelEx == nullptr)
-      fail(ErrorCode::unavailable, what, kWhere,
+      fail(ErrorCode::unavailable, what(), kWhere,
            "the CUDA driver has no cuLaunchKernelEx (CUDA 12 or newer)");
     if (grid.x % cluster_x != 0)
-      fail(ErrorCode::invalid_argument, what, kWhere, "grid.x is not a multiple of the cluster size");
-    CUlaunchAttribute cluster{};
-    cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    cluster.value.clusterDim = {cluster_x, 1, 1};
+      fail(ErrorCode::invalid_argument, what(), kWhere, "grid.x is not a multiple of the cluster size");
+    CUlaunchAttribute cluster = cluster_attribute(cluster_x);
     const CUlaunchConfig config = launch_config(grid, block, dynamic_shared_bytes, stream, &cluster);
     const CUresult result = driver().cuLaunchKernelEx(&config, function(kernel), args, nullptr);
-    if (result != CUDA_SUCCESS) check(result, "cuLaunchKernelEx", what);
+    if (result != CUDA_SUCCESS) check(result, "cuLaunchKernelEx", what());
   }
 
   int max_active_clusters(const KernelHandle& kernel, Dim3 block, unsigned cluster_x,
                           unsigned dynamic_shared_bytes) override {
-    // Clusters came with compute capability 9.0 ("sm_90a"; arch numbers are major * 10 + minor).
-    if (driver().cuOccupancyMaxActiveClusters == nullptr || std::atoi(info_.arch.c_str() + 3) < 90) return 0;
-    CUlaunchAttribute cluster{};
-    cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
-    cluster.value.clusterDim = {cluster_x, 1, 1};
+    if (driver().cuOccupancyMaxActiveClusters == nullptr || compute_major_ < 9) return 0;  // clusters: sm_90+
+    CUlaunchAttribute cluster = cluster_attribute(cluster_x);
     const CUlaunchConfig config =
         launch_config(Dim3{cluster_x, 1, 1}, block, dynamic_shared_bytes, nullptr, &cluster);
     int clusters = 0;
@@ -352,6 +351,13 @@ class CudaDevice final : public Device {
   }
 
  private:
+  static CUlaunchAttribute cluster_attribute(unsigned cluster_x) {
+    CUlaunchAttribute a{};
+    a.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    a.value.clusterDim = {cluster_x, 1, 1};
+    return a;
+  }
+
   static CUlaunchConfig launch_config(Dim3 grid, Dim3 block, unsigned dynamic_shared_bytes, void* stream,
                                       CUlaunchAttribute* attribute) {
     CUlaunchConfig c{};
@@ -383,6 +389,7 @@ class CudaDevice final : public Device {
   }
 
   DeviceInfo info_;
+  int compute_major_ = 0;  // 9: Hopper (thread-block clusters)
   std::shared_ptr<const PrimaryContext> context_;
 };
 

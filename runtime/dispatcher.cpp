@@ -298,20 +298,15 @@ void Dispatcher::topk_select(const nsajit_topk_args& args, void* stream) {
   void* workspace = nullptr;
   if (ws_bytes > 0) {
     // Zeroed once; every launch leaves it zeroed again (its row counters), so no per-call memset.
-    auto& ws = topk_workspaces_[lv.variant.name()];
+    auto& ws = topk_workspaces_[&lv];
     if (ws.bytes() < ws_bytes) {
       ws = device_->allocate(ws_bytes);
       device_->fill_bytes(ws.get(), 0, ws_bytes);
     }
     workspace = ws.get();
   }
-  auto fit = topk_cluster_fits_.find(lv.variant.name());
-  if (fit == topk_cluster_fits_.end())
-    fit = topk_cluster_fits_
-              .emplace(lv.variant.name(), topk_select_cluster_fit(*device_, lv.kernels[0], lv.variant))
-              .first;
   const TopkSelectLaunch launch =
-      plan_topk_select(lv.variant, device_->info(), problem, workspace, ws_bytes, fit->second);
+      plan_topk_select(lv.variant, device_->info(), problem, workspace, ws_bytes, lv.topk_cluster_fit);
   launch_topk_select(*device_, lv.kernels[0], launch, stream);
 }
 

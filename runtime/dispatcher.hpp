@@ -18,7 +18,6 @@
 #include "runtime/backend.hpp"
 #include "runtime/dispatch_rule.hpp"
 #include "runtime/loaded_variant.hpp"
-#include "runtime/topk_select_launch.hpp"
 
 namespace nsajit {
 
@@ -86,9 +85,10 @@ class Dispatcher {
   // Workspaces are allocated once, at the first call that needs one, at their largest size,
   // so a later call (also one being captured into a graph) never allocates. They are shared
   // by every stream of this context: calls that need one must not run on two streams at once.
-  DeviceMemory split_workspace_;                             // sparse_mla_fwd topk splits
-  std::map<std::string, DeviceMemory> topk_workspaces_;      // topk_select, per variant (zeroed once)
-  std::map<std::string, TopkClusterFit> topk_cluster_fits_;  // topk_select cluster variants, asked once
+  DeviceMemory split_workspace_;  // sparse_mla_fwd topk splits
+  // topk_select, per loaded variant (zeroed once); keyed by the variant's address, which lives as
+  // long as the dispatcher, so that a call looks it up without building its name.
+  std::map<const LoadedVariant*, DeviceMemory> topk_workspaces_;
   std::int64_t compiles_ = 0;
   std::vector<std::string> notices_;
   std::set<std::string> said_;

@@ -24,6 +24,9 @@ std::unique_ptr<LoadedVariant> load_variant(Device& device, const Variant& varia
   if (const int bytes = variant_dynamic_shared_bytes(variant, device.info());
       bytes > 0 && !lv->kernels.empty())
     device.set_max_dynamic_shared(lv->kernels.front(), bytes);
+  // After the shared-memory limit: the occupancy query launches with it.
+  if (variant.family == Family::topk_select && !lv->kernels.empty())
+    lv->topk_cluster_fit = topk_select_cluster_fit(device, lv->kernels.front(), variant);
   return lv;
 }
 

@@ -9,6 +9,7 @@
 
 #include "generator/variant.hpp"
 #include "runtime/backend.hpp"
+#include "runtime/topk_select_launch.hpp"
 
 namespace nsajit {
 
@@ -16,7 +17,8 @@ struct LoadedVariant {
   Variant variant;
   std::unique_ptr<Module> module;
   std::vector<KernelHandle> kernels;
-  int blocks_per_sm = 1;  // NVIDIA sparse_mla_fwd: CTAs resident per SM (sparse_mla_blocks_per_sm)
+  int blocks_per_sm = 1;            // NVIDIA sparse_mla_fwd: CTAs resident per SM (sparse_mla_blocks_per_sm)
+  TopkClusterFit topk_cluster_fit;  // topk_select cluster variants: clusters that fit at once
 };
 
 // The dynamic shared memory the variant's main kernel launches with (0: none / static only).

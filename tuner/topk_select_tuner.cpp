@@ -36,8 +36,7 @@ TopkTiming time_topk_select(Device& device, LoadedVariant& loaded, int batch, in
   const TopkSelectProblem p =
       contiguous_topk_problem(scores.as<const float>(), batch, length, out.as<std::int32_t>(), k);
   const TopkSelectLaunch launch =
-      plan_topk_select(loaded.variant, device.info(), p, ws.get(), ws_bytes,
-                       topk_select_cluster_fit(device, loaded.kernels[0], loaded.variant));
+      plan_topk_select(loaded.variant, device.info(), p, ws.get(), ws_bytes, loaded.topk_cluster_fit);
   const double ms = median_ms(device, stream, warmup, reps,
                               [&] { launch_topk_select(device, loaded.kernels[0], launch, stream); });
   return {ms, static_cast<double>(host.size()) * 4.0 / (ms * 1e-3) / 1e9};

@@ -71,7 +71,7 @@ __device__ __forceinline__ void topk_cluster_select(const nsa_topk_params& p) {
   // Phase 2: narrow the row histogram (copied over the block's own) for k.
   for (int b = (int)threadIdx.x; b < kBins; b += T) tb.hist[b] = row_hist[b];
   NSA_TOPK_TRACE(3);
-  const RowDigit d = tb.narrow_row(p, tb.hist);  // its first barrier orders the copy
+  const RowDigit d = tb.narrow_row(p);  // its first barrier orders the copy
   NSA_TOPK_TRACE(4);
 
   // Phase 3.

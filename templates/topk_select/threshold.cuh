@@ -66,8 +66,7 @@ struct RowDigit {
   u32 digit;      // D: holds the row's k-th largest
   int need;       // of the digit-D candidates
   int above;      // k - need elements have a larger digit: all in the top k
-  int cands;      // elements of digit D in the row
-  u64 prefix;     // D in the top R bits; 0 when no digit is fixed
+  int cands;      // elements of digit D in the row (D is 0 when no digit is fixed)
   bool again;     // the sampled tau was above the row's k-th largest: select the row again
   bool all_emit;  // fewer than k in the whole row: every buffered element is out
   bool fits;      // the digit-D candidates fit the row's list
@@ -138,8 +137,19 @@ struct ThresholdBlock {
     return true;
   }
 
-  // Phase 2's start: narrows the row histogram in row_hist (shared memory) for k.
-  NSA_TOPK_BLOCK_FN RowDigit narrow_row(const nsa_topk_params& p, u32* row_hist) {
+  // The lowest composite of digit D (D in the top R bits).
+  static __device__ __forceinline__ u64 digit_floor(const RowDigit& d) {
+    return (u64)d.digit << (64 - R);
+  }
+
+  // The finishing block's staged candidates: the top d.cands entries of the buffer, above the
+  // selected set.
+  __device__ __forceinline__ u64* stage(const RowDigit& d, const nsa_topk_params& p) const {
+    return block.buf + (p.buffer_capacity - d.cands);
+  }
+
+  // Phase 2's start: narrows the row histogram, which the caller put in hist, for k.
+  NSA_TOPK_BLOCK_FN RowDigit narrow_row(const nsa_topk_params& p) {
     if (threadIdx.x == 0) {
       st->prefix = 0ull;
       st->mask = 0ull;
@@ -147,9 +157,7 @@ struct ThresholdBlock {
       st->bucket = 0;
     }
     __syncthreads();
-    block.radix.hist = row_hist;
     block.radix.narrow(64 - R, R);
-    block.radix.hist = hist;
     // Fewer than k buffered in the whole row: no digit is fixed. With tau 0 the buffers hold the
     // whole row, which has fewer than k elements: every one is emitted. With a sampled tau, the
     // row has fewer than k elements above it: nothing is emitted, the row's finishing block
@@ -158,7 +166,6 @@ struct ThresholdBlock {
     const bool short_of_k = st->mask == 0ull;
     d.again = short_of_k && sampled_tau != 0ull;
     d.all_emit = short_of_k && !d.again;
-    d.prefix = st->prefix;
     d.digit = (u32)(st->prefix >> (64 - R));
     d.need = st->need;
     d.above = p.k - d.need;
@@ -210,9 +217,10 @@ struct ThresholdBlock {
   // Whether the finishing block stages the candidates in shared memory, above the selected set.
   NSA_TOPK_BLOCK_FN bool stage_candidates(const RowDigit& d, const nsa_topk_params& p, const u64* list) {
     const bool staged = d.fits && !d.all_emit && d.cands <= p.buffer_capacity - NSA_TOPK_MAX_K;
-    u64* const stage = block.buf + (p.buffer_capacity - d.cands);
-    if (staged)
-      for (int i = (int)threadIdx.x; i < d.cands; i += T) stage[i] = NSA_TOPK_LOAD_COHERENT(list + i);
+    if (staged) {
+      u64* const to = stage(d, p);
+      for (int i = (int)threadIdx.x; i < d.cands; i += T) to[i] = NSA_TOPK_LOAD_COHERENT(list + i);
+    }
     return staged;
   }
 
@@ -239,9 +247,9 @@ struct ThresholdBlock {
     }
     if (!d.fits) {
       // Too many candidates for the list, or a sampled tau above the row's k-th largest (then
-      // prefix is 0): one block selects the whole row again, from the lowest composite of digit D.
+      // D is 0): one block selects the whole row again, from the lowest composite of digit D.
       if (threadIdx.x == 0) {
-        ss->tau = d.prefix;
+        ss->tau = digit_floor(d);
         ss->count = 0;
         ss->fill = 0;
       }
@@ -252,13 +260,10 @@ struct ThresholdBlock {
     }
     // The candidates all have digit D. Staged in the top of the buffer when they fit above the
     // selected set (<= NSA_TOPK_MAX_K entries), so the select's passes stay in shared memory.
-    const u64 shared_prefix = (u64)d.digit << (64 - R);
-    if (staged) {
-      u64* const stage = block.buf + (p.buffer_capacity - d.cands);
-      block.radix.select(SharedListSource{stage, d.cands}, d.cands, d.need, shared_prefix, R);
-    } else {
-      block.radix.select(GlobalListSource{list, d.cands}, d.cands, d.need, shared_prefix, R);
-    }
+    if (staged)
+      block.radix.select(SharedListSource{stage(d, p), d.cands}, d.cands, d.need, digit_floor(d), R);
+    else
+      block.radix.select(GlobalListSource{list, d.cands}, d.cands, d.need, digit_floor(d), R);
     const int got = st->selected;  // == need
     NSA_TOPK_TRACE(6);
     if (!p.sorted) {
@@ -305,7 +310,7 @@ __device__ __forceinline__ void topk_threshold_select(const nsa_topk_params& p) 
   __syncthreads();
   for (int b = (int)threadIdx.x; b < kBins; b += T) tb.hist[b] = NSA_TOPK_LOAD_COHERENT(row_hist + b);
   NSA_TOPK_TRACE(3);
-  const RowDigit d = tb.narrow_row(p, tb.hist);
+  const RowDigit d = tb.narrow_row(p);
   NSA_TOPK_TRACE(4);
 
   // Phase 3: one global atomic per block reserves its ranges on the row's counters (a

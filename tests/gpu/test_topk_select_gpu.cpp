@@ -160,6 +160,7 @@ TEST_CASE("topk_gpu_default_variant_timing_report") {
     names.push_back(kernel_family(Family::topk_select).default_variant(target, Geometry{0, 0}).name());
   }
   std::vector<const CompiledVariant*> timed;
+  std::vector<TopkClusterFit> fits;  // asked once per variant, after its shared-memory limit
   std::size_t ws_bytes = 16;
   for (const std::string& name : names) {
     const auto c = std::find_if(compiled_variants().begin(), compiled_variants().end(),
@@ -169,6 +170,7 @@ TEST_CASE("topk_gpu_default_variant_timing_report") {
     ws_bytes = std::max(ws_bytes, topk_select_workspace_bytes(c->variant, device.info()));
     device.set_max_dynamic_shared(
         c->kernel, static_cast<int>(topk_select_dynamic_shared_bytes(c->variant, device.info())));
+    fits.push_back(topk_select_cluster_fit(device, c->kernel, c->variant));
   }
   DeviceMemory ws = device.allocate(ws_bytes);
   device.fill_bytes(ws.get(), 0, ws.bytes());
@@ -182,13 +184,14 @@ TEST_CASE("topk_gpu_default_variant_timing_report") {
   auto stop = device.create_event();
   for (int batch : {1, 16, 64, 128})
     for (int length : {8192, 32768, 131072})
-      for (const CompiledVariant* c : timed) {
+      for (std::size_t v = 0; v < timed.size(); ++v) {
+        const CompiledVariant* c = timed[v];
         const TopkSelectProblem p =
             contiguous_topk_problem(scores.as<const float>(), batch, length, out.as<std::int32_t>(), 2048);
         TopkSelectProblem strided = p;
         strided.score_row_stride = data.row_stride;
-        const TopkSelectLaunch l = plan_topk_select(c->variant, device.info(), strided, ws.get(), ws_bytes,
-                                                    topk_select_cluster_fit(device, c->kernel, c->variant));
+        const TopkSelectLaunch l =
+            plan_topk_select(c->variant, device.info(), strided, ws.get(), ws_bytes, fits[v]);
         for (int i = 0; i < 5; ++i) launch_topk_select(device, c->kernel, l, stream->native());
         // Back-to-back launches (no host latency between them), median of 9 rounds of 20.
         constexpr int kRounds = 9, kRuns = 20;
