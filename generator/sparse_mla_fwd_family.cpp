@@ -3,6 +3,8 @@
 // variants are delegated to generator/sparse_mla_cdna.*.
 #include <fmt/format.h>
 
+#include <iterator>
+
 #include "generator/kernel_family.hpp"
 #include "generator/sparse_mla_cdna.hpp"
 #include "runtime/error.hpp"
@@ -65,11 +67,13 @@ std::string bulk_prune_reason(const Target& t, const Geometry& g, int bh, int bt
 // names. 64 heads per CTA. w 8: sm90_wgmma.cuh (two math warpgroups, all gather);
 // w 12: sm90_wgmma_ws.cuh (two ping-pong math warpgroups + a producer warpgroup). A w12
 // variant may carry a last knob "ws" = the ping-pong schedule (absent: 1, the v2 kernel;
-// 2: v3 block order, L2 hints, earlier V release, staged output), same layout and launch.
+// 2: v3 block order, L2 hints, earlier V release, staged output; 3: the block order, the earlier
+// release, the staged output and the output rescaled before the odd tile's P is waited for;
+// 4: 3 without the earlier release), same layout and launch.
 constexpr int kWgmmaBlockTopk[] = {32, 64, 128};
 constexpr int kWgmmaStages[] = {2, 3};
 constexpr int kWgmmaWarps[] = {8, 12};
-constexpr int kWgmmaWsSchedules[] = {1, 2};
+constexpr int kWgmmaWsSchedules[] = {1, 2, 3, 4};
 
 int wgmma_schedule(const Variant& v) {
   return v.get_or("ws", 1);
@@ -93,8 +97,8 @@ Variant make_wgmma_variant(const Target& t, const Geometry& g, int bt, int w, in
 std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int bt, int w, int st,
                                int ws = 1) {
   if (!t.has_wgmma) return "wgmma: the target has no warpgroup tensor-core instructions";
-  if (ws != 1 && (w != 12 || ws != 2))
-    return fmt::format("wgmma: schedule ws{} does not exist (w12 has schedules 1 and 2, w8 only 1)", ws);
+  if (ws != 1 && (w != 12 || ws < 2 || ws > 4))
+    return fmt::format("wgmma: schedule ws{} does not exist (w12 has schedules 1-4, w8 only 1)", ws);
   if (bh != 64 || (w != 8 && w != 12))
     return "wgmma: the kernel is built for 64 heads and 8 warps (two math warpgroups) or 12 (plus a "
            "producer)";
@@ -221,9 +225,11 @@ class SparseMlaFwdFamily final : public KernelFamily {
             }
           }
     // w8: bt x stages. w12 has exactly two kv buffers (st 2), so its second axis is the schedule.
+    constexpr int kW8Axis = static_cast<int>(std::size(kWgmmaStages));
+    constexpr int kW12Axis = static_cast<int>(std::size(kWgmmaWsSchedules));
     for (int w : kWgmmaWarps)
       for (int bt : kWgmmaBlockTopk)
-        for (int i = 0; i < 2; ++i) {
+        for (int i = 0; i < (w == 12 ? kW12Axis : kW8Axis); ++i) {
           const int st = w == 12 ? 2 : kWgmmaStages[i];
           const int ws = w == 12 ? kWgmmaWsSchedules[i] : 1;
           Variant v = make_wgmma_variant(t, g, bt, w, st, ws);

@@ -60,6 +60,14 @@ SparseMlaFixture::SparseMlaFixture(Device& device, const SparseMlaCase& c, std::
   for (auto& x : P.q) x = float_to_bf16(normal(rng));
   P.kv.resize(static_cast<std::size_t>(c.s_kv) * P.kv_row_stride);
   for (auto& x : P.kv) x = float_to_bf16(normal(rng));
+  if (c.rising_logits)
+    for (int v = 0; v < c.s_kv; ++v) {
+      const float f = 1.f + 7.f * static_cast<float>(v) / static_cast<float>(c.s_kv);
+      for (int d = 0; d < c.d_qk; ++d) {
+        auto& x = P.kv[static_cast<std::size_t>(v) * P.kv_row_stride + d];
+        x = float_to_bf16(bf16_to_float(x) * f);
+      }
+    }
   P.indices.resize(rows * c.topk);
   std::uniform_int_distribution<int> pos(0, c.s_kv - 1);
   std::uniform_real_distribution<double> coin(0.0, 1.0);
@@ -81,6 +89,8 @@ SparseMlaFixture::SparseMlaFixture(Device& device, const SparseMlaCase& c, std::
       if (coin(rng) < c.invalid_fraction)
         row[t] = coin(rng) < 0.5 ? -1 : c.s_kv + static_cast<int>(coin(rng) * 1000);
   }
+  if (c.rising_logits)
+    for (long r = 0; r < rows; ++r) std::sort(&P.indices[r * c.topk], &P.indices[r * c.topk] + c.topk);
   if (c.empty_row)
     for (int t = 0; t < c.topk; ++t) P.indices[t] = (t % 2) ? -1 : c.s_kv;
   if (c.with_lengths) {

@@ -24,6 +24,8 @@ struct SparseMlaCase {
   bool with_sink = false;
   bool natural_log = false;
   bool shared_q_rows = false;  // q row stride 0 (every row the same q): huge s_q in little memory
+  bool rising_logits = false;  // kv row v scaled by 1 + 7 v / s_kv, indices sorted: the row max
+                               // climbs tile after tile (a lazy running max must move mid-row)
   int splits = 1;              // topk split (the decode path)
   int reference_rows = 0;      // >0: compare a sample of this many rows (large s_q)
 };

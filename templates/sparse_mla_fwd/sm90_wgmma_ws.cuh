@@ -28,7 +28,23 @@
 //   waits for warpgroup 1's max (the producer refills that half first);
 // - the output goes through shared memory (the Q region, free after the last S) and leaves as
 //   coalesced 16-byte rows instead of 4-byte scattered stores.
+// SCHED 3 (ws3) is SCHED 1 with SCHED 2's block order, earlier V release and staged output, a
+// lazy max and warpgroup 0's rescale moved ahead of its wait for the odd tile's P:
+// - lazy max: the running max both warpgroups share is a reference that moves only when a
+//   tile's row max exceeds it by more than kLazySlack (log2 units), so P <= 2^kLazySlack; a
+//   warp rescales its 128 output registers only when one of its rows moved (a vote), which after
+//   the first tiles is rare. The true row maxima (max_logits) are kept beside it and merged at
+//   the end; lse = reference + log2(l) is exact either way.
+// SCHED 4 (ws4) is SCHED 3 with the exact max (every pair rescales): the lazy max's A/B twin.
+//
+// NSA_MLA_WS_KNOCKOUT (a probe's define, 0 in the library) removes work to time what is left,
+// with wrong results: bit 1 no kv gathers, bit 2 no wgmma, bit 4 no index loads (rows hashed from
+// the position), 8 no Q load, 16 no output stores (docs/perf-log.md).
 #pragma once
+
+#ifndef NSA_MLA_WS_KNOCKOUT
+#define NSA_MLA_WS_KNOCKOUT 0
+#endif
 
 #include "common/nv_ptx.cuh"
 #include "common/nv_wgmma.cuh"
@@ -46,7 +62,22 @@ struct SparseMlaSm90WgmmaWs {
   static_assert(WARPS == 12, "two math warpgroups and one producer warpgroup");
   static_assert(STAGES == 2, "two kv buffers: the even and the odd tile of a pair");
   static_assert(D % 64 == 0 && L.dv == 512 && D >= L.dv, "d is 512 or 512 + whole 64-column panels");
-  static_assert(SCHED == 1 || SCHED == 2, "schedule 1 (v2) or 2 (v3)");
+  static_assert(SCHED >= 1 && SCHED <= 4, "schedules 1 (v2), 2 (v3), 3 and 4 (v7)");
+  // What each schedule changes (see the header comment).
+  static constexpr bool kL2Hints = SCHED == 2;
+  static constexpr bool kStagedOut = SCHED >= 2;
+  static constexpr bool kEarlyFree = SCHED == 2 || SCHED == 3;
+  static constexpr bool kRowBlocks = SCHED >= 2;
+  static constexpr bool kRescaleBeforeP1 = SCHED >= 3;
+  static constexpr bool kLazyMax = SCHED == 3;
+  static constexpr float kLazySlack = 8.f;
+  static constexpr bool kNoGather = (NSA_MLA_WS_KNOCKOUT & 1) != 0;
+  static constexpr bool kNoMath = (NSA_MLA_WS_KNOCKOUT & 2) != 0;
+  static constexpr bool kNoIndexLoads = (NSA_MLA_WS_KNOCKOUT & 4) != 0;
+  static constexpr bool kNoQLoad = (NSA_MLA_WS_KNOCKOUT & 8) != 0;
+  static constexpr bool kNoOutput = (NSA_MLA_WS_KNOCKOUT & 16) != 0;
+  static constexpr bool kNoOutStores = (NSA_MLA_WS_KNOCKOUT & 32) != 0;
+  static constexpr bool kOutEvictFirst = (NSA_MLA_WS_KNOCKOUT & 64) != 0;
   static constexpr int kPanels = D / 64;
   static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
   static constexpr int kORegs = 128;     // 64 x 256 fp32 per warpgroup
@@ -67,6 +98,7 @@ struct SparseMlaSm90WgmmaWs {
   int* valid_s;         // [2][BT]
   float* m_s;           // [BH] the max handed from one math warpgroup to the other
   float* l_s;           // [2][BH] row sums at the end
+  float* mx_s;          // [2][BH] each warpgroup's true row maxima at the end (lazy max)
   int t_begin, t_end, n_tiles;
   long long row;  // b * s_q + s
   int h0;         // first head of this block
@@ -103,6 +135,7 @@ struct SparseMlaSm90WgmmaWs {
   // without one makes ptxas insert a fence and serialise the wgmmas (C7520).
   __device__ __forceinline__ void issue_s(float (&s)[32], int b, int p_begin, int p_end, bool first) const {
     wgmma_fence();
+    if constexpr (kNoMath) return;
 #pragma unroll
     for (int kk = 4 * p_begin; kk < 4 * p_end; ++kk)
       wgmma_m64n64k16_ss(s, q_desc(kk), k_desc(b, kk), (first && kk == 4 * p_begin) ? 0 : 1);
@@ -112,20 +145,24 @@ struct SparseMlaSm90WgmmaWs {
   __device__ __forceinline__ void produce(int ptid, int b, int s, const int* idx_g, int n_pairs) {
     const int group = ptid >> 3, ch = ptid & 7;  // rows group + 16 k, 16-byte chunk ch of a panel
     auto index_of = [&](int tile, int r) {
+      if constexpr (kNoIndexLoads)  // rows spread like random indices, without the load
+        return static_cast<int>((static_cast<unsigned>(t_begin + tile * BT + r) * 2654435761u +
+                                 static_cast<unsigned>(row) * 40503u) %
+                                static_cast<unsigned>(p.s_kv));
       return nsa_kv_index<BT>(p, idx_g, t_begin, t_end, n_tiles, tile, r);
     };
     // Q, zero rows past h_q; covered by every ready barrier (noinc tracks all earlier copies).
     const unsigned short* q_g = p.q + b * p.q_stride_b + s * p.q_stride_s;
     [[maybe_unused]] unsigned long long kv_policy = 0, q_policy = 0;
-    if constexpr (SCHED >= 2) {
+    if constexpr (kL2Hints) {
       kv_policy = l2_policy_evict_last();
       q_policy = l2_policy_evict_first();
     }
-    for (int c = ptid; c < BH * L.chunks; c += 128) {
+    for (int c = ptid; c < (kNoQLoad ? 0 : BH * L.chunks); c += 128) {
       const int r = c / L.chunks, k = c - r * L.chunks;
       const bool ok = h0 + r < p.h_q;
       const unsigned short* src = ok ? q_g + (h0 + r) * p.q_stride_h + k * 8 : p.q;
-      if constexpr (SCHED >= 2) {
+      if constexpr (kL2Hints) {
         cp_async_16_l2hint(base + L.q_off + tile_offset(BH, r, k), src, ok ? 16 : 0, q_policy);
       } else {
         cp_async_16(base + L.q_off + tile_offset(BH, r, k), src, ok ? 16 : 0);
@@ -153,7 +190,8 @@ struct SparseMlaSm90WgmmaWs {
               row >= 0 ? p.kv + static_cast<long long>(row) * p.kv_row_stride + ch * 8 : p.kv;
 #pragma unroll
           for (int pn = pb; pn < pe; ++pn) {
-            if constexpr (SCHED >= 2) {
+            if constexpr (kNoGather) {
+            } else if constexpr (kL2Hints) {
               cp_async_16_l2hint(dst + pn * BT * 128 + nsa_sw128_offset(r, ch),
                                  row >= 0 ? src + pn * 64 : src, row >= 0 ? 16 : 0, kv_policy);
             } else {
@@ -235,6 +273,19 @@ struct SparseMlaSm90WgmmaWs {
             pack_bf16x2(sacc[4 * j + 2 * h] * f, sacc[4 * j + 2 * h + 1] * f);
       }
   }
+  // The reference max after a tile whose row max is mx: the exact max, or (lazy) mx only when it
+  // exceeds the reference by more than the slack.
+  static __device__ __forceinline__ float raise_max(float ref, float mx) {
+    if constexpr (kLazyMax) return mx > ref + kLazySlack ? mx : ref;
+    return fmaxf(ref, mx);
+  }
+  // Output rescale; lazy: skipped by a warp none of whose rows moved its reference (f == 1).
+  static __device__ __forceinline__ void rescale_o(float (&o)[kORegs], float f0, float f1) {
+    if constexpr (kLazyMax) {
+      if (!__any_sync(0xffffffffu, f0 != 1.f || f1 != 1.f)) return;
+    }
+    scale_o(o, f0, f1);
+  }
   static __device__ __forceinline__ void scale_o(float (&o)[kORegs], float f0, float f1) {
 #pragma unroll
     for (int j = 0; j < kORegs / 4; ++j) {
@@ -246,18 +297,20 @@ struct SparseMlaSm90WgmmaWs {
   }
   __device__ __forceinline__ void pv_rs(float (&o)[kORegs], unsigned (&a)[4][4], int buf, int half) const {
     wgmma_fence();
+    if constexpr (kNoMath) return;
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16_rs_tb(o, a[kk], v_desc(buf, half, kk), 1);
   }
   __device__ __forceinline__ void pv_ss(float (&o)[kORegs], int p_off, int buf, int half) const {
     wgmma_fence();
+    if constexpr (kNoMath) return;
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16_ss_tb(o, p_desc(p_off, kk), v_desc(buf, half, kk), 1);
   }
 
   // Warpgroup 0: even tiles (buffer 0), output columns 0-255.
-  __device__ __forceinline__ void math0(float (&o)[kORegs], float (&m_run)[2], float (&l_run)[2], int r0,
-                                        int c0, int lane, int n_pairs) const {
+  __device__ __forceinline__ void math0(float (&o)[kORegs], float (&m_run)[2], float (&l_run)[2],
+                                        float (&m_top)[2], int r0, int c0, int lane, int n_pairs) const {
     float sacc[32];
     unsigned a[4][4];
     if (n_pairs > 0) {
@@ -276,7 +329,9 @@ struct SparseMlaSm90WgmmaWs {
       float m_new[2], f[2], sum[2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        m_new[h] = fmaxf(m_run[h], row_max(sacc, h));
+        const float mx = row_max(sacc, h);
+        m_top[h] = fmaxf(m_top[h], mx);
+        m_new[h] = raise_max(m_run[h], mx);
         f[h] = fast_exp2(m_run[h] - m_new[h]);
       }
       exponentiate(sacc, m_new, sum);
@@ -287,13 +342,13 @@ struct SparseMlaSm90WgmmaWs {
       named_barrier_arrive(kBarMax0, 256);
 #pragma unroll
       for (int h = 0; h < 2; ++h) l_run[h] = l_run[h] * f[h] + sum[h];
-      scale_o(o, f[0], f[1]);
+      rescale_o(o, f[0], f[1]);
       to_fragments(sacc, a, 1.f);
       // O += P(even) V(even) columns 0-255, P from registers.
       pv_rs(o, a, 0, 0);
       wgmma_commit();
 
-      if constexpr (SCHED >= 2) {
+      if constexpr (kEarlyFree) {
         // Free V(even) columns 0-255 first: the producer refills this half before any other.
         wgmma_wait<0>();
         wgmma_fence_operands(o);
@@ -313,17 +368,24 @@ struct SparseMlaSm90WgmmaWs {
       fence_proxy_async_smem();
       named_barrier_arrive(kBarP0, 256);
 
-      if constexpr (SCHED == 1) {
+      if constexpr (!kEarlyFree) {
         wgmma_wait<0>();
         wgmma_fence_operands(o);
         wgmma_fence_operands(a);
         mbarrier_arrive(free_bar(0, 0));  // V(even) columns 0-255 read: panels 0-3 of buffer 0
       }
 
-      named_barrier_sync(kBarP1, 256);
-      scale_o(o, g[0], g[1]);
+      if constexpr (kRescaleBeforeP1) {  // the P(even) V wgmmas are complete (waited above)
+        rescale_o(o, g[0], g[1]);
 #pragma unroll
-      for (int h = 0; h < 2; ++h) l_run[h] *= g[h];
+        for (int h = 0; h < 2; ++h) l_run[h] *= g[h];
+      }
+      named_barrier_sync(kBarP1, 256);
+      if constexpr (!kRescaleBeforeP1) {
+        scale_o(o, g[0], g[1]);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) l_run[h] *= g[h];
+      }
       // O += P(odd) V(odd) columns 0-255, P from shared memory (written by WG1).
       pv_ss(o, L.p1_off, 1, 0);
       wgmma_commit();
@@ -350,8 +412,8 @@ struct SparseMlaSm90WgmmaWs {
   }
 
   // Warpgroup 1: odd tiles (buffer 1), output columns 256-511.
-  __device__ __forceinline__ void math1(float (&o)[kORegs], float (&m_run)[2], float (&l_run)[2], int r0,
-                                        int c0, int lane, int n_pairs) const {
+  __device__ __forceinline__ void math1(float (&o)[kORegs], float (&m_run)[2], float (&l_run)[2],
+                                        float (&m_top)[2], int r0, int c0, int lane, int n_pairs) const {
     float sacc[32];
     unsigned a[4][4];
     for (int j = 0; j < n_pairs; ++j) {
@@ -367,13 +429,16 @@ struct SparseMlaSm90WgmmaWs {
       scale_and_mask(sacc, 1, c0);
       float mx[2];
 #pragma unroll
-      for (int h = 0; h < 2; ++h) mx[h] = row_max(sacc, h);
+      for (int h = 0; h < 2; ++h) {
+        mx[h] = row_max(sacc, h);
+        m_top[h] = fmaxf(m_top[h], mx[h]);
+      }
 
       named_barrier_sync(kBarMax0, 256);
       float m_new[2], f[2], sum[2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        m_new[h] = fmaxf(m_s[r0 + 8 * h], mx[h]);  // WG0's max already includes the old one
+        m_new[h] = raise_max(m_s[r0 + 8 * h], mx[h]);  // WG0's max already includes the old one
         f[h] = fast_exp2(m_run[h] - m_new[h]);
         m_run[h] = m_new[h];
       }
@@ -386,7 +451,7 @@ struct SparseMlaSm90WgmmaWs {
       exponentiate(sacc, m_new, sum);
 #pragma unroll
       for (int h = 0; h < 2; ++h) l_run[h] = l_run[h] * f[h] + sum[h];
-      scale_o(o, f[0], f[1]);
+      rescale_o(o, f[0], f[1]);
       to_fragments(sacc, a, 1.f);
       // O += P(odd) V(odd) columns 256-511, P from registers.
       pv_rs(o, a, 1, 1);
@@ -411,7 +476,7 @@ struct SparseMlaSm90WgmmaWs {
   __device__ __forceinline__ void run() {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int wg = warp >> 2;
-    if constexpr (SCHED >= 2) {
+    if constexpr (kRowBlocks) {
       // Blocks start in linear order x + gridDim.x * y; number (row, head block) so that the
       // head blocks of one row are neighbours in that order. A bijection of the same grid.
       const long long lin = blockIdx.x + static_cast<long long>(gridDim.x) * blockIdx.y;
@@ -457,10 +522,11 @@ struct SparseMlaSm90WgmmaWs {
     for (int i = 0; i < kORegs; ++i) o[i] = 0.f;
     float m_run[2] = {kInitMax, kInitMax};
     float l_run[2] = {0.f, 0.f};
+    float m_top[2] = {kInitMax, kInitMax};  // the true row maxima of this warpgroup's tiles
     if (wg == 0) {
-      math0(o, m_run, l_run, r0, c0, lane, n_pairs);
+      math0(o, m_run, l_run, m_top, r0, c0, lane, n_pairs);
     } else {
-      math1(o, m_run, l_run, r0, c0, lane, n_pairs);
+      math1(o, m_run, l_run, m_top, r0, c0, lane, n_pairs);
     }
 
     // ---- row sums: both warpgroups hold the same final max; add their partial sums
@@ -472,17 +538,21 @@ struct SparseMlaSm90WgmmaWs {
     if ((lane & 3) == 0) {
       l_s[wg * BH + r0] = l_run[0];
       l_s[wg * BH + r0 + 8] = l_run[1];
+      mx_s[wg * BH + r0] = m_top[0];
+      mx_s[wg * BH + r0 + 8] = m_top[1];
     }
     named_barrier_sync(kBarSum, 256);
 
     // ---- epilogue
-    // SCHED 2: bf16 rows staged in the Q region (no wgmma reads Q or kv any more: both warpgroups
-    // passed kBarSum after their last wgmma wait, and every gathered copy landed before the tile
-    // it belongs to was read), then written as 16-byte chunks; needs 16-byte aligned output rows,
-    // else the scattered stores below.
+    // SCHED >= 2: bf16 rows staged in the Q region (no wgmma reads Q or kv any more: both
+    // warpgroups passed kBarSum after their last wgmma wait, and every gathered copy landed
+    // before the tile it belongs to was read), then written as 16-byte chunks; needs 16-byte
+    // aligned output rows, else the scattered stores below. Not for an empty row (no pair): its
+    // consumers never waited for a ready barrier, so the producer's Q copies may still be landing
+    // in that region (the cause of ws2's one failing sweep case).
     bool staged = false;
-    if constexpr (SCHED >= 2)
-      staged = p.num_splits == 1 &&
+    if constexpr (kStagedOut)
+      staged = n_pairs > 0 && p.num_splits == 1 &&
                ((reinterpret_cast<unsigned long long>(p.out) |
                  static_cast<unsigned long long>(p.out_stride_b | p.out_stride_s | p.out_stride_h) * 2) &
                 15) == 0;
@@ -493,9 +563,11 @@ struct SparseMlaSm90WgmmaWs {
       if (head >= p.h_q) continue;
       const float l = l_s[r] + l_s[BH + r];
       const bool empty = !(l > 0.f);
-      const float m = m_run[h];
+      const float m = m_run[h];  // the reference the sums are relative to
       const float lse2 = row_lse2(m, l, empty);
+      const float m_true = kLazyMax ? fmaxf(mx_s[r], mx_s[BH + r]) : m;  // max_logits
       const int col0 = wg * 256 + c0;
+      if (kNoOutput) continue;
       if (p.num_splits > 1) {
         const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + head;
         const float inv = empty ? 0.f : 1.f / l;
@@ -505,7 +577,7 @@ struct SparseMlaSm90WgmmaWs {
           *reinterpret_cast<float2*>(dst + 8 * j) =
               make_float2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
         if (wg == 0 && (lane & 3) == 0) {
-          store_partial_stats(p, prow, m, lse2, empty);
+          store_partial_stats(p, prow, m_true, lse2, empty);
         }
         continue;
       }
@@ -524,10 +596,10 @@ struct SparseMlaSm90WgmmaWs {
               pack_bf16x2(o[4 * j + 2 * h] * inv, o[4 * j + 2 * h + 1] * inv);
       }
       if (wg == 0 && (lane & 3) == 0) {
-        store_row_stats(p, b, s, head, m, lse2, empty);
+        store_row_stats(p, b, s, head, m_true, lse2, empty);
       }
     }
-    if constexpr (SCHED >= 2) {
+    if constexpr (kStagedOut) {
       if (staged) {
         // Each warp copies rows warp%4 + 4i of its warpgroup's 256 columns: 32 lanes x 16 bytes.
         if (wg == 0) {  // constant ids: ptxas then reserves only the barriers in use
@@ -536,12 +608,22 @@ struct SparseMlaSm90WgmmaWs {
           named_barrier_sync(kBarOut0 + 1, 128);
         }
         unsigned short* out_row = p.out + b * p.out_stride_b + s * p.out_stride_s + wg * 256 + lane * 8;
+        [[maybe_unused]] unsigned long long out_policy = 0;
+        if constexpr (kOutEvictFirst) out_policy = l2_policy_evict_first();
 #pragma unroll 4
         for (int r = warp & 3; r < BH; r += 4) {
           if (h0 + r >= p.h_q) break;  // rows past h_q come last
           const uint4 v =
               *reinterpret_cast<const uint4*>(base + L.q_off + r * kOutPitch + wg * 512 + lane * 16);
-          st_global_cs_16(out_row + (h0 + r) * p.out_stride_h, v);
+          if constexpr (kNoOutput || kNoOutStores) {
+          } else if constexpr (kOutEvictFirst) {
+            asm volatile("st.global.L2::cache_hint.v4.b32 [%0], {%1, %2, %3, %4}, %5;\n" ::"l"(
+                             out_row + (h0 + r) * p.out_stride_h),
+                         "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w), "l"(out_policy)
+                         : "memory");
+          } else {
+            st_global_cs_16(out_row + (h0 + r) * p.out_stride_h, v);
+          }
         }
       }
     }
@@ -560,6 +642,7 @@ __device__ __forceinline__ void sparse_mla_fwd_sm90_wgmma_ws(const NsaSparseMlaP
   k.valid_s = reinterpret_cast<int*>(k.base + K::L.valid_off);
   k.m_s = reinterpret_cast<float*>(k.base + K::L.row_off);
   k.l_s = k.m_s + BH;
+  k.mx_s = k.l_s + 2 * BH;
   k.run();
 }
 

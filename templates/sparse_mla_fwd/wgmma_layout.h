@@ -77,7 +77,7 @@ NSA_HOST_DEVICE constexpr NsaSparseMlaWgmmaLayout nsa_sparse_mla_wgmma_ws_layout
   l.kv_stage_bytes = bt * d * 2;
   l.p_bytes = bh * bt * 2;
   l.idx_bytes = 2 * bt * 4;
-  l.row_bytes = 3 * bh * 4;
+  l.row_bytes = 5 * bh * 4;  // m [bh], l [2][bh], the true row maxima [2][bh] (lazy max)
   l.align_slack = 1024;
   l.q_off = 0;
   l.kv_off = l.q_bytes;

@@ -76,6 +76,23 @@ std::vector<SparseMlaCase> sweep_cases() {
        .s_kv = 2048,
        .topk = 333,
        .invalid_fraction = 0.1});
+  // The row max climbs along the list (kv rows scaled up to 8x, indices sorted): every running-max
+  // scheme must move its reference mid-row; with a split, each split's max differs too.
+  add({.label = "h64 topk2048 rising logits",
+       .s_q = 3,
+       .h_q = 64,
+       .s_kv = 8192,
+       .topk = 2048,
+       .invalid_fraction = 0.02,
+       .with_sink = true,
+       .rising_logits = true});
+  add({.label = "h128 topk1024 rising logits split2",
+       .s_q = 2,
+       .h_q = 128,
+       .s_kv = 4096,
+       .topk = 1024,
+       .rising_logits = true,
+       .splits = 2});
   std::vector<SparseMlaCase> all;
   for (int d : {576, 512})
     for (auto c : cases) {

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "cache/schema.hpp"
@@ -55,7 +56,10 @@ TEST_CASE("a_cache_that_another_process_is_still_writing_out_is_opened_once_it_s
   write_bytes(path, std::vector<char>(bytes.begin(), bytes.begin() + 4096));
   std::thread writer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(40));
-    write_bytes(path, bytes);
+    // In place, as SQLite grows a file: truncating first (write_bytes) left a moment in which
+    // the file was empty, and the open then refused it as an empty database (a flaky test).
+    std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   });
   std::vector<WinnerRecord> winners;
   CHECK_NOTHROW(winners = CacheStore::open(path, OpenMode::read_only).list_winners());

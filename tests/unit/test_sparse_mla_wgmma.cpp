@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <map>
 #include <set>
 #include <string>
 
@@ -35,7 +36,9 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
     for (const auto& v : space.kept)
       if (has_mma_knob(v)) kept.insert(v.name());
     CHECK(kept == std::set<std::string>{fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w8_st2_mma1", d),
-                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d)});
+                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d),
+                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1_ws3", d),
+                                        fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1_ws4", d)});
 
     int pruned = 0;
     for (const auto& p : space.pruned) {
@@ -57,28 +60,32 @@ TEST_CASE("wgmma_variants_are_in_the_space_and_pruned_ones_say_why") {
                                                                                << ": " << p.reason);
       }
     }
-    // w8: bt 32 and 128 at both stage counts + bt 64 with 3 stages; w12: bt 32 and 128 per schedule.
-    CHECK(pruned == 5 + 4 + 1);  // + w12 ws2, held out
+    // w8: bt 32 and 128 at both stage counts + bt 64 with 3 stages; w12: bt 32 and 128 per
+    // schedule (4 schedules) + w12 bt 64 ws2, held out.
+    CHECK(pruned == 5 + 8 + 1);
   }
 }
 
 TEST_CASE("w12_schedule_knob_is_last_only_on_w12_and_absent_for_schedule_1") {
   const auto space =
       kernel_family(Family::sparse_mla_fwd).space(target_from_arch("sm_90a"), Geometry{576, 512});
-  int ws2 = 0;
+  std::map<int, int> per_schedule;
   std::vector<Variant> all = space.kept;  // ws2 is held out (pruned) but keeps its name
   for (const auto& p : space.pruned) all.push_back(p.variant);
   for (const auto& v : all) {
     for (std::size_t i = 0; i < v.knobs.size(); ++i)
       if (v.knobs[i].name == "ws") {
-        ++ws2;
+        ++per_schedule[v.knobs[i].value];
         CHECK(i == v.knobs.size() - 1);
-        CHECK(v.knobs[i].value == 2);
         CHECK(v.get("w") == 12);
         CHECK(v.get("mma") == 1);
       }
   }
-  CHECK(ws2 == 3);  // bt 32, 64, 128 (all pruned: bt, and ws2 held out)
+  // bt 32, 64, 128 for each of the schedules 2-4 (schedule 1 carries no knob).
+  CHECK(per_schedule == std::map<int, int>{{2, 3}, {3, 3}, {4, 3}});
+  int kept_w12 = 0;
+  for (const auto& v : space.kept) kept_w12 += (v.get_or("mma", 0) == 1 && v.get("w") == 12) ? 1 : 0;
+  CHECK(kept_w12 == 3);  // bt 64: ws1, ws3, ws4
 }
 
 TEST_CASE("mma_sync_variant_names_do_not_change_and_wgmma_names_round_trip") {
@@ -87,7 +94,8 @@ TEST_CASE("mma_sync_variant_names_do_not_change_and_wgmma_names_round_trip") {
   for (const auto& v : space.kept) {
     if (has_mma_knob(v)) {
       CHECK(v.get("mma") == 1);
-      CHECK((v.name().ends_with("_mma1") || v.name().ends_with("_mma1_ws2")));
+      CHECK((v.name().ends_with("_mma1") || v.name().ends_with("_mma1_ws3") ||
+             v.name().ends_with("_mma1_ws4")));
     } else if (has_any_mma_knob(v)) {
       CHECK(v.get("mma") == 2);
       CHECK((v.name().ends_with("_mma2") || v.name().ends_with("_mma2_sx2") ||
@@ -150,6 +158,13 @@ TEST_CASE("w12_schedule_2_renders_the_ping_pong_template_with_its_schedule_argum
         family.render(variant_from_name(fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1", d)));
     CHECK(r1.source.find(fmt::format("sparse_mla_fwd_sm90_wgmma_ws<{}, 64, 64, 12, 2>(p)", d)) !=
           std::string::npos);
+    // Schedules 3 and 4 pass their number as the sixth argument.
+    for (int ws : {3, 4}) {
+      const RenderedSource r = family.render(
+          variant_from_name(fmt::format("nsa_fwd_sm90a_d{}_bh64_bt64_w12_st2_mma1_ws{}", d, ws)));
+      CHECK(r.source.find(fmt::format("sparse_mla_fwd_sm90_wgmma_ws<{}, 64, 64, 12, 2, {}>(p)", d, ws)) !=
+            std::string::npos);
+    }
   }
   // Same launch as schedule 1: block, shared memory and grid come from the w12 layout.
   SparseMlaProblem pr;
@@ -168,10 +183,10 @@ TEST_CASE("w12_schedule_2_renders_the_ping_pong_template_with_its_schedule_argum
   CHECK(b.shared_bytes == a.shared_bytes);
   CHECK(b.grid.x == a.grid.x);
   CHECK(b.grid.y == a.grid.y);
-  // No schedule 2 for the two-warpgroup kernel, no schedule 3 at all.
+  // No schedule 2 for the two-warpgroup kernel, no schedule 5 at all.
   CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w8_st2_mma1_ws2")),
                   Error);
-  CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w12_st2_mma1_ws3")),
+  CHECK_THROWS_AS((void)family.render(variant_from_name("nsa_fwd_sm90a_d576_bh64_bt64_w12_st2_mma1_ws5")),
                   Error);
 }
 
@@ -201,7 +216,7 @@ TEST_CASE("warp_specialised_layout_fits_227_kb_with_the_even_p_in_the_rope_panel
   CHECK(l.p0_off + l.p_bytes == l.kv_off + l.kv_stage_bytes);
   CHECK(l.valid_off == l.p1_off + 8192);
   CHECK(l.row_off == l.valid_off + 2 * 64 * 4);
-  CHECK(l.bar_off == l.row_off + 3 * 64 * 4);
+  CHECK(l.bar_off == l.row_off + 5 * 64 * 4);  // m, l x 2 and the true maxima x 2 per head
   CHECK(l.bar_off % 8 == 0);
   CHECK(l.smem_bytes == l.bar_off + 64 + 1024);
   CHECK(l.smem_bytes <= 227 * 1024);

@@ -1,0 +1,120 @@
+// Not a pass/fail speed check: a same-run comparison of sparse_mla_fwd variants for kernel work
+// (issue 6). Times the default variant, or each variant named in $NSA_MLA_TIMING_VARIANTS
+// (comma-separated, pruned ones allowed), on the shapes in $NSA_MLA_TIMING_SHAPES
+// ("s_q:h_q[:s_kv]" comma-separated; default 4096:64,4096:128), in alternating rounds, and prints
+// each variant's median with its TFLOP/s and fraction of the gather floor of the same inputs.
+// "name#n" times the w12 variant built with NSA_MLA_WS_KNOCKOUT=n (work removed, wrong results:
+// bit 1 no kv gathers, 2 no wgmma, 4 no index loads, 8 no Q load, 16 no output stores), to see
+// what the rest of the kernel costs.
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "generator/compile_request.hpp"
+#include "generator/kernel_family.hpp"
+#include "generator/target.hpp"
+#include "tests/gpu/gpu_fixture.hpp"
+#include "tuner/bench_kernels.hpp"
+#include "tuner/bench_sparse_mla.hpp"
+#include "tuner/timing.hpp"
+
+namespace nsajit {
+namespace {
+
+std::vector<std::string> split_list(const char* list) {
+  std::vector<std::string> items;
+  if (list == nullptr) return items;
+  const std::string rest = list;
+  for (std::size_t at = 0; at <= rest.size();) {
+    const std::size_t comma = std::min(rest.find(',', at), rest.size());
+    if (comma > at) items.push_back(rest.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return items;
+}
+
+BenchShape parse_shape(const std::string& text) {
+  BenchShape s;
+  s.topk = 2048;
+  s.s_kv = 32768;
+  long long sq = 0;
+  int hq = 0, skv = 0;
+  const int got = std::sscanf(text.c_str(), "%lld:%d:%d", &sq, &hq, &skv);
+  REQUIRE_MESSAGE(got >= 2, "NSA_MLA_TIMING_SHAPES entry is s_q:h_q[:s_kv], got ", text);
+  s.s_q = sq;
+  s.h_q = hq;
+  if (got == 3) s.s_kv = skv;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("sparse_mla_variant_timing_report") {
+  Device& device = test::gpu_device();
+  if (device.info().vendor != Vendor::nvidia) {
+    MESSAGE("SKIPPED: the bench kernels need an NVIDIA GPU");
+    return;
+  }
+  const Compiler* compiler = test::gpu_backend().compiler_for(device.info().arch);
+  REQUIRE_MESSAGE(compiler != nullptr, test::gpu_backend().compiler_unavailable_reason());
+  const Target target = target_from_arch(device.info().arch);
+
+  std::vector<Variant> variants;
+  std::vector<std::string> labels;
+  std::vector<int> knockouts;
+  for (const std::string& entry : split_list(std::getenv("NSA_MLA_TIMING_VARIANTS"))) {
+    const std::size_t hash = entry.find('#');
+    variants.push_back(variant_from_name(entry.substr(0, hash)));
+    knockouts.push_back(hash == std::string::npos ? 0 : std::stoi(entry.substr(hash + 1)));
+    labels.push_back(entry);
+  }
+  if (variants.empty()) {
+    variants.push_back(kernel_family(Family::sparse_mla_fwd).default_variant(target, Geometry{576, 512}));
+    knockouts.push_back(0);
+    labels.push_back(variants.back().name());
+  }
+  std::vector<BenchShape> shapes;
+  for (const std::string& text : split_list(std::getenv("NSA_MLA_TIMING_SHAPES")))
+    shapes.push_back(parse_shape(text));
+  if (shapes.empty()) shapes = {parse_shape("4096:64"), parse_shape("4096:128")};
+
+  std::vector<std::unique_ptr<LoadedVariant>> loaded;
+  for (std::size_t v = 0; v < variants.size(); ++v) {
+    RenderedSource rendered = kernel_family(Family::sparse_mla_fwd).render(variants[v]);
+    if (knockouts[v] != 0) rendered.options.push_back(fmt::format("-DNSA_MLA_WS_KNOCKOUT={}", knockouts[v]));
+    const CompileResult built = compiler->compile(make_compile_request(variants[v], rendered));
+    loaded.push_back(load_variant(device, variants[v], built.binary, rendered.kernel_names));
+  }
+
+  BenchKernels kernels(device, *compiler);
+  auto stream = device.create_stream();
+  BenchOptions o;
+  o.reps = 20;
+  const TimingOptions timing = o.timing(kernels);
+  std::string report = fmt::format("\n{:>6} {:>4} {:>7} {:>9} {:>8} {:>9}  {}\n", "s_q", "h_q", "s_kv",
+                                   "median_ms", "TFLOP/s", "of_floor", "variant (median of 3 rounds)");
+  for (const BenchShape& shape : shapes) {
+    SparseMlaBenchInputs inputs(kernels, shape, o.index_sets, o.seed, stream->native());
+    const double floor_ms = time_gather_floor(kernels, inputs, timing, stream->native()).stats.median_ms;
+    constexpr int kRounds = 3;
+    std::vector<std::vector<double>> rounds(loaded.size());
+    for (int round = 0; round < kRounds; ++round)
+      for (std::size_t v = 0; v < loaded.size(); ++v) {
+        const int splits = dispatcher_splits(loaded[v]->variant, shape, device.info().multiprocessors);
+        rounds[v].push_back(time_sparse_mla(*loaded[v], inputs, splits, timing, stream->native()).median_ms);
+      }
+    for (std::size_t v = 0; v < loaded.size(); ++v) {
+      const double ms = median_of(rounds[v]);
+      CHECK(ms > 0);
+      report += fmt::format("{:>6} {:>4} {:>7} {:>9.4f} {:>8.1f} {:>9.3f}  {}\n", shape.s_q, shape.h_q,
+                            shape.s_kv, ms, shape.flops() / (ms * 1e-3) / 1e12, floor_ms / ms, labels[v]);
+    }
+  }
+  MESSAGE(report);
+}
+
+}  // namespace nsajit
