@@ -19,6 +19,35 @@
 #include "tuner/tune_candidates.hpp"
 
 namespace nsajit {
+namespace {
+
+// Candidates timed one after the other drift with the card's clocks and temperature: two kernels
+// 10 % apart in alternating rounds came out 1 % apart, in the wrong order (H100, h_q 64). So the
+// candidates within kRetimeMargin of the fastest are timed again, in alternating rounds, and
+// ranked by the median of their rounds.
+constexpr double kRetimeMargin = 1.05;
+constexpr int kRetimeRounds = 3;
+
+template <class Timed, class Time>
+void retime_close_contenders(std::vector<Timed>& timed, const Time& time) {
+  if (timed.size() < 2) return;
+  double fastest = timed.front().ms;
+  for (const Timed& t : timed) fastest = std::min(fastest, t.ms);
+  std::vector<Timed*> close;
+  for (Timed& t : timed)
+    if (t.ms <= fastest * kRetimeMargin) close.push_back(&t);
+  if (close.size() < 2) return;
+  std::vector<std::vector<double>> rounds(close.size());
+  for (int round = 0; round < kRetimeRounds; ++round)
+    for (std::size_t i = 0; i < close.size(); ++i) {
+      const std::size_t k = round % 2 == 0 ? i : close.size() - 1 - i;  // alternate the order
+      rounds[k].push_back(time(*close[k]));
+    }
+  for (std::size_t k = 0; k < close.size(); ++k) close[k]->ms = median_of(rounds[k]);
+}
+
+}  // namespace
+
 
 TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, const SparseMlaTuneOptions& o,
                                     int topk, TuneEvents& events) {
@@ -82,18 +111,37 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
     const BenchShape shape{o.s_q, h_q, topk, o.s_kv, o.d_qk};
     SparseMlaBenchInputs inputs(kernels, shape, 2, rd(), stream->native());
     TimingOptions timing{o.warmup, o.reps, {}};
+    struct Timed {
+      TuneCandidate* candidate;
+      int splits;
+      std::size_t outcome;  // index in result.candidates
+      double ms;
+    };
+    std::vector<Timed> ok;
     for (TuneCandidate* c : timed) {
       try {
         const int splits = dispatcher_splits(c->variant, shape, device.info().multiprocessors);
         const TimingStats t = time_sparse_mla(*c->loaded, inputs, splits, timing, stream->native());
         result.candidates.push_back(
             {c->variant.name(), h_q, "ok", t.median_ms, fmt::format("splits {}", splits)});
-        auto& b = best[h_q];
-        if (b.first.empty() || t.median_ms < b.second) b = {c->variant.name(), t.median_ms};
+        ok.push_back({c, splits, result.candidates.size() - 1, t.median_ms});
       } catch (const Error& e) {
         result.candidates.push_back({c->variant.name(), h_q, "launch_failed", -1, e.what()});
       }
       events.step(c->variant.name());
+    }
+    retime_close_contenders(ok, [&](const Timed& t) {
+      return time_sparse_mla(*t.candidate->loaded, inputs, t.splits, timing, stream->native()).median_ms;
+    });
+    for (const Timed& t : ok) {
+      CandidateOutcome& outcome = result.candidates[t.outcome];
+      if (t.ms != outcome.median_ms) {
+        outcome.detail += fmt::format(", first pass {:.4f} ms, re-timed in {} alternating rounds", outcome.median_ms,
+                                      kRetimeRounds);
+        outcome.median_ms = t.ms;
+      }
+      auto& b = best[h_q];
+      if (b.first.empty() || t.ms < b.second) b = {t.candidate->variant.name(), t.ms};
     }
   }
 
