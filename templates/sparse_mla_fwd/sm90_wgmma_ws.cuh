@@ -95,6 +95,7 @@ struct SparseMlaSm90WgmmaWs {
   const NsaSparseMlaParams& p;
   unsigned char* base;  // 1024-byte aligned
   unsigned base_addr;   // its shared-state-space address
+  unsigned long long desc_k_ = 0, desc_v_ = 0;  // wgmma descriptors of base_addr (see q_desc)
   int* valid_s;         // [2][BT]
   float* m_s;           // [BH] the max handed from one math warpgroup to the other
   float* l_s;           // [2][BH] row sums at the end
@@ -114,20 +115,20 @@ struct SparseMlaSm90WgmmaWs {
   static __device__ __forceinline__ int tile_offset(int rows, int r, int k) {
     return (k >> 3) * rows * 128 + nsa_sw128_offset(r, k & 7);
   }
+  // Descriptors as offsets from the aligned base's (nsa_wgmma_desc_advance): K-major operands
+  // (Q, K, P: LBO 16) and the N-major V (LBO = one panel of the tile).
   __device__ __forceinline__ unsigned long long q_desc(int kk) const {
-    return nsa_wgmma_desc_sw128(base_addr + L.q_off + (kk >> 2) * BH * 128 + (kk & 3) * 32, 16, 1024);
+    return nsa_wgmma_desc_advance(desc_k_, L.q_off + (kk >> 2) * BH * 128 + (kk & 3) * 32);
   }
   __device__ __forceinline__ unsigned long long k_desc(int b, int kk) const {
-    return nsa_wgmma_desc_sw128(
-        base_addr + L.kv_off + b * L.kv_stage_bytes + (kk >> 2) * BT * 128 + (kk & 3) * 32, 16, 1024);
+    return nsa_wgmma_desc_advance(desc_k_, L.kv_off + b * L.kv_stage_bytes + (kk >> 2) * BT * 128 + (kk & 3) * 32);
   }
   __device__ __forceinline__ unsigned long long p_desc(int p_off, int kk) const {
-    return nsa_wgmma_desc_sw128(base_addr + p_off + kk * 32, 16, 1024);
+    return nsa_wgmma_desc_advance(desc_k_, p_off + kk * 32);
   }
   // V[16 tokens x 256 dims] of buffer b, column half `half`, N-major (see sm90_wgmma.cuh).
   __device__ __forceinline__ unsigned long long v_desc(int b, int half, int kk) const {
-    return nsa_wgmma_desc_sw128(
-        base_addr + L.kv_off + b * L.kv_stage_bytes + (half * 4) * BT * 128 + kk * 16 * 128, BT * 128, 1024);
+    return nsa_wgmma_desc_advance(desc_v_, L.kv_off + b * L.kv_stage_bytes + (half * 4) * BT * 128 + kk * 16 * 128);
   }
 
   // S += Q K^T over panels [p_begin, p_end) of buffer b (4 k-steps per panel).
@@ -639,6 +640,8 @@ __device__ __forceinline__ void sparse_mla_fwd_sm90_wgmma_ws(const NsaSparseMlaP
   const unsigned pad = (1024u - (raw & 1023u)) & 1023u;
   k.base = smem_wgmma_ws + pad;
   k.base_addr = raw + pad;
+  k.desc_k_ = nsa_wgmma_desc_sw128(k.base_addr, 16, 1024);
+  k.desc_v_ = nsa_wgmma_desc_sw128(k.base_addr, BT * 128, 1024);
   k.valid_s = reinterpret_cast<int*>(k.base + K::L.valid_off);
   k.m_s = reinterpret_cast<float*>(k.base + K::L.row_off);
   k.l_s = k.m_s + BH;

@@ -267,6 +267,23 @@ TEST_CASE("sw128_offset_is_cutlass_swizzle_3_4_3_of_the_row_major_offset") {
   CHECK(*slots.rbegin() == 1008);
 }
 
+TEST_CASE("a_descriptor_advanced_by_an_offset_equals_the_descriptor_of_the_offset_address") {
+  // The kernels build each wgmma descriptor as base descriptor + offset >> 4: exact for every
+  // shared address below 256 KB (the 14-bit field never carries), at both leading offsets.
+  int checked = 0;
+  for (unsigned base = 0; base < 0x40000u; base += 0x2400u)
+    for (unsigned lbo : {16u, 64u * 128u})
+      for (unsigned off = 0; base + off < 0x40000u; off += 0x1230u) {
+        CHECK(nsa_wgmma_desc_advance(nsa_wgmma_desc_sw128(base, lbo, 1024), off) ==
+              nsa_wgmma_desc_sw128(base + off, lbo, 1024));
+        ++checked;
+      }
+  CHECK(checked > 1000);
+  // Past 256 KB the field wraps while the advance carries into the LBO field: the bound matters.
+  CHECK(nsa_wgmma_desc_advance(nsa_wgmma_desc_sw128(0x3FFF0u, 16, 1024), 16) !=
+        nsa_wgmma_desc_sw128(0x40000u, 16, 1024));
+}
+
 TEST_CASE("wgmma_descriptor_fields_follow_the_ptx_matrix_descriptor_format") {
   // K-major operand at 0x400: start 0x400 >> 4, LBO 1 (unused), SBO 1024 >> 4, mode 1 in bits 62-63.
   CHECK(nsa_wgmma_desc_sw128(0x400, 16, 1024) == 0x4000004000010040ull);
