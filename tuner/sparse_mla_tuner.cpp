@@ -48,7 +48,6 @@ void retime_close_contenders(std::vector<Timed>& timed, const Time& time) {
 
 }  // namespace
 
-
 TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, const SparseMlaTuneOptions& o,
                                     int topk, TuneEvents& events) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -136,8 +135,8 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
     for (const Timed& t : ok) {
       CandidateOutcome& outcome = result.candidates[t.outcome];
       if (t.ms != outcome.median_ms) {
-        outcome.detail += fmt::format(", first pass {:.4f} ms, re-timed in {} alternating rounds", outcome.median_ms,
-                                      kRetimeRounds);
+        outcome.detail += fmt::format(", first pass {:.4f} ms, re-timed in {} alternating rounds",
+                                      outcome.median_ms, kRetimeRounds);
         outcome.median_ms = t.ms;
       }
       auto& b = best[h_q];

@@ -93,13 +93,13 @@ struct SparseMlaSm90WgmmaWs {
                 "the staged output fits in Q and the kv buffers");
 
   const NsaSparseMlaParams& p;
-  unsigned char* base;  // 1024-byte aligned
-  unsigned base_addr;   // its shared-state-space address
+  unsigned char* base;                          // 1024-byte aligned
+  unsigned base_addr;                           // its shared-state-space address
   unsigned long long desc_k_ = 0, desc_v_ = 0;  // wgmma descriptors of base_addr (see q_desc)
-  int* valid_s;         // [2][BT]
-  float* m_s;           // [BH] the max handed from one math warpgroup to the other
-  float* l_s;           // [2][BH] row sums at the end
-  float* mx_s;          // [2][BH] each warpgroup's true row maxima at the end (lazy max)
+  int* valid_s;                                 // [2][BT]
+  float* m_s;                                   // [BH] the max handed from one math warpgroup to the other
+  float* l_s;                                   // [2][BH] row sums at the end
+  float* mx_s;  // [2][BH] each warpgroup's true row maxima at the end (lazy max)
   int t_begin, t_end, n_tiles;
   long long row;  // b * s_q + s
   int h0;         // first head of this block
@@ -121,14 +121,16 @@ struct SparseMlaSm90WgmmaWs {
     return nsa_wgmma_desc_advance(desc_k_, L.q_off + (kk >> 2) * BH * 128 + (kk & 3) * 32);
   }
   __device__ __forceinline__ unsigned long long k_desc(int b, int kk) const {
-    return nsa_wgmma_desc_advance(desc_k_, L.kv_off + b * L.kv_stage_bytes + (kk >> 2) * BT * 128 + (kk & 3) * 32);
+    return nsa_wgmma_desc_advance(desc_k_,
+                                  L.kv_off + b * L.kv_stage_bytes + (kk >> 2) * BT * 128 + (kk & 3) * 32);
   }
   __device__ __forceinline__ unsigned long long p_desc(int p_off, int kk) const {
     return nsa_wgmma_desc_advance(desc_k_, p_off + kk * 32);
   }
   // V[16 tokens x 256 dims] of buffer b, column half `half`, N-major (see sm90_wgmma.cuh).
   __device__ __forceinline__ unsigned long long v_desc(int b, int half, int kk) const {
-    return nsa_wgmma_desc_advance(desc_v_, L.kv_off + b * L.kv_stage_bytes + (half * 4) * BT * 128 + kk * 16 * 128);
+    return nsa_wgmma_desc_advance(desc_v_,
+                                  L.kv_off + b * L.kv_stage_bytes + (half * 4) * BT * 128 + kk * 16 * 128);
   }
 
   // S += Q K^T over panels [p_begin, p_end) of buffer b (4 k-steps per panel).

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 namespace nsajit::test {
@@ -24,6 +26,19 @@ Device& gpu_device() {
   std::call_once(once, [] { device = gpu_backend().open_device(0); });
   device->make_current();
   return *device;
+}
+
+std::vector<std::string> env_list(const char* name) {
+  std::vector<std::string> items;
+  const char* value = std::getenv(name);
+  if (value == nullptr) return items;
+  const std::string rest = value;
+  for (std::size_t at = 0; at <= rest.size();) {
+    const std::size_t comma = std::min(rest.find(',', at), rest.size());
+    if (comma > at) items.push_back(rest.substr(at, comma - at));
+    at = comma + 1;
+  }
+  return items;
 }
 
 }  // namespace nsajit::test

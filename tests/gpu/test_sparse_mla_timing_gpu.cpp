@@ -9,7 +9,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include <cstdlib>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,18 +24,6 @@
 
 namespace nsajit {
 namespace {
-
-std::vector<std::string> split_list(const char* list) {
-  std::vector<std::string> items;
-  if (list == nullptr) return items;
-  const std::string rest = list;
-  for (std::size_t at = 0; at <= rest.size();) {
-    const std::size_t comma = std::min(rest.find(',', at), rest.size());
-    if (comma > at) items.push_back(rest.substr(at, comma - at));
-    at = comma + 1;
-  }
-  return items;
-}
 
 BenchShape parse_shape(const std::string& text) {
   BenchShape s;
@@ -66,7 +54,7 @@ TEST_CASE("sparse_mla_variant_timing_report") {
   std::vector<Variant> variants;
   std::vector<std::string> labels;
   std::vector<int> knockouts;
-  for (const std::string& entry : split_list(std::getenv("NSA_MLA_TIMING_VARIANTS"))) {
+  for (const std::string& entry : test::env_list("NSA_MLA_TIMING_VARIANTS")) {
     const std::size_t hash = entry.find('#');
     variants.push_back(variant_from_name(entry.substr(0, hash)));
     knockouts.push_back(hash == std::string::npos ? 0 : std::stoi(entry.substr(hash + 1)));
@@ -78,8 +66,7 @@ TEST_CASE("sparse_mla_variant_timing_report") {
     labels.push_back(variants.back().name());
   }
   std::vector<BenchShape> shapes;
-  for (const std::string& text : split_list(std::getenv("NSA_MLA_TIMING_SHAPES")))
-    shapes.push_back(parse_shape(text));
+  for (const std::string& text : test::env_list("NSA_MLA_TIMING_SHAPES")) shapes.push_back(parse_shape(text));
   if (shapes.empty()) shapes = {parse_shape("4096:64"), parse_shape("4096:128")};
 
   std::vector<std::unique_ptr<LoadedVariant>> loaded;

@@ -148,17 +148,9 @@ TEST_CASE("topk_gpu_long_rows_are_exact") {
 TEST_CASE("topk_gpu_default_variant_timing_report") {
   Device& device = test::gpu_device();
   const Target target = target_from_arch(device.info().arch);
-  std::vector<std::string> names;
-  if (const char* list = std::getenv("NSA_TOPK_TIMING_VARIANTS"); list != nullptr && *list != '\0') {
-    std::string rest = list;
-    for (std::size_t at = 0; at <= rest.size();) {
-      const std::size_t comma = std::min(rest.find(',', at), rest.size());
-      if (comma > at) names.push_back(rest.substr(at, comma - at));
-      at = comma + 1;
-    }
-  } else {
+  std::vector<std::string> names = test::env_list("NSA_TOPK_TIMING_VARIANTS");
+  if (names.empty())
     names.push_back(kernel_family(Family::topk_select).default_variant(target, Geometry{0, 0}).name());
-  }
   std::vector<const CompiledVariant*> timed;
   std::vector<TopkClusterFit> fits;  // asked once per variant, after its shared-memory limit
   std::size_t ws_bytes = 16;
