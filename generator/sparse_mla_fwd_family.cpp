@@ -110,8 +110,9 @@ std::string wgmma_prune_reason(const Target& t, const Geometry& g, int bh, int b
     return "wgmma w12: the ping-pong kernel has exactly two kv buffers (even and odd tile)";
   if (ws == 2)
     return "wgmma w12 ws2: its illegal instruction (an L2-hinted zero-fill cp.async, fixed in "
-           "cp_async_16_l2hint) is gone, but it fails the sweep case h32 topk100 batch2 pad lengths sink "
-           "(rel_err 0.64) and is slower than ws1 (H100: 3.18 vs 2.63 ms at h_q 64); kept out "
+           "cp_async_16_l2hint) is gone, and so is the cause of its failing sweep case (the staged output "
+           "raced the Q copies of a row with no tile; fixed for ws3), but it was slower than ws1 (H100: "
+           "3.18 vs 2.63 ms at h_q 64) and its L2 hints did not help ws3 (session 6); kept out "
            "(docs/perf-log.md)";
   const NsaSparseMlaWgmmaLayout l = nsa_sparse_mla_wgmma_layout(g.d_qk, bh, bt, w, st);
   if (l.smem_bytes > t.max_shared_bytes)
