@@ -189,17 +189,18 @@ struct SparseMlaSm90WgmmaWs {
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           const int r = group + 16 * k, row = idx[buf][k];
+          // An invalid row zero-fills (0 source bytes) from row 0's address: no per-copy selects.
+          const int bytes = row >= 0 ? 16 : 0;
           const unsigned short* src =
-              row >= 0 ? p.kv + static_cast<long long>(row) * p.kv_row_stride + ch * 8 : p.kv;
+              p.kv + static_cast<long long>(row >= 0 ? row : 0) * p.kv_row_stride + ch * 8;
 #pragma unroll
           for (int pn = pb; pn < pe; ++pn) {
             if constexpr (kNoGather) {
             } else if constexpr (kL2Hints) {
-              cp_async_16_l2hint(dst + pn * BT * 128 + nsa_sw128_offset(r, ch),
-                                 row >= 0 ? src + pn * 64 : src, row >= 0 ? 16 : 0, kv_policy);
+              cp_async_16_l2hint(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), src + pn * 64, bytes,
+                                 kv_policy);
             } else {
-              cp_async_16(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), row >= 0 ? src + pn * 64 : src,
-                          row >= 0 ? 16 : 0);
+              cp_async_16(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), src + pn * 64, bytes);
             }
           }
           // The flags travel with the half each tile is loaded first (0L, 1R); the warpgroup that
