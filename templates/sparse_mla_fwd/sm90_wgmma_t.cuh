@@ -229,12 +229,13 @@ struct SparseMlaSm90WgmmaT {
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           const int r = group + 16 * k, kv_row = idx[k];
+          // An invalid row zero-fills (0 source bytes) from row 0's address: no per-copy selects.
+          const int bytes = kv_row >= 0 ? 16 : 0;
           const unsigned short* src =
-              kv_row >= 0 ? p.kv + static_cast<long long>(kv_row) * p.kv_row_stride + ch * 8 : p.kv;
+              p.kv + static_cast<long long>(kv_row >= 0 ? kv_row : 0) * p.kv_row_stride + ch * 8;
 #pragma unroll
           for (int pn = pb; pn < pe; ++pn)
-            cp_async_16(dst + pn * L.panel_bytes + nsa_sw128_offset(r, ch), kv_row >= 0 ? src + pn * 64 : src,
-                        kv_row >= 0 ? 16 : 0);
+            cp_async_16(dst + pn * L.panel_bytes + nsa_sw128_offset(r, ch), src + pn * 64, bytes);
           // The flags travel with panel 0; the warpgroup reads them (after all panels landed)
           // before it frees any panel of the tile.
           if (u == 0 && ch == 0) valid_s[(t % L.flag_bufs) * BT + r] = kv_row >= 0 ? 1 : 0;
