@@ -37,13 +37,9 @@ void retime_close_contenders(std::vector<Timed>& timed, const Time& time) {
   for (Timed& t : timed)
     if (t.ms <= fastest * kRetimeMargin) close.push_back(&t);
   if (close.size() < 2) return;
-  std::vector<std::vector<double>> rounds(close.size());
-  for (int round = 0; round < kRetimeRounds; ++round)
-    for (std::size_t i = 0; i < close.size(); ++i) {
-      const std::size_t k = round % 2 == 0 ? i : close.size() - 1 - i;  // alternate the order
-      rounds[k].push_back(time(*close[k]));
-    }
-  for (std::size_t k = 0; k < close.size(); ++k) close[k]->ms = median_of(rounds[k]);
+  const std::vector<double> ms = medians_of_alternating_rounds(
+      close.size(), kRetimeRounds, [&](std::size_t k) { return time(*close[k]); });
+  for (std::size_t k = 0; k < close.size(); ++k) close[k]->ms = ms[k];
 }
 
 }  // namespace

@@ -16,6 +16,20 @@ double median_of(std::vector<double> values) {
   return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
+std::vector<double> medians_of_alternating_rounds(std::size_t count, int rounds,
+                                                  const std::function<double(std::size_t)>& time) {
+  std::vector<std::vector<double>> samples(count);
+  for (int round = 0; round < rounds; ++round)
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::size_t k = round % 2 == 0 ? i : count - 1 - i;
+      samples[k].push_back(time(k));
+    }
+  std::vector<double> medians;
+  medians.reserve(count);
+  for (auto& s : samples) medians.push_back(median_of(std::move(s)));
+  return medians;
+}
+
 TimingStats time_launches(Device& device, void* stream, const TimingOptions& options,
                           const std::function<void(int rep)>& launch) {
   if (options.reps < 1 || options.warmup < 0)

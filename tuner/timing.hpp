@@ -27,6 +27,12 @@ struct TimingOptions {
 // The median of the per-rep values; NaN-free input assumed. Throws on an empty input.
 [[nodiscard]] double median_of(std::vector<double> values);
 
+// Same-run comparison of `count` kernels whose timings drift with the card's clocks and
+// temperature: `rounds` rounds, each timing every kernel once (time(i) -> ms), the order
+// reversed every other round; returns each kernel's median over the rounds.
+[[nodiscard]] std::vector<double> medians_of_alternating_rounds(
+    std::size_t count, int rounds, const std::function<double(std::size_t)>& time);
+
 // Times `launch(rep)` (rep = 0, 1, ... across warm-up and timed runs, so the caller can rotate
 // among input sets: launch(rep % sets)). Events e0..e_reps are recorded between the timed
 // runs on `stream`; run i takes elapsed(e_i, e_{i+1}). Synchronises the stream at the end.

@@ -41,4 +41,12 @@ __device__ __forceinline__ int nsa_kv_index(const NsaSparseMlaParams& p, const i
   return (v >= 0 && v < p.s_kv) ? v : -1;
 }
 
+// Where a gathered kv row's copies read from, column `col` on: row -1 (invalid) reads row 0's
+// address with 0 source bytes (a zero fill that reads nothing), so each 16-byte copy of the row
+// needs no select of its own.
+__device__ __forceinline__ const unsigned short* nsa_kv_gather_src(const NsaSparseMlaParams& p, int row,
+                                                                   int col) {
+  return p.kv + static_cast<long long>(row >= 0 ? row : 0) * p.kv_row_stride + col;
+}
+
 }  // namespace nsajit

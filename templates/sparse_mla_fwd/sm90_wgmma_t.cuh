@@ -229,10 +229,8 @@ struct SparseMlaSm90WgmmaT {
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           const int r = group + 16 * k, kv_row = idx[k];
-          // An invalid row zero-fills (0 source bytes) from row 0's address: no per-copy selects.
           const int bytes = kv_row >= 0 ? 16 : 0;
-          const unsigned short* src =
-              p.kv + static_cast<long long>(kv_row >= 0 ? kv_row : 0) * p.kv_row_stride + ch * 8;
+          const unsigned short* src = nsa_kv_gather_src(p, kv_row, ch * 8);
 #pragma unroll
           for (int pn = pb; pn < pe; ++pn)
             cp_async_16(dst + pn * L.panel_bytes + nsa_sw128_offset(r, ch), src + pn * 64, bytes);

@@ -39,7 +39,7 @@
 //
 // NSA_MLA_WS_KNOCKOUT (a probe's define, 0 in the library) removes work to time what is left,
 // with wrong results: bit 1 no kv gathers, bit 2 no wgmma, bit 4 no index loads (rows hashed from
-// the position), 8 no Q load, 16 no output stores (docs/perf-log.md).
+// the position), 8 no Q load (docs/perf-log.md).
 #pragma once
 
 #ifndef NSA_MLA_WS_KNOCKOUT
@@ -75,9 +75,6 @@ struct SparseMlaSm90WgmmaWs {
   static constexpr bool kNoMath = (NSA_MLA_WS_KNOCKOUT & 2) != 0;
   static constexpr bool kNoIndexLoads = (NSA_MLA_WS_KNOCKOUT & 4) != 0;
   static constexpr bool kNoQLoad = (NSA_MLA_WS_KNOCKOUT & 8) != 0;
-  static constexpr bool kNoOutput = (NSA_MLA_WS_KNOCKOUT & 16) != 0;
-  static constexpr bool kNoOutStores = (NSA_MLA_WS_KNOCKOUT & 32) != 0;
-  static constexpr bool kOutEvictFirst = (NSA_MLA_WS_KNOCKOUT & 64) != 0;
   static constexpr int kPanels = D / 64;
   static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
   static constexpr int kORegs = 128;     // 64 x 256 fp32 per warpgroup
@@ -189,10 +186,8 @@ struct SparseMlaSm90WgmmaWs {
 #pragma unroll
         for (int k = 0; k < 4; ++k) {
           const int r = group + 16 * k, row = idx[buf][k];
-          // An invalid row zero-fills (0 source bytes) from row 0's address: no per-copy selects.
           const int bytes = row >= 0 ? 16 : 0;
-          const unsigned short* src =
-              p.kv + static_cast<long long>(row >= 0 ? row : 0) * p.kv_row_stride + ch * 8;
+          const unsigned short* src = nsa_kv_gather_src(p, row, ch * 8);
 #pragma unroll
           for (int pn = pb; pn < pe; ++pn) {
             if constexpr (kNoGather) {
@@ -379,17 +374,16 @@ struct SparseMlaSm90WgmmaWs {
         mbarrier_arrive(free_bar(0, 0));  // V(even) columns 0-255 read: panels 0-3 of buffer 0
       }
 
-      if constexpr (kRescaleBeforeP1) {  // the P(even) V wgmmas are complete (waited above)
+      // Output and sums to WG1's max; the P(even) V wgmmas are complete (waited above), so
+      // schedules >= 3 do it before waiting for P(odd), off the path to the P(odd) V wgmmas.
+      auto rescale_to_wg1_max = [&] {
         rescale_o(o, g[0], g[1]);
 #pragma unroll
         for (int h = 0; h < 2; ++h) l_run[h] *= g[h];
-      }
+      };
+      if constexpr (kRescaleBeforeP1) rescale_to_wg1_max();
       named_barrier_sync(kBarP1, 256);
-      if constexpr (!kRescaleBeforeP1) {
-        scale_o(o, g[0], g[1]);
-#pragma unroll
-        for (int h = 0; h < 2; ++h) l_run[h] *= g[h];
-      }
+      if constexpr (!kRescaleBeforeP1) rescale_to_wg1_max();
       // O += P(odd) V(odd) columns 0-255, P from shared memory (written by WG1).
       pv_ss(o, L.p1_off, 1, 0);
       wgmma_commit();
@@ -569,9 +563,8 @@ struct SparseMlaSm90WgmmaWs {
       const bool empty = !(l > 0.f);
       const float m = m_run[h];  // the reference the sums are relative to
       const float lse2 = row_lse2(m, l, empty);
-      const float m_true = kLazyMax ? fmaxf(mx_s[r], mx_s[BH + r]) : m;  // max_logits
+      const float m_true = fmaxf(mx_s[r], mx_s[BH + r]);  // max_logits (m when the max is exact)
       const int col0 = wg * 256 + c0;
-      if (kNoOutput) continue;
       if (p.num_splits > 1) {
         const long long prow = (static_cast<long long>(split) * p.batch * p.s_q + row) * p.h_q + head;
         const float inv = empty ? 0.f : 1.f / l;
@@ -612,22 +605,12 @@ struct SparseMlaSm90WgmmaWs {
           named_barrier_sync(kBarOut0 + 1, 128);
         }
         unsigned short* out_row = p.out + b * p.out_stride_b + s * p.out_stride_s + wg * 256 + lane * 8;
-        [[maybe_unused]] unsigned long long out_policy = 0;
-        if constexpr (kOutEvictFirst) out_policy = l2_policy_evict_first();
 #pragma unroll 4
         for (int r = warp & 3; r < BH; r += 4) {
           if (h0 + r >= p.h_q) break;  // rows past h_q come last
           const uint4 v =
               *reinterpret_cast<const uint4*>(base + L.q_off + r * kOutPitch + wg * 512 + lane * 16);
-          if constexpr (kNoOutput || kNoOutStores) {
-          } else if constexpr (kOutEvictFirst) {
-            asm volatile("st.global.L2::cache_hint.v4.b32 [%0], {%1, %2, %3, %4}, %5;\n" ::"l"(
-                             out_row + (h0 + r) * p.out_stride_h),
-                         "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w), "l"(out_policy)
-                         : "memory");
-          } else {
-            st_global_cs_16(out_row + (h0 + r) * p.out_stride_h, v);
-          }
+          st_global_cs_16(out_row + (h0 + r) * p.out_stride_h, v);
         }
       }
     }

@@ -1,11 +1,11 @@
 // Not a pass/fail speed check: a same-run comparison of sparse_mla_fwd variants for kernel work
 // (issue 6). Times the default variant, or each variant named in $NSA_MLA_TIMING_VARIANTS
-// (comma-separated, pruned ones allowed), on the shapes in $NSA_MLA_TIMING_SHAPES
+// (comma-separated; pruned variants are refused by the renderer), on the shapes in $NSA_MLA_TIMING_SHAPES
 // ("s_q:h_q[:s_kv]" comma-separated; default 4096:64,4096:128), in alternating rounds, and prints
 // each variant's median with its TFLOP/s and fraction of the gather floor of the same inputs.
 // "name#n" times the w12 variant built with NSA_MLA_WS_KNOCKOUT=n (work removed, wrong results:
-// bit 1 no kv gathers, 2 no wgmma, 4 no index loads, 8 no Q load, 16 no output stores), to see
-// what the rest of the kernel costs.
+// bit 1 no kv gathers, 2 no wgmma, 4 no index loads, 8 no Q load), to see what the rest of the
+// kernel costs.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
@@ -87,15 +87,12 @@ TEST_CASE("sparse_mla_variant_timing_report") {
   for (const BenchShape& shape : shapes) {
     SparseMlaBenchInputs inputs(kernels, shape, o.index_sets, o.seed, stream->native());
     const double floor_ms = time_gather_floor(kernels, inputs, timing, stream->native()).stats.median_ms;
-    constexpr int kRounds = 3;
-    std::vector<std::vector<double>> rounds(loaded.size());
-    for (int round = 0; round < kRounds; ++round)
-      for (std::size_t v = 0; v < loaded.size(); ++v) {
-        const int splits = dispatcher_splits(loaded[v]->variant, shape, device.info().multiprocessors);
-        rounds[v].push_back(time_sparse_mla(*loaded[v], inputs, splits, timing, stream->native()).median_ms);
-      }
+    const std::vector<double> medians = medians_of_alternating_rounds(loaded.size(), 3, [&](std::size_t v) {
+      const int splits = dispatcher_splits(loaded[v]->variant, shape, device.info().multiprocessors);
+      return time_sparse_mla(*loaded[v], inputs, splits, timing, stream->native()).median_ms;
+    });
     for (std::size_t v = 0; v < loaded.size(); ++v) {
-      const double ms = median_of(rounds[v]);
+      const double ms = medians[v];
       CHECK(ms > 0);
       report += fmt::format("{:>6} {:>4} {:>7} {:>9.4f} {:>8.1f} {:>9.3f}  {}\n", shape.s_q, shape.h_q,
                             shape.s_kv, ms, shape.flops() / (ms * 1e-3) / 1e12, floor_ms / ms, labels[v]);

@@ -163,6 +163,21 @@ TEST_CASE("median_of_sorts_and_averages_the_middle_pair") {
   CHECK_THROWS_AS((void)median_of({}), Error);
 }
 
+TEST_CASE("alternating_rounds_reverse_the_order_every_other_round_and_take_each_median") {
+  std::vector<std::size_t> order;
+  int call = 0;
+  // Kernel k's time grows with how late in the run it is timed (drift) plus its own cost k.
+  const auto medians = medians_of_alternating_rounds(3, 3, [&](std::size_t k) {
+    order.push_back(k);
+    return static_cast<double>(10 * call++) + static_cast<double>(k);
+  });
+  CHECK(order == std::vector<std::size_t>{0, 1, 2, 2, 1, 0, 0, 1, 2});
+  // Samples: kernel 0 at calls 0, 5, 6 -> {0, 50, 60}; kernel 1 at 1, 4, 7 -> {11, 41, 71};
+  // kernel 2 at 2, 3, 8 -> {22, 32, 82}.
+  CHECK(medians == std::vector<double>{50.0, 41.0, 32.0});
+  CHECK(medians_of_alternating_rounds(0, 3, [](std::size_t) { return 1.0; }).empty());
+}
+
 TEST_CASE("time_launches_times_each_rep_between_consecutive_events_after_warmup_and_hold") {
   FakeClock clock;
   FakeDevice device(clock);
