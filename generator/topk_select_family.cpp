@@ -32,6 +32,10 @@ constexpr int kThresholdSplits = 16;
 // 6 blocks a row, B 1: 8 instead of 16), and the tuner's per-launch timing ranked them first
 // while CUDA-graph timing (the benchmark's) did not (docs/perf-log.md, topk_select v8).
 constexpr int kClusterSplits = 8;
+// Filter variants (knob a = 4): one block per row (s 1), i float4 loads a thread in flight while
+// the previous i are filtered (templates/topk_select/filter.cuh).
+constexpr int kFilterThreads[] = {512, 1024};
+constexpr int kFilterItems[] = {2, 4, 8};
 constexpr const char* kClusterOptIn =
     "opt-in: cluster variants are not tuned (slower than a 2 on split rows of 8+ blocks; docs/perf-log.md, "
     "topk_select v8)";
@@ -65,6 +69,8 @@ TemplateEntry template_entry(const Variant& v) {
       return {"topk_threshold_select", "threshold.cuh"};
     case TopkAlgorithm::cluster:
       return {"topk_cluster_select", "cluster.cuh"};
+    case TopkAlgorithm::filter:
+      return {"topk_filter_select", "filter.cuh"};
     case TopkAlgorithm::radix:
       break;
   }
@@ -72,9 +78,10 @@ TemplateEntry template_entry(const Variant& v) {
 }
 
 // Registers that stay live across a load round: radix keeps i 64-bit composites; stream keeps
-// i float4 loads plus the 4 composites being filtered.
+// i float4 loads plus the 4 composites being filtered; filter keeps two rounds of i float4.
 int registers_needed(const Variant& v) {
   const int i = v.get("i");
+  if (topk_select_algorithm(v) == TopkAlgorithm::filter) return 8 * i + 24;
   return is_stream(v) ? 4 * i + 8 + 40 : 2 * i + 40;
 }
 
@@ -164,6 +171,14 @@ class TopkSelectFamily final : public KernelFamily {
           else
             out.pruned.push_back({std::move(v), std::move(why)});
         }
+      }
+    for (int t : kFilterThreads)
+      for (int i : kFilterItems) {
+        Variant v = make_stream_variant(target, t, i, 1, 4);
+        if (std::string why = prune_reason(v); why.empty())
+          out.kept.push_back(std::move(v));
+        else
+          out.pruned.push_back({std::move(v), std::move(why)});
       }
     return out;
   }

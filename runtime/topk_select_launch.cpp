@@ -47,14 +47,20 @@ bool is_cluster(const Variant& v) {
   return topk_select_algorithm(v) == TopkAlgorithm::cluster;
 }
 
-// Both run the stream filter of kernel.cuh over a shared buffer.
+bool is_filter(const Variant& v) {
+  return topk_select_algorithm(v) == TopkAlgorithm::filter;
+}
+
+// They filter the row into a shared buffer (kernel.cuh's stream, or filter.cuh's), the radix
+// histogram after it.
 bool has_stream_buffer(const Variant& v) {
-  return is_stream(v) || is_threshold(v);
+  return is_stream(v) || is_threshold(v) || is_filter(v);
 }
 
 // Block state the threshold kernel keeps after its buffer and histogram; cluster variants add
 // the row histogram and two counters that the cluster's blocks add into (in rank 0).
 std::size_t state_bytes(const Variant& v) {
+  if (is_filter(v)) return histogram_bytes(v);  // the filter's bins of kept elements
   if (is_cluster(v))
     return NSA_TOPK_THRESHOLD_STATE_BYTES + histogram_bytes(v) + NSA_TOPK_CLUSTER_COUNTER_BYTES;
   return is_threshold(v) ? NSA_TOPK_THRESHOLD_STATE_BYTES : 0;
@@ -62,7 +68,10 @@ std::size_t state_bytes(const Variant& v) {
 
 // The stream kernel keeps one round of loads of room above the k it must hold: 8 floats per
 // thread where it reads two float4 a slot (NVIDIA, even i), else 4 (or 2 candidates).
+// Filter variants fall back to the radix select in their buffer: the selected set (k 4096) and
+// a candidate buffer.
 std::size_t stream_min_buffer_entries(const Variant& v) {
+  if (is_filter(v)) return static_cast<std::size_t>(kTopkMaxK + kMinCandidates);
   const std::size_t per_thread = v.target.vendor == Vendor::nvidia && v.get("i") % 2 == 0 ? 8 : 4;
   return static_cast<std::size_t>(kTopkMaxK) + per_thread * static_cast<std::size_t>(v.get("t"));
 }
@@ -109,6 +118,9 @@ constexpr std::size_t kThresholdRowCounters = 4;
 // than they gained (H100: B 16 L 32768 in 8 slices of 4096, 15.7 -> 17.2 us per launch).
 constexpr int kThresholdSample = 2048;
 constexpr int kThresholdSampleMinSlice = 16384;
+// Filter variants sample rows of at least this many elements; a shorter row passes whole into
+// the buffer (tau 0).
+constexpr int kFilterSampleMinLength = 16384;
 
 int split_fill(const Variant& v) {
   return is_threshold(v) && v.get("t") < kWholeSmThreads ? kThresholdFill : kSplitFill;
@@ -150,7 +162,7 @@ std::size_t candidates_per_row(const Variant& v, int splits, int k) {
 int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p,
                 const TopkClusterFit& fit) {
   const int most = v.get("s");
-  if (most <= 1) return 1;
+  if (most <= 1 || is_filter(v)) return 1;
   const int sms = std::max(device.multiprocessors, 1);
   const int by_sms = split_fill(v) * sms / p.batch;
   if (is_threshold(v)) {
@@ -180,6 +192,8 @@ TopkAlgorithm topk_select_algorithm(const Variant& v) {
       return TopkAlgorithm::threshold;
     case 3:
       return TopkAlgorithm::cluster;
+    case 4:
+      return TopkAlgorithm::filter;
     default:
       return TopkAlgorithm::radix;
   }
@@ -198,8 +212,9 @@ void check_topk_select_variant(const Variant& v) {
   if (r < 4 || r > 12) bad(fmt::format("r {} must be in [4, 12]", r));
   if (s < 1) bad(fmt::format("s {} must be >= 1", s));
   for (const auto& knob : v.knobs)
-    if (knob.name == "a" && (knob.value < 0 || knob.value > 3))
-      bad(fmt::format("a {} must be 0 (radix passes), 1 (stream), 2 (threshold) or 3 (cluster)", knob.value));
+    if (knob.name == "a" && (knob.value < 0 || knob.value > 4))
+      bad(fmt::format("a {} must be 0 (radix passes), 1 (stream), 2 (threshold), 3 (cluster) or 4 (filter)",
+                      knob.value));
   if (is_cluster(v) && v.target.vendor != Vendor::nvidia)
     bad("cluster variants (a 3) need NVIDIA thread-block clusters");
 }
@@ -299,7 +314,10 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
   k.buffer_capacity =
       static_cast<int>(is_threshold(v) ? std::min<std::size_t>(buffer_entries, 65535) : buffer_entries);
   const int block_elements = splits == 1 ? p.length : k.slice;
-  k.sample = is_threshold(v) && block_elements >= kThresholdSampleMinSlice ? kThresholdSample : 0;
+  k.sample = (is_threshold(v) && block_elements >= kThresholdSampleMinSlice) ||
+                     (is_filter(v) && p.length >= kFilterSampleMinLength)
+                 ? kThresholdSample
+                 : 0;
   if (splits > 1) {
     launch.workspace_bytes =
         counter_bytes(v, device) + row_histogram_bytes(v, device) +

@@ -68,12 +68,14 @@ struct TopkSelectLaunch {
 // threshold: knob a = 2, the stream filter per block, then the blocks of a split row agree on
 // one global threshold digit (templates/topk_select/threshold.cuh). cluster: knob a = 3
 // (NVIDIA sm_90), the threshold algorithm with a split row's blocks in one thread-block cluster
-// (templates/topk_select/cluster.cuh).
-enum class TopkAlgorithm { radix, stream, threshold, cluster };
+// (templates/topk_select/cluster.cuh). filter: knob a = 4, one block per row, a sampled tau and
+// one read of the row with a float-compare filter and no barrier per round
+// (templates/topk_select/filter.cuh).
+enum class TopkAlgorithm { radix, stream, threshold, cluster, filter };
 [[nodiscard]] TopkAlgorithm topk_select_algorithm(const Variant& v);
 
 // Throws Error(invalid_argument) unless v is a topk_select variant with valid t, i, r, s knobs
-// (and a in {0, 1, 2} when present).
+// (and a in {0, 1, 2, 3, 4} when present).
 void check_topk_select_variant(const Variant& v);
 
 // Throws Error(invalid_argument) naming the first bad argument: k outside [1, 4096], length

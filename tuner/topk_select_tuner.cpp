@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <random>
@@ -42,6 +43,34 @@ TopkTiming time_topk_select(Device& device, LoadedVariant& loaded, int batch, in
   return {ms, static_cast<double>(host.size()) * 4.0 / (ms * 1e-3) / 1e9};
 }
 
+namespace {
+
+// The variants of `names` from the space: kept ones, or pruned ones whose reason is "opt-in".
+std::vector<Variant> named_variants(const VariantSpace& space, const std::vector<std::string>& names) {
+  std::vector<Variant> out;
+  for (const std::string& name : names) {
+    const auto kept = std::find_if(space.kept.begin(), space.kept.end(),
+                                   [&](const Variant& v) { return v.name() == name; });
+    if (kept != space.kept.end()) {
+      out.push_back(*kept);
+      continue;
+    }
+    const auto pruned = std::find_if(space.pruned.begin(), space.pruned.end(),
+                                     [&](const PrunedVariant& p) { return p.variant.name() == name; });
+    if (pruned == space.pruned.end())
+      fail(ErrorCode::invalid_argument, "choosing topk_select candidates", "tuner",
+           fmt::format("{} is not a variant of this target (see nsa-tune variants --family topk_select)",
+                       name));
+    if (pruned->reason.rfind("opt-in", 0) != 0)
+      fail(ErrorCode::invalid_argument, "choosing topk_select candidates", "tuner",
+           fmt::format("{} is pruned: {}", name, pruned->reason));
+    out.push_back(pruned->variant);
+  }
+  return out;
+}
+
+}  // namespace
+
 TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, const TopkSelectTuneOptions& o,
                                   int k, TuneEvents& events) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -52,8 +81,9 @@ TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler, cons
   const auto& family = kernel_family(Family::topk_select);
   const auto space = family.space(target, Geometry{0, 0});
 
-  std::vector<TuneCandidate> candidates = prepare_candidates(
-      compiler, space.kept, o.jobs, fmt::format("k {}: compile", k), events, result.candidates);
+  std::vector<TuneCandidate> candidates =
+      prepare_candidates(compiler, o.only.empty() ? space.kept : named_variants(space, o.only), o.jobs,
+                         fmt::format("k {}: compile", k), events, result.candidates);
 
   // Exact check: ties and mixed lengths at this k, on a row long enough to need several passes.
   std::random_device rd;

@@ -3,6 +3,7 @@
 // the survivors on random scores at a small and a large batch, keep the best overall.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "runtime/loaded_variant.hpp"
@@ -16,6 +17,7 @@ struct TopkSelectTuneOptions {
   int warmup = 3;
   int reps = 20;
   int jobs = 0;
+  std::vector<std::string> only;  // non-empty: only these variants (kept or opt-in) are candidates
 };
 
 [[nodiscard]] TopkTuneResult tune_topk_select_k(Device& device, const Compiler& compiler,

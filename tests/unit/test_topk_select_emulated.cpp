@@ -139,6 +139,9 @@ inline unsigned atomicMax(unsigned* p, unsigned v) {
 inline int __clz(int x) {
   return std::countl_zero(static_cast<unsigned>(x));
 }
+inline int __ffs(int x) {
+  return x == 0 ? 0 : std::countr_zero(static_cast<unsigned>(x)) + 1;
+}
 inline int __popc(unsigned x) {
   return std::popcount(x);
 }
@@ -177,7 +180,8 @@ inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v)
 #pragma GCC diagnostic ignored "-Wpedantic"
 namespace nsajit_emulation {
 #include "topk_select/cluster.cuh"
-}
+#include "topk_select/filter.cuh"
+}  // namespace nsajit_emulation
 #pragma GCC diagnostic pop
 #undef __shared__
 #undef __forceinline__
@@ -250,6 +254,9 @@ void run_blocks(const nsa_topk_params& p, unsigned blocks, TopkAlgorithm algorit
           case TopkAlgorithm::radix:
             nsajit_emulation::nsa_topk::topk_select<kThreads, kItems, 11, 32>(p);
             break;
+          case TopkAlgorithm::filter:
+            nsajit_emulation::nsa_topk::topk_filter_select<kThreads, kItems, 11, 32>(p);
+            break;
         }
       });
   }
@@ -319,6 +326,7 @@ const char* const kStream = "nsa_topk_sm90a_t64_i2_r11_s16_a1";
 const char* const kRadix = "nsa_topk_sm90a_t64_i2_r11_s16";
 const char* const kThreshold = "nsa_topk_sm90a_t64_i2_r11_s16_a2";
 const char* const kCluster = "nsa_topk_sm90a_t64_i2_r11_s8_a3";
+const char* const kFilter = "nsa_topk_sm90a_t64_i2_r11_s1_a4";
 
 // Split rows of every kind of data (the variant's blocks of a row run at once): random, ties,
 // near-equal, NaN, -inf with mixed lengths, a long slice whose buffer shrinks before the
@@ -457,4 +465,43 @@ TEST_CASE("topk_emulated_cluster_kernel_agrees_on_one_digit_through_rank_0s_shar
       kCluster, make(1, 20000, 3000, TopkData::all_equal, true, TopkLengths::none, 0, 80), 8, 4)));
   check_emulated(kCluster, make(2, 9000, 4096, TopkData::random, true, TopkLengths::none, 0, 81), 8, 2);
   check_emulated(kCluster, make(2, 9000, 4096, TopkData::ties, false, TopkLengths::random, 0, 82), 8, 2);
+}
+
+TEST_CASE("topk_emulated_filter_kernel_is_exact_from_a_sampled_tau_and_falls_back_to_the_radix_passes") {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  // One block per row whatever the SMs; rows of >= 16384 elements sample 2048 of them.
+  const auto sampled = [](const TopkSelectLaunch& l) {
+    return l.params.sample == 2048 && l.params.splits == 1;
+  };
+  CHECK(sampled(check_emulated(
+      kFilter, make(2, 30000, 300, TopkData::random, false, TopkLengths::none, 1, 91), 132, 1)));
+  CHECK(sampled(
+      check_emulated(kFilter, make(2, 26000, 1000, TopkData::ties, true, TopkLengths::mixed, 3, 92), 1, 1)));
+  CHECK(sampled(
+      check_emulated(kFilter, make(1, 40000, 400, TopkData::nan, false, TopkLengths::random, 2, 93), 8, 1)));
+  CHECK(sampled(
+      check_emulated(kFilter, make(1, 40000, 700, TopkData::neg_inf, true, TopkLengths::none, 0, 94), 8, 1)));
+  CHECK(sampled(check_emulated(kFilter, ascending(1, 56000, 700, 1), 8, 1)));
+  // Shorter rows keep every element (tau 0): the buffer holds the row, one shrink selects.
+  const TopkSelectLaunch whole =
+      check_emulated(kFilter, make(3, 5000, 2048, TopkData::random, false, TopkLengths::random, 3, 95), 8, 1);
+  CHECK(whole.params.sample == 0);
+  check_emulated(kFilter, make(2, 5000, 128, TopkData::near_equal, true, TopkLengths::mixed, 1, 96), 8, 1);
+  // Rows shorter than k (tail -1), and rows of one element.
+  check_emulated(kFilter, make(2, 3000, 4096, TopkData::random, true, TopkLengths::random, 2, 97), 8, 1);
+  check_emulated(kFilter, make(3, 1, 1, TopkData::random, false, TopkLengths::mixed, 1, 98), 8, 1);
+  // More elements pass than the buffer holds (every score equal, 20000 > ~5200 entries): the
+  // block selects the row again with the radix passes over global memory.
+  check_emulated(kFilter, make(1, 20000, 3000, TopkData::all_equal, false, TopkLengths::none, 0, 99), 8, 1);
+  check_emulated(kFilter, make(1, 20000, 3000, TopkData::all_equal, true, TopkLengths::none, 0, 100), 8, 1);
+  // The sampled elements are the row's largest and fewer than k: the sampled tau passes only
+  // them, and the block selects the row again with the radix passes.
+  for (const bool sorted : {false, true}) {
+    reference::TopkProblem rigged = make(1, 40000, 3000, TopkData::random, sorted, TopkLengths::none, 0, 101);
+    for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
+      rigged.scores[static_cast<std::size_t>(i / 8) * (40000 - 8) / 256 + i % 8] =
+          100.f + static_cast<float>(i);
+    CHECK(sampled(check_emulated(kFilter, rigged, 8, 1)));
+  }
 }

@@ -24,9 +24,9 @@ TEST_CASE("topk_space_covers_every_knob_value_and_prunes_with_reasons") {
     const Target target = target_from_arch(arch);
     const VariantSpace space = family().space(target, Geometry{0, 0});
     // radix: t x i x r x s; stream (a 1): t x i x s; threshold (a 2): t x i; cluster (a 3,
-    // targets with clusters): t x i.
+    // targets with clusters): t x i; filter (a 4): 2 t x 3 i.
     CHECK(space.kept.size() + space.pruned.size() ==
-          3 * 3 * 2 * 2 + 3 * 3 * 2 + 3 * 3 + (target.has_clusters ? 3 * 3 : 0));
+          3 * 3 * 2 * 2 + 3 * 3 * 2 + 3 * 3 + (target.has_clusters ? 3 * 3 : 0) + 2 * 3);
     REQUIRE_FALSE(space.kept.empty());
     for (const auto& p : space.pruned) CHECK_MESSAGE(!p.reason.empty(), p.variant.name());
   }
@@ -41,7 +41,9 @@ TEST_CASE("topk_space_prunes_register_hungry_blocks_on_sm90a") {
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a1") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a2") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s8_a3") == 1);
-  CHECK(space.kept.size() == 32 + 16 + 8);
+  // Two rounds of 8 float4 a thread (the filter's double buffer) do not fit 64 registers.
+  CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s1_a4") == 1);
+  CHECK(space.kept.size() == 32 + 16 + 8 + 5);
   // Cluster variants are opt-in: generated, never tuned.
   int opt_in = 0;
   for (const auto& p : space.pruned) opt_in += p.reason.rfind("opt-in", 0) == 0 ? 1 : 0;
@@ -60,13 +62,16 @@ TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_
       const TopkAlgorithm algorithm = topk_select_algorithm(v);
       const bool threshold = algorithm == TopkAlgorithm::threshold;
       const bool cluster = algorithm == TopkAlgorithm::cluster;
+      const bool filter = algorithm == TopkAlgorithm::filter;
       CHECK(r.source.find(threshold ? "#include \"topk_select/threshold.cuh\""
                           : cluster ? "#include \"topk_select/cluster.cuh\""
+                          : filter  ? "#include \"topk_select/filter.cuh\""
                                     : "#include \"topk_select/kernel.cuh\"") != std::string::npos);
       CHECK(r.source.find("extern \"C\" __global__") != std::string::npos);
       CHECK(r.source.find(" " + name + "(nsa_topk_params p)") != std::string::npos);
       const std::string entry = threshold                            ? "topk_threshold_select<"
                                 : cluster                            ? "topk_cluster_select<"
+                                : filter                             ? "topk_filter_select<"
                                 : algorithm == TopkAlgorithm::stream ? "topk_stream_select<"
                                                                      : "topk_select<";
       const std::string instantiation = entry + std::to_string(v.get("t")) + ", " +
@@ -119,8 +124,35 @@ TEST_CASE("topk_stream_variants_carry_knob_a1_and_keep_the_radix_names") {
   CHECK(family().render(stream).source.find("nsa_topk::topk_stream_select<512, 8, 11, 32>(p)") !=
         std::string::npos);
   Variant bad = stream;
-  bad.knobs.back().value = 4;
+  bad.knobs.back().value = 5;
   CHECK_THROWS_AS((void)family().render(bad), Error);
+}
+
+TEST_CASE("topk_filter_variants_carry_knob_a4_and_plan_one_block_per_row") {
+  const Variant v = variant_from_name("nsa_topk_sm90a_t1024_i4_r11_s1_a4");
+  CHECK(topk_select_algorithm(v) == TopkAlgorithm::filter);
+  CHECK(family().render(v).source.find("nsa_topk::topk_filter_select<1024, 4, 11, 32>(p)") !=
+        std::string::npos);
+  DeviceInfo device;
+  device.name = "H100";
+  device.arch = "sm_90a";
+  device.multiprocessors = 132;
+  device.shared_memory_per_block_optin = 232448;
+  CHECK(topk_select_workspace_bytes(v, device) == 0u);
+  std::vector<float> scores(1);
+  std::vector<std::int32_t> out(1);
+  for (const int batch : {1, 16, 128})
+    for (const int length : {8192, 16384, 262144}) {
+      CAPTURE(batch);
+      CAPTURE(length);
+      const TopkSelectProblem p = contiguous_topk_problem(scores.data(), batch, length, out.data(), 2048);
+      const TopkSelectLaunch launch = plan_topk_select(v, device, p, nullptr, 0, TopkClusterFit{});
+      CHECK(launch.params.splits == 1);
+      CHECK(launch.grid.x == unsigned(batch));
+      CHECK(launch.params.sample == (length >= 16384 ? 2048 : 0));
+      // The whole SM's shared memory: the buffer, then the 11-bit histogram and the bins.
+      CHECK(launch.params.buffer_capacity == int((232448 - 1024 - 2 * 8192) / 8));
+    }
 }
 
 TEST_CASE("topk_threshold_variants_carry_knob_a2_and_split_rows") {
@@ -221,6 +253,7 @@ TEST_CASE("topk_templates_are_embedded") {
   const auto& headers = template_headers();
   CHECK(headers.count("topk_select/kernel.cuh") == 1);
   CHECK(headers.count("topk_select/threshold.cuh") == 1);
+  CHECK(headers.count("topk_select/filter.cuh") == 1);
   CHECK(headers.count("topk_select/params.h") == 1);
 }
 

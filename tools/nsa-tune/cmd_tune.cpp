@@ -34,8 +34,9 @@ struct TuneCliOptions {
   int d_qk = 576;
   int reps = 20;
   std::string devices = "0";
-  std::vector<int> batches;  // topk_select: batch sizes timed (default 16,128)
-  int length = 131072;       // topk_select: row length timed
+  std::vector<int> batches;       // topk_select: batch sizes timed (default 16,128)
+  int length = 131072;            // topk_select: row length timed
+  std::vector<std::string> only;  // topk_select: tune only these variants
 };
 
 std::vector<int> parse_devices(const std::string& spec, Backend& backend) {
@@ -134,6 +135,7 @@ void run_tune(const TuneCliOptions& o, const GlobalOptions& g) {
       tk.reps = to.reps;
       if (!o.batches.empty()) tk.batches = o.batches;
       tk.length = o.length;
+      tk.only = o.only;
       for (std::size_t i = next++; i < o.topks.size(); i = next++) {
         const int topk = o.topks[i];
         TopkTuneResult r = topk_family ? tune_topk_select_k(*device, *compiler, tk, topk, ev)
@@ -177,6 +179,11 @@ void register_tune(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--reps", o.reps, "timed runs per candidate (>= 20)")->capture_default_str();
   cmd->add_option("--batch", o.batches, "topk_select: batch sizes to time (default 16,128)")->delimiter(',');
   cmd->add_option("--length", o.length, "topk_select: row length to time")->capture_default_str();
+  cmd->add_option(
+         "--only", o.only,
+         "topk_select: tune only these variants (names from `nsa-tune variants --family topk_select`, "
+         "opt-in ones included), e.g. to pin or A/B one kernel")
+      ->delimiter(',');
   cmd->add_option("--devices", o.devices, "GPUs to tune on: all, or ordinals like 0,1")
       ->capture_default_str();
   cmd->callback([&g] { run_tune(o, g); });

@@ -1,0 +1,248 @@
+// topk_select, filter variants (knob a = 4): one block per row and one lean read of it.
+//
+// The block takes its tau from params.sample evenly spaced elements of the row (the threshold
+// variants' sample_tau; no sample for short rows: tau 0 keeps everything), then reads the row
+// once with I float4 loads in flight per thread, the next round's loads issued before the
+// current round is filtered. An element is kept when its score is >= tau's number: one float
+// compare, no order key and no 64-bit compare for the elements that fail it, and no barrier while
+// the row streams (a warp reserves its slots in the shared buffer with one shared atomic). Every
+// element >= tau is then in the buffer; when at least k are, the row's top k are among them and
+// the stream kernel's shrink (an exact radix select over shared memory) finds them.
+// Otherwise - the sampled tau was above the row's k-th largest, or more elements passed than the
+// buffer holds (rows of many equal scores) - the block selects the row again with the radix
+// kernel's passes over global memory: slower, never wrong.
+//
+// The stream and threshold kernels append with one barrier per slot (8 elements a thread) and
+// their filter builds a 64-bit composite for every element; at one block per row their stream
+// took ~45 us for B 128 x L 131072 on the H100, issue-limited (docs/perf-log.md, topk_select v6).
+//
+// Shared memory: the buffer (params.buffer_capacity entries), the radix histogram after it. The
+// fallback reuses the buffer as the radix kernel's selected set (sel_capacity entries) and its
+// candidate buffer (the rest).
+#pragma once
+
+#include "topk_select/kernel.cuh"
+
+namespace nsa_topk {
+
+template <int T, int I, int R, int W>
+struct FilterBlock {
+  static constexpr int kBins = 1 << R;
+  // A kept element's bin: its key's distance above tau's key in units of 2^kBinShift, the last
+  // bin taking everything further up. 2^R bins of 2^(34 - 2R) cover four top-R-bit digits above
+  // tau (an octave of positive scores), where the sample puts the row's k-th largest.
+  static constexpr int kBinShift = 34 - 2 * R;
+  StreamSelect<T, I, R, W> block;
+  u32* bins;     // [kBins] kept elements per bin (after the radix histogram)
+  u32 bin_base;  // tau's key
+  bool binning;  // tau is a number: kept elements are binned as they are appended
+
+  __device__ __forceinline__ int bin_of(u32 key) const {
+    const u32 b = (key - bin_base) >> kBinShift;
+    return b < (u32)(kBins - 1) ? (int)b : kBins - 1;
+  }
+
+  // Reserves `mine` consecutive slots of the buffer for this lane, with one shared atomic per
+  // warp; returns the first, or -1 when no lane of the warp appends. Every lane calls it.
+  __device__ __forceinline__ int reserve(int mine) {
+    const int lane = (int)threadIdx.x % W;
+    const int incl = block.radix.warp_inclusive_scan(mine);
+    const int total = NSA_TOPK_SHFL_IDX(incl, W - 1);
+    if (total == 0) return -1;  // the same in every lane
+    int base = 0;
+    if (lane == W - 1) base = atomicAdd(&block.ss->count, total);
+    return NSA_TOPK_SHFL_IDX(base, W - 1) + incl - mine;
+  }
+
+  // One kept element into slot `at`: slots past the buffer's capacity are counted, not written
+  // (the caller sees count > capacity); binned when tau is a number.
+  __device__ __forceinline__ void put(float x, int pos, int at) {
+    const u32 key = order_key(x);
+    if (at < block.capacity) block.buf[at] = composite(key, pos);
+    if (binning) atomicAdd(&bins[bin_of(key)], 1u);
+  }
+
+  // Appends the elements of a round whose bit is set in keep (bit 4i + c: component c of v[i],
+  // at position first + 4 i T + c). A lane loops only over the elements it keeps, picking each out
+  // of its registers.
+  __device__ __forceinline__ void append_round(const nsa_topk_f4 (&v)[I], u32 keep, int first) {
+    int at = reserve((int)NSA_POPC_MASK(keep));
+    if (at < 0) return;
+    NSA_TOPK_UNROLL
+    for (int i = 0; i < I; ++i) {
+      u32 m = (keep >> (4 * i)) & 0xfu;
+      while (m != 0u) {
+        const int c = __ffs((int)m) - 1;
+        m &= m - 1u;
+        const float x = c == 0 ? v[i].x : c == 1 ? v[i].y : c == 2 ? v[i].z : v[i].w;
+        put(x, first + 4 * i * T + c, at++);
+      }
+    }
+  }
+
+  // Appends every element of row[0, n) whose score is >= tau's number (every element when tau
+  // is 0) to the buffer: the 16-byte aligned body as float4 units, I loads a thread in flight
+  // while the previous I are filtered; prologue() runs (block-wide) once the first round's loads
+  // are issued and returns tau. Leaves the count in ss->count, followed by a barrier.
+  template <class Prologue>
+  NSA_TOPK_BLOCK_FN void filter_row(const float* row, int n, Prologue&& prologue) {
+    const unsigned long long addr = (unsigned long long)(const void*)row;
+    int head = (int)(((16ull - (addr & 15ull)) & 15ull) >> 2);
+    head = head < n ? head : n;
+    const int units = (n - head) >> 2;
+    const int tail = n - head - 4 * units;
+    const nsa_topk_f4* body = (const nsa_topk_f4*)(row + head);
+    const int tid = (int)threadIdx.x;
+
+    nsa_topk_f4 next[I];
+    NSA_TOPK_UNROLL
+    for (int i = 0; i < I; ++i) {
+      const int u = i * T + tid;
+      next[i] = u < units ? body[u] : nsa_topk_f4{0.f, 0.f, 0.f, 0.f};
+    }
+    const u64 tau = prologue();
+    NSA_TOPK_TRACE(1);
+    // tau 0 (no sample), or a digit below -inf's key: every element passes.
+    const u32 tau_key = (u32)(tau >> 32);
+    const bool keep_all = tau_key < 0x007fffffu;
+    const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
+    binning = !keep_all;
+    bin_base = tau_key;
+
+    for (int base = 0; base < units; base += T * I) {  // the same trip count in every thread
+      nsa_topk_f4 v[I];
+      u32 valid = 0;
+      NSA_TOPK_UNROLL
+      for (int i = 0; i < I; ++i) {
+        v[i] = next[i];
+        const int u = base + T * I + i * T + tid;
+        next[i] = u < units ? body[u] : nsa_topk_f4{0.f, 0.f, 0.f, 0.f};
+        if (base + i * T + tid < units) valid |= 0xfu << (4 * i);
+      }
+      u32 keep = valid;
+      if (!keep_all) {
+        keep = 0;
+        NSA_TOPK_UNROLL
+        for (int i = 0; i < I; ++i) {  // NaN fails the compare
+          keep |= (v[i].x >= bound ? 1u : 0u) << (4 * i);
+          keep |= (v[i].y >= bound ? 2u : 0u) << (4 * i);
+          keep |= (v[i].z >= bound ? 4u : 0u) << (4 * i);
+          keep |= (v[i].w >= bound ? 8u : 0u) << (4 * i);
+        }
+        keep &= valid;
+      }
+      append_round(v, keep, head + 4 * (base + tid));
+    }
+    // The unaligned head and tail (< 8 elements), one a thread.
+    float x = 0.f;
+    int pos = -1;
+    if (tid < head + tail) {
+      pos = tid < head ? tid : head + 4 * units + (tid - head);
+      x = row[pos];
+    }
+    const bool pass = pos >= 0 && (keep_all || x >= bound);
+    const int at = reserve(pass ? 1 : 0);
+    if (pass) put(x, pos, at);
+    __syncthreads();
+    NSA_TOPK_TRACE(2);
+  }
+
+  // The row's top k from the bins (tau a number, count >= k entries in the buffer, unsorted
+  // output): one narrow of the bins finds the bin holding the k-th largest; every entry of a
+  // higher bin is out, and the `need` largest of that bin's few entries (each ranked against the
+  // others) complete the row. Returns false, having written nothing, when the k-th largest lies
+  // past the binned range (the last bin) or its bin holds more than T entries (many near-equal
+  // scores): the caller shrinks the buffer instead.
+  NSA_TOPK_BLOCK_FN bool finish_from_bins(const nsa_topk_params& p, int row, int count) {
+    SelectState* st = block.radix.st;
+    const int tid = (int)threadIdx.x;
+    if (tid == 0) {
+      st->prefix = 0ull;
+      st->mask = 0ull;
+      st->need = p.k;
+      st->bucket = 0;
+      st->selected = 0;
+      st->cand = 0;
+    }
+    __syncthreads();
+    u32* const hist = block.radix.hist;
+    block.radix.hist = bins;
+    block.radix.narrow(0, R);  // count >= k: a bin is always found; ends with a barrier
+    block.radix.hist = hist;
+    const int digit = (int)st->prefix, need = st->need, in_bin = st->bucket;
+    if (digit == kBins - 1 || in_bin > T || count + in_bin > block.capacity) return false;
+    u64* const bin_list = block.buf + count;
+    int* const out = p.indices + (long long)row * p.out_row_stride;
+    const int lane = tid % W;
+    const nsa_lane_mask_t below = (((nsa_lane_mask_t)1) << lane) - (nsa_lane_mask_t)1;
+    for (int base = 0; base < count; base += T) {  // the same trip count in every thread
+      const int j = base + tid;
+      const u64 c = j < count ? block.buf[j] : 0ull;
+      const int b = c != 0ull ? bin_of((u32)(c >> 32)) : -1;
+      const bool emit = b > digit;
+      const nsa_lane_mask_t mask = NSA_BALLOT(emit);
+      if (mask != 0) {
+        int at = 0;
+        if (lane == 0) at = atomicAdd(&st->selected, (int)NSA_POPC_MASK(mask));
+        at = NSA_TOPK_SHFL_IDX(at, 0);
+        if (emit) out[at + (int)NSA_POPC_MASK(mask & below)] = position_of(c);
+      }
+      if (b == digit) bin_list[atomicAdd(&st->cand, 1)] = c;
+    }
+    __syncthreads();
+    if (tid < in_bin) {
+      const u64 c = bin_list[tid];
+      int rank = 0;
+      for (int j = 0; j < in_bin; ++j) rank += bin_list[j] > c ? 1 : 0;
+      if (rank < need) out[atomicAdd(&st->selected, 1)] = position_of(c);
+    }
+    return true;
+  }
+};
+
+template <int T, int I, int R, int W>
+__device__ __forceinline__ void topk_filter_select(const nsa_topk_params& p) {
+  static_assert(T % W == 0 && T / W <= 32, "block must hold at most 32 warps");
+  static_assert(R >= 8 && R <= 12, "radix bits out of range");
+  static_assert(4 * I <= 32, "a thread's kept elements of one round fit one 32-bit mask");
+#if defined(NSA_GPU_HIP) && defined(__AMDGCN_WAVEFRONT_SIZE)
+  static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");
+#endif
+  NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
+  __shared__ SelectState state;
+  __shared__ StreamState stream_state;
+  __shared__ int warp_sums[3 * (T / W)];
+
+  FilterBlock<T, I, R, W> f;
+  StreamSelect<T, I, R, W>& block = f.block;
+  f.bins = (u32*)(nsa_topk_smem + p.buffer_capacity) + (1 << R);
+  for (int b = (int)threadIdx.x; b < (1 << R); b += T) f.bins[b] = 0u;
+  block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);  // a barrier
+  const RowSlice rs = row_slice(p);  // the planner gives filter variants one block per row
+  NSA_TOPK_TRACE(0);
+  u64 tau = 0ull;
+  f.filter_row(rs.scores, rs.len, [&] {
+    tau = block.sample_tau(rs.scores, rs.len, p.k, p.sample);
+    return tau;
+  });
+  const int count = stream_state.count;
+  const bool overflow = count > p.buffer_capacity;
+  const bool short_of_k = tau != 0ull && count < p.k;  // with tau 0 every valid element is in
+  if (!overflow && !short_of_k) {
+    if (f.binning && !p.sorted && count >= p.k && f.finish_from_bins(p, rs.row, count)) return;
+    const int selected = block.finish(p.k);
+    NSA_TOPK_TRACE(3);
+    block.write_row(p, rs.row, selected);
+    return;
+  }
+
+  // The radix kernel's select over the row in global memory, in the same shared memory.
+  BlockSelect<T, I, R, W>& radix = block.radix;
+  radix.sel = nsa_topk_smem;
+  radix.cand = nsa_topk_smem + p.sel_capacity;
+  radix.cand_capacity = p.buffer_capacity - p.sel_capacity;
+  radix.select(RowSource{rs.scores, 0, rs.len}, rs.len, p.k);
+  radix.write_row(p, rs.row, state.selected);
+}
+
+}  // namespace nsa_topk
