@@ -35,7 +35,7 @@ struct FilterBlock {
   StreamSelect<T, I, R, W> block;
   u32* bins;     // [kBins] kept elements per bin (after the radix histogram)
   u32 bin_base;  // tau's key
-  bool binning;  // tau is a number: kept elements are binned as they are appended
+  bool binning;  // tau is a number: settle() bins the kept elements
 
   __device__ __forceinline__ int bin_of(u32 key) const {
     const u32 b = (key - bin_base) >> kBinShift;
@@ -54,30 +54,45 @@ struct FilterBlock {
     return NSA_TOPK_SHFL_IDX(base, W - 1) + incl - mine;
   }
 
-  // One kept element into slot `at`: slots past the buffer's capacity are counted, not written
-  // (the caller sees count > capacity); binned when tau is a number.
-  __device__ __forceinline__ void put(float x, int pos, int at) {
-    const u32 key = order_key(x);
-    if (at < block.capacity) block.buf[at] = composite(key, pos);
-    if (binning) atomicAdd(&bins[bin_of(key)], 1u);
+  // A kept element as the stream stores it: the score's bits in the high word (its order key
+  // replaces them after the stream, see settle), ~position in the low word, as in a composite.
+  static __device__ __forceinline__ u64 raw_entry(float x, int pos) {
+    return ((u64)__float_as_uint(x) << 32) | (u64)(~(u32)pos);
   }
 
-  // Appends the elements of a round whose bit is set in keep (bit 4i + c: component c of v[i],
-  // at position first + 4 i T + c). A lane loops only over the elements it keeps, picking each out
-  // of its registers.
+  // Stores the kept elements of a round (bit 4i + c of keep: component c of v[i], at position
+  // first + 4 i T + c) at slots from `at` on: one predicated store per element, no branch (a
+  // lane keeps few of its 4I elements, but a loop over them ran as long as the warp's busiest
+  // lane, with the other lanes idle: 24 instructions per element on the H100). Slots past the
+  // buffer's capacity are counted, not written (the caller sees count > capacity).
   __device__ __forceinline__ void append_round(const nsa_topk_f4 (&v)[I], u32 keep, int first) {
     int at = reserve((int)NSA_POPC_MASK(keep));
     if (at < 0) return;
+    u64* const buf = block.buf;
+    const int capacity = block.capacity;
     NSA_TOPK_UNROLL
     for (int i = 0; i < I; ++i) {
-      u32 m = (keep >> (4 * i)) & 0xfu;
-      while (m != 0u) {
-        const int c = __ffs((int)m) - 1;
-        m &= m - 1u;
-        const float x = c == 0 ? v[i].x : c == 1 ? v[i].y : c == 2 ? v[i].z : v[i].w;
-        put(x, first + 4 * i * T + c, at++);
+      const float f[4] = {v[i].x, v[i].y, v[i].z, v[i].w};
+      NSA_TOPK_UNROLL
+      for (int c = 0; c < 4; ++c) {
+        const bool kept = ((keep >> (4 * i + c)) & 1u) != 0u;
+        if (kept && at < capacity) buf[at] = raw_entry(f[c], first + 4 * i * T + c);
+        at += kept ? 1 : 0;
       }
     }
+  }
+
+  // After the stream (count entries, count <= capacity): turns every entry into its composite
+  // and, when tau is a number, counts it in its bin. Ends with a barrier.
+  NSA_TOPK_BLOCK_FN void settle(int count) {
+    u64* const buf = block.buf;
+    for (int j = (int)threadIdx.x; j < count; j += T) {
+      const u64 e = buf[j];
+      const u32 key = order_key(__uint_as_float((u32)(e >> 32)));
+      buf[j] = ((u64)key << 32) | (e & 0xffffffffull);
+      if (binning) atomicAdd(&bins[bin_of(key)], 1u);
+    }
+    __syncthreads();
   }
 
   // Appends every element of row[0, n) whose score is >= tau's number (every element when tau
@@ -142,7 +157,7 @@ struct FilterBlock {
     }
     const bool pass = pos >= 0 && (keep_all || x >= bound);
     const int at = reserve(pass ? 1 : 0);
-    if (pass) put(x, pos, at);
+    if (pass && at < block.capacity) block.buf[at] = raw_entry(x, pos);
     __syncthreads();
     NSA_TOPK_TRACE(2);
   }
@@ -229,6 +244,7 @@ __device__ __forceinline__ void topk_filter_select(const nsa_topk_params& p) {
   const bool overflow = count > p.buffer_capacity;
   const bool short_of_k = tau != 0ull && count < p.k;  // with tau 0 every valid element is in
   if (!overflow && !short_of_k) {
+    f.settle(count);
     if (f.binning && !p.sorted && count >= p.k && f.finish_from_bins(p, rs.row, count)) return;
     const int selected = block.finish(p.k);
     NSA_TOPK_TRACE(3);

@@ -4,7 +4,8 @@
 // median of 9 replays of a graph of 20 launches, per launch). Plans through the library.
 //   nvcc -O3 -std=c++20 -arch=sm_90a -I templates -I . -o /tmp/filter_probe \
 //     tools/probes/topk_filter_probe.cu -L build-dev -lnsajit -Xlinker -rpath=$PWD/build-dev
-//   [PROBE_SAMPLE=n] /tmp/filter_probe [BxL,...]   (n: the sample size instead of the planner's)
+//   [PROBE_SAMPLE=n] [PROBE_ONCE=1] /tmp/filter_probe [BxL,...]
+// (n: the sample size instead of the planner's; PROBE_ONCE: one whole launch a shape, for ncu)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -27,6 +28,12 @@ __device__ int probe_stop = 99;
 
 __global__ void __launch_bounds__(1024) filter_t1024_i4(nsa_topk_params p) {
   nsa_topk::topk_filter_select<1024, 4, 11, 32>(p);
+}
+__global__ void __launch_bounds__(1024) filter_t1024_i2(nsa_topk_params p) {
+  nsa_topk::topk_filter_select<1024, 2, 11, 32>(p);
+}
+__global__ void __launch_bounds__(512) filter_t512_i4(nsa_topk_params p) {
+  nsa_topk::topk_filter_select<512, 4, 11, 32>(p);
 }
 __global__ void __launch_bounds__(512) filter_t512_i8(nsa_topk_params p) {
   nsa_topk::topk_filter_select<512, 8, 11, 32>(p);
@@ -86,11 +93,14 @@ int main(int argc, char** argv) {
     const char* name;
     Kernel kern;
   };
-  const Probe probes[] = {{"nsa_topk_sm90a_t1024_i4_r11_s1_a4", filter_t1024_i4},
+  const Probe probes[] = {{"nsa_topk_sm90a_t1024_i2_r11_s1_a4", filter_t1024_i2},
+                          {"nsa_topk_sm90a_t1024_i4_r11_s1_a4", filter_t1024_i4},
+                          {"nsa_topk_sm90a_t512_i4_r11_s1_a4", filter_t512_i4},
                           {"nsa_topk_sm90a_t512_i8_r11_s1_a4", filter_t512_i8}};
   for (const Probe& pr : probes)
     CHECK(cudaFuncSetAttribute(pr.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, optin - 1024));
   const int stops[] = {0, 1, 2, 3, 99};
+  const bool once = std::getenv("PROBE_ONCE") != nullptr;  // one whole launch a shape (for ncu)
   std::printf("us per launch, leaving at: setup | sample | stream | shrink | whole\n");
   for (size_t at = 0; at < shapes.size();) {
     const size_t comma = std::min(shapes.find(',', at), shapes.size());
@@ -113,6 +123,12 @@ int main(int argc, char** argv) {
       if (const char* sample = std::getenv("PROBE_SAMPLE")) l.params.sample = std::atoi(sample);
       std::printf("B %3d L %6d %-34s sample %4d |", B, L, pr.name, l.params.sample);
       bool ok = true;
+      if (once) {
+        launch(pr.kern, l, 0);
+        CHECK(cudaDeviceSynchronize());
+        std::printf(" once\n");
+        continue;
+      }
       for (int stop : stops) {
         CHECK(cudaMemcpyToSymbol(probe_stop, &stop, sizeof stop));
         if (stop == 99) {
