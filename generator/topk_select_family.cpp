@@ -32,8 +32,9 @@ constexpr int kThresholdSplits = 16;
 // 6 blocks a row, B 1: 8 instead of 16), and the tuner's per-launch timing ranked them first
 // while CUDA-graph timing (the benchmark's) did not (docs/perf-log.md, topk_select v8).
 constexpr int kClusterSplits = 8;
-// Filter variants (knob a = 4): one block per row (s 1), i float4 loads a thread in flight while
-// the previous i are filtered (templates/topk_select/filter.cuh).
+// Filter variants (knob a = 4): s 16 (the planner splits only long rows of small batches); i
+// float4 loads a thread in flight while the previous i are filtered
+// (templates/topk_select/filter.cuh).
 constexpr int kFilterThreads[] = {512, 1024};
 constexpr int kFilterItems[] = {2, 4, 8};
 constexpr const char* kClusterOptIn =
@@ -81,7 +82,8 @@ TemplateEntry template_entry(const Variant& v) {
 // i float4 loads plus the 4 composites being filtered; filter keeps two rounds of i float4.
 int registers_needed(const Variant& v) {
   const int i = v.get("i");
-  if (topk_select_algorithm(v) == TopkAlgorithm::filter) return 8 * i + 24;
+  // NVRTC spilled 56 B at t 1024 i 4 (64 registers); nvcc used 78 at t 512 i 4, 128 at i 8.
+  if (topk_select_algorithm(v) == TopkAlgorithm::filter) return 12 * i + 24;
   return is_stream(v) ? 4 * i + 8 + 40 : 2 * i + 40;
 }
 
@@ -174,7 +176,7 @@ class TopkSelectFamily final : public KernelFamily {
       }
     for (int t : kFilterThreads)
       for (int i : kFilterItems) {
-        Variant v = make_stream_variant(target, t, i, 1, 4);
+        Variant v = make_stream_variant(target, t, i, kThresholdSplits, 4);
         if (std::string why = prune_reason(v); why.empty())
           out.kept.push_back(std::move(v));
         else

@@ -43,12 +43,17 @@ bool is_threshold(const Variant& v) {
   return a == TopkAlgorithm::threshold || a == TopkAlgorithm::cluster;
 }
 
-bool is_cluster(const Variant& v) {
-  return topk_select_algorithm(v) == TopkAlgorithm::cluster;
-}
-
 bool is_filter(const Variant& v) {
   return topk_select_algorithm(v) == TopkAlgorithm::filter;
+}
+
+// Split rows keep 4 counters, a histogram and one candidate list per row in the workspace.
+bool has_row_lists(const Variant& v) {
+  return is_threshold(v) || is_filter(v);
+}
+
+bool is_cluster(const Variant& v) {
+  return topk_select_algorithm(v) == TopkAlgorithm::cluster;
 }
 
 // They filter the row into a shared buffer (kernel.cuh's stream, or filter.cuh's), the radix
@@ -79,7 +84,8 @@ std::size_t stream_min_buffer_entries(const Variant& v) {
 std::size_t shared_budget(const Variant& v, const DeviceInfo& device) {
   std::size_t limit = device.shared_memory_per_block_optin;
   if (limit == 0) limit = static_cast<std::size_t>(v.target.max_shared_bytes);
-  const bool whole_sm = has_stream_buffer(v) && v.get("t") >= kWholeSmThreads;
+  // Filter variants run one block per row: the whole SM's shared memory too.
+  const bool whole_sm = has_stream_buffer(v) && (v.get("t") >= kWholeSmThreads || is_filter(v));
   // The opt-in limit covers the kernel's static shared memory (block state, <= 1 KB) too.
   std::size_t budget = whole_sm ? limit - kStaticSharedReserve : std::min(limit, kSharedBudget);
   // On AMD the kernel's static LDS (<= 104 B) shares the 64 KB with the dynamic part.
@@ -121,6 +127,10 @@ constexpr int kThresholdSampleMinSlice = 16384;
 // Filter variants sample rows of at least this many elements; a shorter row passes whole into
 // the buffer (tau 0).
 constexpr int kFilterSampleMinLength = 16384;
+// Filter variants split a row only when every block keeps a slice of at least this many
+// elements (and the batch leaves SMs idle): a split row pays the sample in every block and the
+// last block's finish from the row's list.
+constexpr int kFilterMinSlice = 32768;
 
 int split_fill(const Variant& v) {
   return is_threshold(v) && v.get("t") < kWholeSmThreads ? kThresholdFill : kSplitFill;
@@ -138,7 +148,7 @@ std::size_t max_split_rows(const Variant& v, const DeviceInfo& device) {
 }
 
 std::size_t counter_bytes(const Variant& v, const DeviceInfo& device) {
-  const std::size_t per_row = is_threshold(v) ? kThresholdRowCounters : 1;
+  const std::size_t per_row = has_row_lists(v) ? kThresholdRowCounters : 1;
   return align_up(sizeof(unsigned) * per_row * max_split_rows(v, device));
 }
 
@@ -150,8 +160,8 @@ std::size_t row_histogram_bytes(const Variant& v, const DeviceInfo& device) {
 
 // Candidate entries per split row: each block's slice top k, or the threshold digit's list.
 std::size_t candidates_per_row(const Variant& v, int splits, int k) {
-  return is_threshold(v) ? static_cast<std::size_t>(kThresholdCandidates)
-                         : static_cast<std::size_t>(splits) * static_cast<std::size_t>(k);
+  return has_row_lists(v) ? static_cast<std::size_t>(kThresholdCandidates)
+                          : static_cast<std::size_t>(splits) * static_cast<std::size_t>(k);
 }
 
 // Blocks per row: enough to fill the SMs when the batch is small, but each slice keeps at
@@ -162,9 +172,10 @@ std::size_t candidates_per_row(const Variant& v, int splits, int k) {
 int plan_splits(const Variant& v, const DeviceInfo& device, const TopkSelectProblem& p,
                 const TopkClusterFit& fit) {
   const int most = v.get("s");
-  if (most <= 1 || is_filter(v)) return 1;
+  if (most <= 1) return 1;
   const int sms = std::max(device.multiprocessors, 1);
   const int by_sms = split_fill(v) * sms / p.batch;
+  if (is_filter(v)) return std::max(1, std::min({most, by_sms, p.length / kFilterMinSlice}));
   if (is_threshold(v)) {
     if (p.length <= kThresholdMinSplitLength) return 1;
     int splits = std::max(1, std::min({most, by_sms, sms, p.length / kThresholdMinSlice}));
@@ -250,7 +261,7 @@ std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& devi
   check_topk_select_variant(v);
   if (v.get("s") <= 1) return 0;
   // splits > 1 only when batch * splits <= fill * multiprocessors.
-  const std::size_t candidates = is_threshold(v)
+  const std::size_t candidates = has_row_lists(v)
                                      ? max_split_rows(v, device) * kThresholdCandidates
                                      : static_cast<std::size_t>(kTopkMaxK) * max_split_rows(v, device);
   return counter_bytes(v, device) + row_histogram_bytes(v, device) + sizeof(unsigned long long) * candidates;
@@ -307,7 +318,7 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
   if (has_stream_buffer(v)) k.slice = (k.slice + 3) / 4 * 4;
   k.sel_capacity = sel_capacity;
   k.cand_capacity =
-      is_threshold(v) ? kThresholdCandidates : static_cast<int>(cand_bytes / sizeof(unsigned long long));
+      has_row_lists(v) ? kThresholdCandidates : static_cast<int>(cand_bytes / sizeof(unsigned long long));
   // Threshold blocks scan two buffer counts packed in one int: at most 2^16 - 1 entries.
   const std::size_t buffer_entries =
       (smem - histogram_bytes(v) - state_bytes(v)) / sizeof(unsigned long long);

@@ -25,6 +25,9 @@
 
 namespace nsa_topk {
 
+// A split row's counters in the workspace (params.row_counters, zero at rest).
+enum { kFilterArrived = 0, kFilterListed = 1, kFilterUnusable = 2, kFilterRowCounters = 4 };
+
 template <int T, int I, int R, int W>
 struct FilterBlock {
   static constexpr int kBins = 1 << R;
@@ -33,12 +36,13 @@ struct FilterBlock {
   // tau (an octave of positive scores), where the sample puts the row's k-th largest.
   static constexpr int kBinShift = 34 - 2 * R;
   StreamSelect<T, I, R, W> block;
-  u32* bins;     // [kBins] kept elements per bin (after the radix histogram)
-  u32 bin_base;  // tau's key
-  bool binning;  // tau is a number: settle() bins the kept elements
+  u32* bins;      // [kBins] kept elements per bin (after the radix histogram)
+  u32 bin_base;   // tau's key, or 0 when every element is kept
+  int bin_shift;  // kBinShift, or 32 - R (the top R bits of the key) when every element is kept
+  bool binning;   // unsorted output: settle() bins the kept elements for finish_from_bins
 
   __device__ __forceinline__ int bin_of(u32 key) const {
-    const u32 b = (key - bin_base) >> kBinShift;
+    const u32 b = (key - bin_base) >> bin_shift;
     return b < (u32)(kBins - 1) ? (int)b : kBins - 1;
   }
 
@@ -95,12 +99,13 @@ struct FilterBlock {
     __syncthreads();
   }
 
-  // Appends every element of row[0, n) whose score is >= tau's number (every element when tau
+  // Appends every element of scores[begin, begin + n) whose score is >= tau's number (every element when tau
   // is 0) to the buffer: the 16-byte aligned body as float4 units, I loads a thread in flight
   // while the previous I are filtered; prologue() runs (block-wide) once the first round's loads
   // are issued and returns tau. Leaves the count in ss->count, followed by a barrier.
   template <class Prologue>
-  NSA_TOPK_BLOCK_FN void filter_row(const float* row, int n, Prologue&& prologue) {
+  NSA_TOPK_BLOCK_FN void filter_row(const float* scores, int begin, int n, Prologue&& prologue) {
+    const float* const row = scores + begin;  // positions below are relative to begin
     const unsigned long long addr = (unsigned long long)(const void*)row;
     int head = (int)(((16ull - (addr & 15ull)) & 15ull) >> 2);
     head = head < n ? head : n;
@@ -121,8 +126,8 @@ struct FilterBlock {
     const u32 tau_key = (u32)(tau >> 32);
     const bool keep_all = tau_key < 0x007fffffu;
     const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
-    binning = !keep_all;
-    bin_base = tau_key;
+    bin_base = keep_all ? 0u : tau_key;
+    bin_shift = keep_all ? 32 - R : kBinShift;
 
     for (int base = 0; base < units; base += T * I) {  // the same trip count in every thread
       nsa_topk_f4 v[I];
@@ -146,7 +151,7 @@ struct FilterBlock {
         }
         keep &= valid;
       }
-      append_round(v, keep, head + 4 * (base + tid));
+      append_round(v, keep, begin + head + 4 * (base + tid));
     }
     // The unaligned head and tail (< 8 elements), one a thread.
     float x = 0.f;
@@ -157,18 +162,20 @@ struct FilterBlock {
     }
     const bool pass = pos >= 0 && (keep_all || x >= bound);
     const int at = reserve(pass ? 1 : 0);
-    if (pass && at < block.capacity) block.buf[at] = raw_entry(x, pos);
+    if (pass && at < block.capacity) block.buf[at] = raw_entry(x, begin + pos);
     __syncthreads();
     NSA_TOPK_TRACE(2);
   }
 
-  // The row's top k from the bins (tau a number, count >= k entries in the buffer, unsorted
+  // The row's top k from the bins (more than k entries in src, every one in a bin, unsorted
   // output): one narrow of the bins finds the bin holding the k-th largest; every entry of a
-  // higher bin is out, and the `need` largest of that bin's few entries (each ranked against the
-  // others) complete the row. Returns false, having written nothing, when the k-th largest lies
-  // past the binned range (the last bin) or its bin holds more than T entries (many near-equal
-  // scores): the caller shrinks the buffer instead.
-  NSA_TOPK_BLOCK_FN bool finish_from_bins(const nsa_topk_params& p, int row, int count) {
+  // higher bin is out, and the `need` largest of that bin's few entries (copied to bin_list, each
+  // ranked against the others) complete the row. Returns false, having written nothing, when the
+  // k-th largest lies past the binned range (the last bin) or its bin holds more than T entries
+  // (or more than bin_room; many near-equal scores): the caller selects another way.
+  template <class Src>
+  NSA_TOPK_BLOCK_FN bool finish_from_bins(const nsa_topk_params& p, int row, const Src& src, u64* bin_list,
+                                          int bin_room) {
     SelectState* st = block.radix.st;
     const int tid = (int)threadIdx.x;
     if (tid == 0) {
@@ -182,17 +189,16 @@ struct FilterBlock {
     __syncthreads();
     u32* const hist = block.radix.hist;
     block.radix.hist = bins;
-    block.radix.narrow(0, R);  // count >= k: a bin is always found; ends with a barrier
+    block.radix.narrow(0, R);  // more than k binned: a bin is always found; ends with a barrier
     block.radix.hist = hist;
     const int digit = (int)st->prefix, need = st->need, in_bin = st->bucket;
-    if (digit == kBins - 1 || in_bin > T || count + in_bin > block.capacity) return false;
-    u64* const bin_list = block.buf + count;
+    if (digit == kBins - 1 || in_bin > T || in_bin > bin_room) return false;
     int* const out = p.indices + (long long)row * p.out_row_stride;
     const int lane = tid % W;
     const nsa_lane_mask_t below = (((nsa_lane_mask_t)1) << lane) - (nsa_lane_mask_t)1;
-    for (int base = 0; base < count; base += T) {  // the same trip count in every thread
+    for (int base = 0; base < src.n; base += T) {  // the same trip count in every thread
       const int j = base + tid;
-      const u64 c = j < count ? block.buf[j] : 0ull;
+      const u64 c = j < src.n ? src.load(j) : 0ull;
       const int b = c != 0ull ? bin_of((u32)(c >> 32)) : -1;
       const bool emit = b > digit;
       const nsa_lane_mask_t mask = NSA_BALLOT(emit);
@@ -212,6 +218,72 @@ struct FilterBlock {
       if (rank < need) out[atomicAdd(&st->selected, 1)] = position_of(c);
     }
     return true;
+  }
+
+  // The radix kernel's exact select of src's top k (valid: its entries, or any value > k when
+  // more), in this block's shared memory (the buffer becomes the selected set and the
+  // candidates), and the row's output (sorted when asked).
+  template <class Src>
+  NSA_TOPK_BLOCK_FN void select_and_write(const nsa_topk_params& p, int row, const Src& src, int valid) {
+    BlockSelect<T, I, R, W>& radix = block.radix;
+    radix.sel = block.buf;
+    radix.cand = block.buf + p.sel_capacity;
+    radix.cand_capacity = p.buffer_capacity - p.sel_capacity;
+    radix.select(src, valid, p.k);
+    radix.write_row(p, row, radix.st->selected);
+  }
+
+  // A split row (p.splits blocks, the same sampled tau in each): every block adds its kept
+  // entries to the row's list in the workspace and its bins to the row's bins, and the last block
+  // to count in finishes the row from them - no block waits for another. The list holds every
+  // element of the row >= tau, so its top k are the row's whenever it has at least k entries;
+  // otherwise (the sampled tau too high, no sample, a buffer or the list overflowed) the last
+  // block selects the whole row with the radix passes over global memory. The last block leaves
+  // the row's counters and bins zeroed for the next launch.
+  NSA_TOPK_BLOCK_FN void finish_split(const nsa_topk_params& p, const RowSlice& rs, int count, bool usable) {
+    SelectState* st = block.radix.st;
+    const int tid = (int)threadIdx.x;
+    unsigned* const counters = p.row_counters + (long long)rs.row * kFilterRowCounters;
+    unsigned* const row_bins = p.row_histograms + (long long)rs.row * kBins;
+    u64* const list = p.slice_workspace + (long long)rs.row * p.cand_capacity;
+    if (usable) settle(count);
+    if (tid == 0) {
+      st->cand = usable ? (int)atomicAdd(&counters[kFilterListed], (unsigned)count) : 0;
+      if (!usable) atomicAdd(&counters[kFilterUnusable], 1u);  // the row cannot be finished from its list
+    }
+    __syncthreads();
+    if (usable) {
+      const int first = st->cand;
+      for (int j = tid; j < count && first + j < p.cand_capacity; j += T) list[first + j] = block.buf[j];
+      for (int b = tid; b < kBins; b += T)
+        if (bins[b] != 0u) atomicAdd(&row_bins[b], bins[b]);
+    }
+    __syncthreads();
+    if (tid == 0) st->last = block_release_last(&counters[kFilterArrived], p.splits);
+    __syncthreads();
+    if (!st->last) return;
+
+    // The last block: the row's counters and bins, then zero them for the next launch.
+    if (tid == 0) {
+      st->cand = (int)NSA_TOPK_LOAD_COHERENT(&counters[kFilterListed]);
+      st->bucket = (int)NSA_TOPK_LOAD_COHERENT(&counters[kFilterUnusable]);
+      for (int c = 0; c < kFilterRowCounters; ++c) counters[c] = 0u;
+    }
+    for (int b = tid; b < kBins; b += T) {
+      bins[b] = NSA_TOPK_LOAD_COHERENT(&row_bins[b]);
+      row_bins[b] = 0u;
+    }
+    __syncthreads();
+    const int total = st->cand;
+    const bool whole_row = st->bucket != 0 || total > p.cand_capacity || total < p.k;
+    __syncthreads();  // every thread has read st before finish_from_bins rewrites it
+    if (whole_row) {
+      select_and_write(p, rs.row, RowSource{rs.scores, 0, rs.len}, rs.len);
+      return;
+    }
+    const GlobalListSource src{list, total};
+    if (binning && total > p.k && finish_from_bins(p, rs.row, src, block.buf, block.capacity)) return;
+    select_and_write(p, rs.row, src, total);
   }
 };
 
@@ -233,32 +305,35 @@ __device__ __forceinline__ void topk_filter_select(const nsa_topk_params& p) {
   f.bins = (u32*)(nsa_topk_smem + p.buffer_capacity) + (1 << R);
   for (int b = (int)threadIdx.x; b < (1 << R); b += T) f.bins[b] = 0u;
   block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);  // a barrier
-  const RowSlice rs = row_slice(p);  // the planner gives filter variants one block per row
+  const RowSlice rs = row_slice(p);
   NSA_TOPK_TRACE(0);
   u64 tau = 0ull;
-  f.filter_row(rs.scores, rs.len, [&] {
+  f.binning = !p.sorted;
+  f.filter_row(rs.scores, rs.begin, rs.n, [&] {  // the sample is of the whole row
     tau = block.sample_tau(rs.scores, rs.len, p.k, p.sample);
     return tau;
   });
   const int count = stream_state.count;
   const bool overflow = count > p.buffer_capacity;
+  if (p.splits > 1) {
+    // With tau 0 the blocks' lists would hold the whole row: select it from global memory.
+    f.finish_split(p, rs, count, !overflow && tau != 0ull && (u32)(tau >> 32) >= 0x007fffffu);
+    return;
+  }
   const bool short_of_k = tau != 0ull && count < p.k;  // with tau 0 every valid element is in
   if (!overflow && !short_of_k) {
     f.settle(count);
-    if (f.binning && !p.sorted && count >= p.k && f.finish_from_bins(p, rs.row, count)) return;
+    if (f.binning && count > p.k &&
+        f.finish_from_bins(p, rs.row, SharedListSource{block.buf, count}, block.buf + count,
+                           p.buffer_capacity - count))
+      return;
     const int selected = block.finish(p.k);
     NSA_TOPK_TRACE(3);
     block.write_row(p, rs.row, selected);
     return;
   }
-
   // The radix kernel's select over the row in global memory, in the same shared memory.
-  BlockSelect<T, I, R, W>& radix = block.radix;
-  radix.sel = nsa_topk_smem;
-  radix.cand = nsa_topk_smem + p.sel_capacity;
-  radix.cand_capacity = p.buffer_capacity - p.sel_capacity;
-  radix.select(RowSource{rs.scores, 0, rs.len}, rs.len, p.k);
-  radix.write_row(p, rs.row, state.selected);
+  f.select_and_write(p, rs.row, RowSource{rs.scores, 0, rs.len}, rs.len);
 }
 
 }  // namespace nsa_topk

@@ -296,8 +296,10 @@ TopkSelectLaunch check_emulated(const std::string& variant_name, const reference
     // The row counters (and the row histograms of the stream and threshold kernels) are at rest.
     const nsa_topk_params& k = launch.params;
     if (k.splits > 1) {
-      const int counters =
-          algorithm == TopkAlgorithm::threshold || algorithm == TopkAlgorithm::cluster ? 4 : 1;
+      const int counters = algorithm == TopkAlgorithm::threshold || algorithm == TopkAlgorithm::cluster ||
+                                   algorithm == TopkAlgorithm::filter
+                               ? 4
+                               : 1;
       for (int r = 0; r < problem.batch * counters; ++r) CHECK(k.row_counters[r] == 0u);
       if (algorithm != TopkAlgorithm::radix)
         CHECK(std::all_of(k.row_histograms, k.row_histograms + problem.batch * (1 << v.get("r")),
@@ -326,7 +328,7 @@ const char* const kStream = "nsa_topk_sm90a_t64_i2_r11_s16_a1";
 const char* const kRadix = "nsa_topk_sm90a_t64_i2_r11_s16";
 const char* const kThreshold = "nsa_topk_sm90a_t64_i2_r11_s16_a2";
 const char* const kCluster = "nsa_topk_sm90a_t64_i2_r11_s8_a3";
-const char* const kFilter = "nsa_topk_sm90a_t64_i2_r11_s1_a4";
+const char* const kFilter = "nsa_topk_sm90a_t64_i2_r11_s16_a4";
 
 // Split rows of every kind of data (the variant's blocks of a row run at once): random, ties,
 // near-equal, NaN, -inf with mixed lengths, a long slice whose buffer shrinks before the
@@ -504,4 +506,35 @@ TEST_CASE("topk_emulated_filter_kernel_is_exact_from_a_sampled_tau_and_falls_bac
           100.f + static_cast<float>(i);
     CHECK(sampled(check_emulated(kFilter, rigged, 8, 1)));
   }
+}
+
+TEST_CASE("topk_emulated_filter_kernel_finishes_split_rows_in_the_last_block_exactly") {
+  using tuner::TopkData;
+  using tuner::TopkLengths;
+  // Rows of >= 2 x 32768 elements in a batch that leaves SMs idle: 2 or 3 blocks a row, the same
+  // sampled tau in each; the last block to finish selects from the row's list (unsorted: from the
+  // bins; sorted or many equal scores: the radix select over the list).
+  const auto split = [](const TopkSelectLaunch& l) {
+    return l.params.splits >= 2 && l.params.sample == 2048;
+  };
+  CHECK(split(check_emulated(kFilter, make(1, 70000, 500, TopkData::random, false, TopkLengths::none, 1, 111),
+                             8, 2)));
+  CHECK(split(check_emulated(kFilter, make(2, 66000, 1000, TopkData::random, true, TopkLengths::none, 0, 112),
+                             8, 2)));
+  CHECK(split(check_emulated(
+      kFilter, make(1, 100000, 300, TopkData::near_equal, false, TopkLengths::none, 3, 113), 8, 3)));
+  CHECK(split(
+      check_emulated(kFilter, make(2, 66000, 700, TopkData::nan, false, TopkLengths::random, 2, 114), 8, 2)));
+  // Rows too short to sample (mixed lengths): their blocks keep everything, the last block
+  // selects the row from global memory; every equal: the list overflows, the same.
+  CHECK(split(
+      check_emulated(kFilter, make(2, 66000, 800, TopkData::ties, false, TopkLengths::mixed, 0, 115), 8, 2)));
+  CHECK(split(check_emulated(
+      kFilter, make(1, 66000, 1000, TopkData::all_equal, false, TopkLengths::none, 0, 116), 8, 2)));
+  // The sampled elements are the row's largest and fewer than k: the list holds fewer than k.
+  reference::TopkProblem rigged = make(1, 66000, 3000, TopkData::random, false, TopkLengths::none, 0, 117);
+  for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
+    rigged.scores[static_cast<std::size_t>(i / 8) * (66000 - 8) / 256 + i % 8] =
+        100.f + static_cast<float>(i);
+  CHECK(split(check_emulated(kFilter, rigged, 8, 2)));
 }

@@ -41,9 +41,10 @@ TEST_CASE("topk_space_prunes_register_hungry_blocks_on_sm90a") {
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a1") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a2") == 1);
   CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s8_a3") == 1);
-  // Two rounds of 8 float4 a thread (the filter's double buffer) do not fit 64 registers.
-  CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s1_a4") == 1);
-  CHECK(space.kept.size() == 32 + 16 + 8 + 5);
+  // Two rounds of 4 or 8 float4 a thread (the filter's double buffer) do not fit 64 registers.
+  CHECK(pruned.count("nsa_topk_sm90a_t1024_i4_r11_s16_a4") == 1);
+  CHECK(pruned.count("nsa_topk_sm90a_t1024_i8_r11_s16_a4") == 1);
+  CHECK(space.kept.size() == 32 + 16 + 8 + 4);
   // Cluster variants are opt-in: generated, never tuned.
   int opt_in = 0;
   for (const auto& p : space.pruned) opt_in += p.reason.rfind("opt-in", 0) == 0 ? 1 : 0;
@@ -128,31 +129,39 @@ TEST_CASE("topk_stream_variants_carry_knob_a1_and_keep_the_radix_names") {
   CHECK_THROWS_AS((void)family().render(bad), Error);
 }
 
-TEST_CASE("topk_filter_variants_carry_knob_a4_and_plan_one_block_per_row") {
-  const Variant v = variant_from_name("nsa_topk_sm90a_t1024_i4_r11_s1_a4");
+TEST_CASE("topk_filter_variants_carry_knob_a4_and_split_only_long_rows_of_small_batches") {
+  const Variant v = variant_from_name("nsa_topk_sm90a_t512_i8_r11_s16_a4");
   CHECK(topk_select_algorithm(v) == TopkAlgorithm::filter);
-  CHECK(family().render(v).source.find("nsa_topk::topk_filter_select<1024, 4, 11, 32>(p)") !=
+  CHECK(family().render(v).source.find("nsa_topk::topk_filter_select<512, 8, 11, 32>(p)") !=
         std::string::npos);
   DeviceInfo device;
   device.name = "H100";
   device.arch = "sm_90a";
   device.multiprocessors = 132;
   device.shared_memory_per_block_optin = 232448;
-  CHECK(topk_select_workspace_bytes(v, device) == 0u);
+  const std::size_t ws_bytes = topk_select_workspace_bytes(v, device);
+  CHECK(ws_bytes > 0u);
+  std::vector<unsigned long long> workspace(ws_bytes / 8 + 1);
   std::vector<float> scores(1);
   std::vector<std::int32_t> out(1);
-  for (const int batch : {1, 16, 128})
-    for (const int length : {8192, 16384, 262144}) {
-      CAPTURE(batch);
-      CAPTURE(length);
-      const TopkSelectProblem p = contiguous_topk_problem(scores.data(), batch, length, out.data(), 2048);
-      const TopkSelectLaunch launch = plan_topk_select(v, device, p, nullptr, 0, TopkClusterFit{});
-      CHECK(launch.params.splits == 1);
-      CHECK(launch.grid.x == unsigned(batch));
-      CHECK(launch.params.sample == (length >= 16384 ? 2048 : 0));
-      // The whole SM's shared memory: the buffer, then the 11-bit histogram and the bins.
-      CHECK(launch.params.buffer_capacity == int((232448 - 1024 - 2 * 8192) / 8));
-    }
+  struct Case {
+    int batch, length, splits;
+  };
+  // Slices of at least 32768 elements, at most 132 / B blocks a row, at most 16.
+  for (const Case c : {Case{1, 8192, 1}, Case{1, 65536, 2}, Case{1, 262144, 8}, Case{16, 16384, 1},
+                       Case{16, 131072, 4}, Case{16, 262144, 8}, Case{64, 131072, 2}, Case{128, 262144, 1}}) {
+    CAPTURE(c.batch);
+    CAPTURE(c.length);
+    const TopkSelectProblem p = contiguous_topk_problem(scores.data(), c.batch, c.length, out.data(), 2048);
+    const TopkSelectLaunch launch =
+        plan_topk_select(v, device, p, workspace.data(), ws_bytes, TopkClusterFit{});
+    CHECK(launch.params.splits == c.splits);
+    CHECK(launch.grid.x == unsigned(c.batch * c.splits));
+    CHECK(launch.params.sample == (c.length >= 16384 ? 2048 : 0));
+    // The whole SM's shared memory (even at 512 threads): the buffer, then the 11-bit histogram
+    // and the bins.
+    CHECK(launch.params.buffer_capacity == int((232448 - 1024 - 2 * 8192) / 8));
+  }
 }
 
 TEST_CASE("topk_threshold_variants_carry_knob_a2_and_split_rows") {

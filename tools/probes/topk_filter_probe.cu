@@ -1,7 +1,8 @@
 // Where a filter-variant (a 4) topk_select launch spends its time: the kernel leaves at trace
-// point `stop` (0 after its setup, 1 after the sample, 2 after the stream, 3 after the shrink;
-// 99 the whole kernel, checked against the CPU), CUDA-graph timed like tools/bench_topk.py (the
-// median of 9 replays of a graph of 20 launches, per launch). Plans through the library.
+// point `stop` (0 after its setup, 1 after the sample, 2 after the stream, 3 after the shrink
+// (one-block rows that do not finish from their bins); 99 the whole kernel, checked against the
+// CPU; stops 0-2 come before a split row touches the workspace), CUDA-graph timed like tools/bench_topk.py
+// (the median of 9 replays of a graph of 20 launches, per launch). Plans through the library.
 //   nvcc -O3 -std=c++20 -arch=sm_90a -I templates -I . -o /tmp/filter_probe \
 //     tools/probes/topk_filter_probe.cu -L build-dev -lnsajit -Xlinker -rpath=$PWD/build-dev
 //   [PROBE_SAMPLE=n] [PROBE_ONCE=1] /tmp/filter_probe [BxL,...]
@@ -93,10 +94,10 @@ int main(int argc, char** argv) {
     const char* name;
     Kernel kern;
   };
-  const Probe probes[] = {{"nsa_topk_sm90a_t1024_i2_r11_s1_a4", filter_t1024_i2},
-                          {"nsa_topk_sm90a_t1024_i4_r11_s1_a4", filter_t1024_i4},
-                          {"nsa_topk_sm90a_t512_i4_r11_s1_a4", filter_t512_i4},
-                          {"nsa_topk_sm90a_t512_i8_r11_s1_a4", filter_t512_i8}};
+  const Probe probes[] = {{"nsa_topk_sm90a_t1024_i2_r11_s16_a4", filter_t1024_i2},
+                          {"nsa_topk_sm90a_t1024_i4_r11_s16_a4", filter_t1024_i4},
+                          {"nsa_topk_sm90a_t512_i4_r11_s16_a4", filter_t512_i4},
+                          {"nsa_topk_sm90a_t512_i8_r11_s16_a4", filter_t512_i8}};
   for (const Probe& pr : probes)
     CHECK(cudaFuncSetAttribute(pr.kern, cudaFuncAttributeMaxDynamicSharedMemorySize, optin - 1024));
   const int stops[] = {0, 1, 2, 3, 99};
@@ -119,14 +120,20 @@ int main(int argc, char** argv) {
     (void)dummy;
     const nsajit::TopkSelectProblem problem = nsajit::contiguous_topk_problem(scores, B, L, out, k);
     for (const Probe& pr : probes) {
-      auto l = nsajit::plan_topk_select(nsajit::variant_from_name(pr.name), device, problem, nullptr, 0);
+      const nsajit::Variant v = nsajit::variant_from_name(pr.name);
+      const size_t ws_bytes = nsajit::topk_select_workspace_bytes(v, device);
+      void* ws = nullptr;
+      CHECK(cudaMalloc(&ws, ws_bytes));
+      CHECK(cudaMemset(ws, 0, ws_bytes));
+      auto l = nsajit::plan_topk_select(v, device, problem, ws, ws_bytes);
       if (const char* sample = std::getenv("PROBE_SAMPLE")) l.params.sample = std::atoi(sample);
-      std::printf("B %3d L %6d %-34s sample %4d |", B, L, pr.name, l.params.sample);
+      std::printf("B %3d L %6d %-34s s%-2d sample %4d |", B, L, pr.name, l.params.splits, l.params.sample);
       bool ok = true;
       if (once) {
         launch(pr.kern, l, 0);
         CHECK(cudaDeviceSynchronize());
         std::printf(" once\n");
+        CHECK(cudaFree(ws));
         continue;
       }
       for (int stop : stops) {
@@ -142,6 +149,7 @@ int main(int argc, char** argv) {
         std::printf(" %6.2f", graph_us(pr.kern, l));
       }
       std::printf(" | %s\n", ok ? "exact" : "WRONG");
+      CHECK(cudaFree(ws));
     }
     CHECK(cudaFree(scores));
     CHECK(cudaFree(out));

@@ -2,7 +2,7 @@
 # A/B of topk_select between library builds on the GPU: each build tunes topk 2048 into its own
 # cache, then tools/bench_topk.py (torch.topk in the same run) times its winner. A build given as
 # build:name1,name2 tunes only those variants (nsa-tune tune --only), e.g. to time one kernel.
-#   tools/probes/topk_library_ab.sh build-dev-base build-dev build-dev:nsa_topk_sm90a_t1024_i4_r11_s1_a4
+#   tools/probes/topk_library_ab.sh build-dev-base build-dev build-dev:nsa_topk_sm90a_t1024_i4_r11_s16_a4
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp}
