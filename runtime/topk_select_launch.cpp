@@ -115,6 +115,15 @@ constexpr int kThresholdMinSlice = 2048;
 // one block per row against 15.6 us in 4 splits (tools/probes/topk_phase_probe.cu).
 constexpr int kThresholdMinSplitLength = 8192;
 constexpr int kThresholdCandidates = 8192;
+// A filter variant's split row lists every element >= the sampled tau: about 1.5 k + 16 L / 2048
+// on random rows, more when tau's 11-bit digit floor lies well below the sample's rank (up to
+// ~10.5K at L 262144); 8192 overflowed on some random rows of the H100 benchmark (each such row
+// falls back to the radix passes over global memory, ~0.1 ms).
+constexpr int kFilterCandidates = 16384;
+
+int row_list_entries(const Variant& v) {
+  return is_filter(v) ? kFilterCandidates : kThresholdCandidates;
+}
 constexpr std::size_t kThresholdRowCounters = 4;
 
 // Threshold variants read this many evenly spaced elements of a row first, in blocks that read at
@@ -160,7 +169,7 @@ std::size_t row_histogram_bytes(const Variant& v, const DeviceInfo& device) {
 
 // Candidate entries per split row: each block's slice top k, or the threshold digit's list.
 std::size_t candidates_per_row(const Variant& v, int splits, int k) {
-  return has_row_lists(v) ? static_cast<std::size_t>(kThresholdCandidates)
+  return has_row_lists(v) ? static_cast<std::size_t>(row_list_entries(v))
                           : static_cast<std::size_t>(splits) * static_cast<std::size_t>(k);
 }
 
@@ -262,7 +271,7 @@ std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& devi
   if (v.get("s") <= 1) return 0;
   // splits > 1 only when batch * splits <= fill * multiprocessors.
   const std::size_t candidates = has_row_lists(v)
-                                     ? max_split_rows(v, device) * kThresholdCandidates
+                                     ? max_split_rows(v, device) * static_cast<std::size_t>(row_list_entries(v))
                                      : static_cast<std::size_t>(kTopkMaxK) * max_split_rows(v, device);
   return counter_bytes(v, device) + row_histogram_bytes(v, device) + sizeof(unsigned long long) * candidates;
 }
@@ -318,7 +327,7 @@ TopkSelectLaunch plan_topk_select(const Variant& v, const DeviceInfo& device, co
   if (has_stream_buffer(v)) k.slice = (k.slice + 3) / 4 * 4;
   k.sel_capacity = sel_capacity;
   k.cand_capacity =
-      has_row_lists(v) ? kThresholdCandidates : static_cast<int>(cand_bytes / sizeof(unsigned long long));
+      has_row_lists(v) ? row_list_entries(v) : static_cast<int>(cand_bytes / sizeof(unsigned long long));
   // Threshold blocks scan two buffer counts packed in one int: at most 2^16 - 1 entries.
   const std::size_t buffer_entries =
       (smem - histogram_bytes(v) - state_bytes(v)) / sizeof(unsigned long long);
