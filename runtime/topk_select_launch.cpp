@@ -134,8 +134,9 @@ constexpr std::size_t kThresholdRowCounters = 4;
 constexpr int kThresholdSample = 2048;
 constexpr int kThresholdSampleMinSlice = 16384;
 // Filter variants sample rows of at least this many elements; a shorter row passes whole into
-// the buffer (tau 0).
-constexpr int kFilterSampleMinLength = 16384;
+// the buffer (tau 0). H100, B 16 L 8192: 13.1 us kept whole, 13.3 with the sample before its
+// bins spanned the sample's range (docs/perf-log.md, topk_select v9).
+constexpr int kFilterSampleMinLength = 8192;
 // Filter variants split a row only when every block keeps a slice of at least this many
 // elements (and the batch leaves SMs idle): a split row pays the sample in every block and the
 // last block's finish from the row's list.
@@ -270,9 +271,9 @@ std::size_t topk_select_workspace_bytes(const Variant& v, const DeviceInfo& devi
   check_topk_select_variant(v);
   if (v.get("s") <= 1) return 0;
   // splits > 1 only when batch * splits <= fill * multiprocessors.
-  const std::size_t candidates = has_row_lists(v)
-                                     ? max_split_rows(v, device) * static_cast<std::size_t>(row_list_entries(v))
-                                     : static_cast<std::size_t>(kTopkMaxK) * max_split_rows(v, device);
+  const std::size_t candidates =
+      has_row_lists(v) ? max_split_rows(v, device) * static_cast<std::size_t>(row_list_entries(v))
+                       : static_cast<std::size_t>(kTopkMaxK) * max_split_rows(v, device);
   return counter_bytes(v, device) + row_histogram_bytes(v, device) + sizeof(unsigned long long) * candidates;
 }
 

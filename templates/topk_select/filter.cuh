@@ -31,15 +31,17 @@ enum { kFilterArrived = 0, kFilterListed = 1, kFilterUnusable = 2, kFilterRowCou
 template <int T, int I, int R, int W>
 struct FilterBlock {
   static constexpr int kBins = 1 << R;
-  // A kept element's bin: its key's distance above tau's key in units of 2^kBinShift, the last
-  // bin taking everything further up. 2^R bins of 2^(34 - 2R) cover four top-R-bit digits above
-  // tau (an octave of positive scores), where the sample puts the row's k-th largest.
-  static constexpr int kBinShift = 34 - 2 * R;
   StreamSelect<T, I, R, W> block;
-  u32* bins;      // [kBins] kept elements per bin (after the radix histogram)
-  u32 bin_base;   // tau's key, or 0 when every element is kept
-  int bin_shift;  // kBinShift, or 32 - R (the top R bits of the key) when every element is kept
-  bool binning;   // unsorted output: settle() bins the kept elements for finish_from_bins
+  // A kept element's bin: its key's distance above bin_base in units of 2^bin_shift, the last bin
+  // taking everything further up. With a sampled tau the bins span tau's key to the top of the
+  // sample's highest digit in 2^(R-1) steps (the same in every block of a row: the same sample),
+  // which holds the row's k-th largest unless k is below the sample's top rank; with every
+  // element kept they are the key's top R bits.
+  u32* bins;       // [kBins] kept elements per bin (after the radix histogram)
+  int* top_digit;  // shared: the sample's highest non-empty top-R-bit digit
+  u32 bin_base;
+  int bin_shift;
+  bool binning;  // unsorted output: settle() bins the kept elements for finish_from_bins
 
   __device__ __forceinline__ int bin_of(u32 key) const {
     const u32 b = (key - bin_base) >> bin_shift;
@@ -127,7 +129,23 @@ struct FilterBlock {
     const bool keep_all = tau_key < 0x007fffffu;
     const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
     bin_base = keep_all ? 0u : tau_key;
-    bin_shift = keep_all ? 32 - R : kBinShift;
+    bin_shift = 32 - R;
+    if (!keep_all) {  // the sample's histogram is still in radix.hist
+      int top = -1;
+      for (int b = tid; b < kBins; b += T) top = block.radix.hist[b] != 0u ? b : top;
+      NSA_TOPK_UNROLL
+      for (int o = W / 2; o > 0; o >>= 1) {
+        const int other = NSA_SHFL_XOR(top, o);
+        top = other > top ? other : top;
+      }
+      if (tid % W == 0) atomicMax(top_digit, top);
+      __syncthreads();
+      const u64 window_top = (u64)(*top_digit + 1) << (32 - R);  // tau's digit <= top: > tau_key
+      const u64 span = window_top - (u64)tau_key;
+      int bits = 0;
+      while (bits < 33 && (span >> bits) != 0ull) ++bits;
+      bin_shift = bits > R - 1 ? bits - (R - 1) : 0;
+    }
 
     for (int base = 0; base < units; base += T * I) {  // the same trip count in every thread
       nsa_topk_f4 v[I];
@@ -302,7 +320,10 @@ __device__ __forceinline__ void topk_filter_select(const nsa_topk_params& p) {
 
   FilterBlock<T, I, R, W> f;
   StreamSelect<T, I, R, W>& block = f.block;
+  __shared__ int top_digit;
   f.bins = (u32*)(nsa_topk_smem + p.buffer_capacity) + (1 << R);
+  f.top_digit = &top_digit;
+  if (threadIdx.x == 0) top_digit = -1;
   for (int b = (int)threadIdx.x; b < (1 << R); b += T) f.bins[b] = 0u;
   block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);  // a barrier
   const RowSlice rs = row_slice(p);

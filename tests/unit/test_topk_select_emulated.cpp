@@ -129,6 +129,13 @@ inline unsigned atomicMin(unsigned* p, unsigned v) {
   }
   return old;
 }
+inline int atomicMax(int* p, int v) {
+  std::atomic_ref<int> a(*p);
+  int old = a.load();
+  while (v > old && !a.compare_exchange_weak(old, v)) {
+  }
+  return old;
+}
 inline unsigned atomicMax(unsigned* p, unsigned v) {
   std::atomic_ref<unsigned> a(*p);
   unsigned old = a.load();
@@ -472,7 +479,8 @@ TEST_CASE("topk_emulated_cluster_kernel_agrees_on_one_digit_through_rank_0s_shar
 TEST_CASE("topk_emulated_filter_kernel_is_exact_from_a_sampled_tau_and_falls_back_to_the_radix_passes") {
   using tuner::TopkData;
   using tuner::TopkLengths;
-  // One block per row whatever the SMs; rows of >= 16384 elements sample 2048 of them.
+  // One block per row whatever the SMs (rows shorter than 2 x 32768); rows of >= 8192 elements
+  // sample 2048 of them.
   const auto sampled = [](const TopkSelectLaunch& l) {
     return l.params.sample == 2048 && l.params.splits == 1;
   };
