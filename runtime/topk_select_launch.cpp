@@ -134,8 +134,8 @@ constexpr std::size_t kThresholdRowCounters = 4;
 constexpr int kThresholdSample = 2048;
 constexpr int kThresholdSampleMinSlice = 16384;
 // Filter variants sample rows of at least this many elements; a shorter row passes whole into
-// the buffer (tau 0). H100, B 16 L 8192: 13.1 us kept whole, 13.3 with the sample before its
-// bins spanned the sample's range (docs/perf-log.md, topk_select v9).
+// the buffer (tau 0). H100, B 16 L 8192 k 2048: 13.1 us kept whole, 10.4 us sampled
+// (docs/perf-log.md, topk_select v9).
 constexpr int kFilterSampleMinLength = 8192;
 // Filter variants split a row only when every block keeps a slice of at least this many
 // elements (and the batch leaves SMs idle): a split row pays the sample in every block and the

@@ -33,12 +33,13 @@ struct FilterBlock {
   static constexpr int kBins = 1 << R;
   StreamSelect<T, I, R, W> block;
   // A kept element's bin: its key's distance above bin_base in units of 2^bin_shift, the last bin
-  // taking everything further up. With a sampled tau the bins span tau's key to the top of the
-  // sample's highest digit in 2^(R-1) steps (the same in every block of a row: the same sample),
-  // which holds the row's k-th largest unless k is below the sample's top rank; with every
-  // element kept they are the key's top R bits.
-  u32* bins;       // [kBins] kept elements per bin (after the radix histogram)
-  int* top_digit;  // shared: the sample's highest non-empty top-R-bit digit
+  // taking everything further up. With a sampled tau the bins are 2^kBinShift wide and span eight
+  // top-R-bit digits above tau's (two octaves of positive scores), which hold the row's k-th
+  // largest on score rows (tau is the sample's rank 1.5 k' + 16); with every element kept they
+  // are the key's top R bits. (Bins up to the sample's highest digit, found by a block-wide
+  // reduction after the sample, cost B 16 L 32768 1.3 us on the H100.)
+  static constexpr int kBinShift = 35 - 2 * R;
+  u32* bins;  // [kBins] kept elements per bin (after the radix histogram)
   u32 bin_base;
   int bin_shift;
   bool binning;  // unsorted output: settle() bins the kept elements for finish_from_bins
@@ -129,23 +130,7 @@ struct FilterBlock {
     const bool keep_all = tau_key < 0x007fffffu;
     const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
     bin_base = keep_all ? 0u : tau_key;
-    bin_shift = 32 - R;
-    if (!keep_all) {  // the sample's histogram is still in radix.hist
-      int top = -1;
-      for (int b = tid; b < kBins; b += T) top = block.radix.hist[b] != 0u ? b : top;
-      NSA_TOPK_UNROLL
-      for (int o = W / 2; o > 0; o >>= 1) {
-        const int other = NSA_SHFL_XOR(top, o);
-        top = other > top ? other : top;
-      }
-      if (tid % W == 0) atomicMax(top_digit, top);
-      __syncthreads();
-      const u64 window_top = (u64)(*top_digit + 1) << (32 - R);  // tau's digit <= top: > tau_key
-      const u64 span = window_top - (u64)tau_key;
-      int bits = 0;
-      while (bits < 33 && (span >> bits) != 0ull) ++bits;
-      bin_shift = bits > R - 1 ? bits - (R - 1) : 0;
-    }
+    bin_shift = keep_all ? 32 - R : kBinShift;
 
     for (int base = 0; base < units; base += T * I) {  // the same trip count in every thread
       nsa_topk_f4 v[I];
@@ -320,10 +305,7 @@ __device__ __forceinline__ void topk_filter_select(const nsa_topk_params& p) {
 
   FilterBlock<T, I, R, W> f;
   StreamSelect<T, I, R, W>& block = f.block;
-  __shared__ int top_digit;
   f.bins = (u32*)(nsa_topk_smem + p.buffer_capacity) + (1 << R);
-  f.top_digit = &top_digit;
-  if (threadIdx.x == 0) top_digit = -1;
   for (int b = (int)threadIdx.x; b < (1 << R); b += T) f.bins[b] = 0u;
   block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);  // a barrier
   const RowSlice rs = row_slice(p);
