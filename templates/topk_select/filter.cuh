@@ -292,22 +292,17 @@ struct FilterBlock {
 
 template <int T, int I, int R, int W>
 __device__ __forceinline__ void topk_filter_select(const nsa_topk_params& p) {
-  static_assert(T % W == 0 && T / W <= 32, "block must hold at most 32 warps");
   static_assert(R >= 8 && R <= 12, "radix bits out of range");
   static_assert(4 * I <= 32, "a thread's kept elements of one round fit one 32-bit mask");
-#if defined(NSA_GPU_HIP) && defined(__AMDGCN_WAVEFRONT_SIZE)
-  static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");
-#endif
   NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
-  __shared__ SelectState state;
-  __shared__ StreamState stream_state;
-  __shared__ int warp_sums[3 * (T / W)];
+  __shared__ StreamBlockState<T, W> shared;
+  StreamState& stream_state = shared.stream;
 
   FilterBlock<T, I, R, W> f;
   StreamSelect<T, I, R, W>& block = f.block;
   f.bins = (u32*)(nsa_topk_smem + p.buffer_capacity) + (1 << R);
   for (int b = (int)threadIdx.x; b < (1 << R); b += T) f.bins[b] = 0u;
-  block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);  // a barrier
+  block.init(nsa_topk_smem, p.buffer_capacity, &shared.select, &stream_state, shared.warp_sums);  // a barrier
   const RowSlice rs = row_slice(p);
   NSA_TOPK_TRACE(0);
   u64 tau = 0ull;

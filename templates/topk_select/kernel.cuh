@@ -973,21 +973,29 @@ struct StreamSelect {
   }
 };
 
-template <int T, int I, int R, int W>
-__device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
+// The static shared state of a kernel built on StreamSelect (the stream and filter kernels).
+template <int T, int W>
+struct StreamBlockState {
   static_assert(T % W == 0 && T / W <= 32, "block must hold at most 32 warps");
-  static_assert(R >= 4 && R <= 12, "radix bits out of range");
-  static_assert(I >= 1 && I <= 32, "compaction keeps one bit per item");
 #if defined(NSA_GPU_HIP) && defined(__AMDGCN_WAVEFRONT_SIZE)
   static_assert(W == __AMDGCN_WAVEFRONT_SIZE, "W must equal the wavefront size");
 #endif
+  SelectState select;
+  StreamState stream;
+  int warp_sums[3 * (T / W)];  // scans, then the block appends' two parities
+};
+
+template <int T, int I, int R, int W>
+__device__ __forceinline__ void topk_stream_select(const nsa_topk_params& p) {
+  static_assert(R >= 4 && R <= 12, "radix bits out of range");
+  static_assert(I >= 1 && I <= 32, "compaction keeps one bit per item");
   NSA_TOPK_DYNAMIC_SHARED(nsa_topk_smem);
-  __shared__ SelectState state;
-  __shared__ StreamState stream_state;
-  __shared__ int warp_sums[3 * (T / W)];  // scans, then the block appends' two parities
+  __shared__ StreamBlockState<T, W> shared;
+  SelectState& state = shared.select;
+  StreamState& stream_state = shared.stream;
 
   StreamSelect<T, I, R, W> block;
-  block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, warp_sums);
+  block.init(nsa_topk_smem, p.buffer_capacity, &state, &stream_state, shared.warp_sums);
   const RowSlice rs = row_slice(p);
   const int row = rs.row, part = rs.part;
   block.run_row(rs.scores, rs.begin, rs.n, p.k);

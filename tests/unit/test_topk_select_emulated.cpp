@@ -331,6 +331,17 @@ reference::TopkProblem ascending(int batch, int length, int k, int padding) {
   return p;
 }
 
+// A random row of `length` whose 2048 sampled elements (256 evenly spaced runs of 8) are its
+// largest: fewer than k reach the tau they give, and the kernel must select the row again.
+reference::TopkProblem rigged_sample(int length, int k, bool sorted, std::uint64_t seed) {
+  reference::TopkProblem p =
+      make(1, length, k, tuner::TopkData::random, sorted, tuner::TopkLengths::none, 0, seed);
+  for (int i = 0; i < 2048; ++i)
+    p.scores[static_cast<std::size_t>(i / 8) * static_cast<std::size_t>(length - 8) / 256 + i % 8] =
+        100.f + static_cast<float>(i);
+  return p;
+}
+
 const char* const kStream = "nsa_topk_sm90a_t64_i2_r11_s16_a1";
 const char* const kRadix = "nsa_topk_sm90a_t64_i2_r11_s16";
 const char* const kThreshold = "nsa_topk_sm90a_t64_i2_r11_s16_a2";
@@ -421,11 +432,7 @@ TEST_CASE("topk_emulated_threshold_kernel_starts_from_a_sampled_tau_and_selects_
   // The sampled elements are the row's largest and fewer than k: the sampled tau passes only
   // them, and the row is selected again from tau 0.
   for (const int sms : {1, 2}) {
-    reference::TopkProblem rigged =
-        make(1, 40000, 3000, TopkData::random, sms == 1, TopkLengths::none, 0, 66 + sms);
-    for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
-      rigged.scores[static_cast<std::size_t>(i / 8) * (40000 - 8) / 256 + i % 8] =
-          100.f + static_cast<float>(i);
+    const reference::TopkProblem rigged = rigged_sample(40000, 3000, sms == 1, 66 + sms);
     CHECK(sampled(check_emulated(kThreshold, rigged, sms, sms)));
   }
   // Blocks of fewer than 16384 elements do not sample.
@@ -464,10 +471,7 @@ TEST_CASE("topk_emulated_cluster_kernel_agrees_on_one_digit_through_rank_0s_shar
   CHECK(clustered(
       check_emulated(kCluster, make(1, 60000, 500, TopkData::random, true, TopkLengths::none, 0, 78), 2, 2)));
   for (const bool sorted : {false, true}) {
-    reference::TopkProblem rigged = make(1, 40000, 3000, TopkData::random, sorted, TopkLengths::none, 0, 79);
-    for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
-      rigged.scores[static_cast<std::size_t>(i / 8) * (40000 - 8) / 256 + i % 8] =
-          100.f + static_cast<float>(i);
+    const reference::TopkProblem rigged = rigged_sample(40000, 3000, sorted, 79);
     CHECK(check_emulated(kCluster, rigged, 2, 2).params.sample == 2048);
   }
   CHECK(clustered(check_emulated(
@@ -508,10 +512,7 @@ TEST_CASE("topk_emulated_filter_kernel_is_exact_from_a_sampled_tau_and_falls_bac
   // The sampled elements are the row's largest and fewer than k: the sampled tau passes only
   // them, and the block selects the row again with the radix passes.
   for (const bool sorted : {false, true}) {
-    reference::TopkProblem rigged = make(1, 40000, 3000, TopkData::random, sorted, TopkLengths::none, 0, 101);
-    for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
-      rigged.scores[static_cast<std::size_t>(i / 8) * (40000 - 8) / 256 + i % 8] =
-          100.f + static_cast<float>(i);
+    const reference::TopkProblem rigged = rigged_sample(40000, 3000, sorted, 101);
     CHECK(sampled(check_emulated(kFilter, rigged, 8, 1)));
   }
 }
@@ -540,9 +541,6 @@ TEST_CASE("topk_emulated_filter_kernel_finishes_split_rows_in_the_last_block_exa
   CHECK(split(check_emulated(
       kFilter, make(1, 66000, 1000, TopkData::all_equal, false, TopkLengths::none, 0, 116), 8, 2)));
   // The sampled elements are the row's largest and fewer than k: the list holds fewer than k.
-  reference::TopkProblem rigged = make(1, 66000, 3000, TopkData::random, false, TopkLengths::none, 0, 117);
-  for (int i = 0; i < 2048; ++i)  // the sampled positions: 256 runs of 8
-    rigged.scores[static_cast<std::size_t>(i / 8) * (66000 - 8) / 256 + i % 8] =
-        100.f + static_cast<float>(i);
+  const reference::TopkProblem rigged = rigged_sample(66000, 3000, false, 117);
   CHECK(split(check_emulated(kFilter, rigged, 8, 2)));
 }

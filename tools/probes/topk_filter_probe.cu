@@ -48,45 +48,12 @@ void launch(Kernel kern, const nsajit::TopkSelectLaunch& l, cudaStream_t stream)
 }
 
 float graph_us(Kernel kern, const nsajit::TopkSelectLaunch& l) {
-  cudaStream_t s;
-  CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-  cudaGraph_t g;
-  cudaGraphExec_t ge;
-  CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  for (int i = 0; i < 20; ++i) launch(kern, l, s);
-  CHECK(cudaStreamEndCapture(s, &g));
-  CHECK(cudaGraphInstantiate(&ge, g, 0));
-  CHECK(cudaGraphLaunch(ge, s));
-  CHECK(cudaStreamSynchronize(s));
-  cudaEvent_t a, b;
-  CHECK(cudaEventCreate(&a));
-  CHECK(cudaEventCreate(&b));
-  std::vector<float> t;
-  for (int r = 0; r < 9; ++r) {
-    CHECK(cudaEventRecord(a, s));
-    CHECK(cudaGraphLaunch(ge, s));
-    CHECK(cudaEventRecord(b, s));
-    CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms * 1000.f / 20);
-  }
-  std::sort(t.begin(), t.end());
-  CHECK(cudaGraphExecDestroy(ge));
-  CHECK(cudaGraphDestroy(g));
-  CHECK(cudaStreamDestroy(s));
-  return t[4];
+  return graph_us([&](cudaStream_t s) { launch(kern, l, s); });
 }
 
 int main(int argc, char** argv) {
-  int sms = 0, optin = 0;
-  CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
-  nsajit::DeviceInfo device;
-  device.name = "probe";
-  device.arch = "sm_90a";
-  device.multiprocessors = sms;
-  device.shared_memory_per_block_optin = static_cast<size_t>(optin);
+  const nsajit::DeviceInfo device = probe_device_info("probe");
+  const int optin = static_cast<int>(device.shared_memory_per_block_optin);
   const int k = 2048;
   const std::string shapes =
       argc > 1 ? argv[1] : "16x8192,16x32768,16x131072,64x32768,64x131072,128x131072,1x131072";
@@ -108,16 +75,12 @@ int main(int argc, char** argv) {
     const std::string shape = shapes.substr(at, comma - at);
     at = comma + 1;
     const int B = std::atoi(shape.c_str()), L = std::atoi(shape.c_str() + shape.find('x') + 1);
-    std::vector<float> host((size_t)B * L);
-    std::mt19937 rng(1234 + B + L);
-    std::normal_distribution<float> nd;
-    for (auto& v : host) v = nd(rng);
-    float *scores, *dummy;
+    const std::vector<float> host = random_scores(B, L);
+    float* scores;
     int* out;
     CHECK(cudaMalloc(&scores, host.size() * 4));
     CHECK(cudaMalloc(&out, (size_t)B * k * 4));
     CHECK(cudaMemcpy(scores, host.data(), host.size() * 4, cudaMemcpyHostToDevice));
-    (void)dummy;
     const nsajit::TopkSelectProblem problem = nsajit::contiguous_topk_problem(scores, B, L, out, k);
     for (const Probe& pr : probes) {
       const nsajit::Variant v = nsajit::variant_from_name(pr.name);

@@ -89,10 +89,7 @@ struct Runner {
   static void run(const Config& c, const nsajit::DeviceInfo& device) {
     const int sms = device.multiprocessors;
     const int B = c.batch, L = c.length, k = c.k;
-    std::vector<float> host((size_t)B * L);
-    std::mt19937 rng(1234 + B + L);
-    std::normal_distribution<float> nd;
-    for (auto& v : host) v = nd(rng);
+    const std::vector<float> host = random_scores(B, L);
     float *scores, *sink;
     int* out;
     unsigned char* ws;
@@ -217,11 +214,7 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, dev));
   std::printf("%s, %d SMs, %d B shared per block\n", prop.name, sms, optin);
-  nsajit::DeviceInfo device;
-  device.name = prop.name;
-  device.arch = "sm_90a";
-  device.multiprocessors = sms;
-  device.shared_memory_per_block_optin = static_cast<size_t>(optin);
+  const nsajit::DeviceInfo device = probe_device_info(prop.name);
   const int k = argc > 1 ? std::atoi(argv[1]) : 2048;
   // PROBE_SAMPLE=a,b,...: each configuration once per sample size (-1: the planner's).
   // PROBE_SPLITS=a,b,...: ... and per forced split count (0: the planner's).
