@@ -201,10 +201,12 @@ class TopkSelectFamily final : public KernelFamily {
     return RenderedSource{std::move(source), {name}, {"-std=c++17"}};
   }
 
-  // 512 threads x 8 items keeps 4096 loads in flight per block at 62 registers; 11-bit digits
-  // need 3 passes over the key instead of 4; splitting up to 16 blocks per row fills the SMs at
-  // decode batch sizes.
+  // NVIDIA: the filter variant the H100 tunes to (t 1024, 2 float4 a thread in flight, rows
+  // split only at small batches; docs/perf-log.md, topk_select v9). CDNA, where no filter kernel
+  // has run: the radix passes, 512 threads x 8 items keeping 4096 loads in flight per block at
+  // 62 registers; 11-bit digits need 3 passes over the key instead of 4; up to 16 blocks a row.
   Variant default_variant(const Target& target, const Geometry&) const override {
+    if (target.vendor == Vendor::nvidia) return make_stream_variant(target, 1024, 2, kThresholdSplits, 4);
     return make_variant(target, 512, 8, 11, 16);
   }
 };

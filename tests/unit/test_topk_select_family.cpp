@@ -90,7 +90,9 @@ TEST_CASE("topk_every_kept_variant_renders_one_named_kernel_and_its_name_parses_
 
 TEST_CASE("topk_name_reads_like_the_knobs") {
   const Variant v = family().default_variant(target_from_arch("sm_90a"), Geometry{0, 0});
-  CHECK(v.name() == "nsa_topk_sm90a_t512_i8_r11_s16");
+  CHECK(v.name() == "nsa_topk_sm90a_t1024_i2_r11_s16_a4");
+  CHECK(family().default_variant(target_from_arch("gfx942"), Geometry{0, 0}).name() ==
+        "nsa_topk_gfx942_t512_i8_r11_s16");
 }
 
 TEST_CASE("topk_default_variant_is_a_kept_variant") {
@@ -108,7 +110,7 @@ TEST_CASE("topk_render_rejects_a_variant_of_another_family") {
   v.family = Family::sparse_mla_fwd;
   CHECK_THROWS_AS((void)family().render(v), Error);
   Variant missing = family().default_variant(target_from_arch("sm_90a"), Geometry{0, 0});
-  missing.knobs.pop_back();
+  missing.knobs.erase(missing.knobs.begin());  // no t
   CHECK_THROWS_AS((void)family().render(missing), Error);
 }
 
