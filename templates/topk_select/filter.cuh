@@ -1,24 +1,32 @@
-// topk_select, filter variants (knob a = 4): one block per row and one lean read of it.
+// topk_select, filter variants (knob a = 4): one lean read of the row, then a finish from bins.
 //
-// The block takes its tau from params.sample evenly spaced elements of the row (the threshold
-// variants' sample_tau; no sample for short rows: tau 0 keeps everything), then reads the row
-// once with I float4 loads in flight per thread, the next round's loads issued before the
-// current round is filtered. An element is kept when its score is >= tau's number: one float
-// compare, no order key and no 64-bit compare for the elements that fail it, and no barrier while
-// the row streams (a warp reserves its slots in the shared buffer with one shared atomic). Every
-// element >= tau is then in the buffer; when at least k are, the row's top k are among them and
-// the stream kernel's shrink (an exact radix select over shared memory) finds them.
+// A block takes its tau from params.sample evenly spaced elements of the whole row (the threshold
+// variants' sample_tau; no sample for short rows: tau 0 keeps everything), then reads its part
+// of the row once with I float4 loads in flight per thread, the next round's loads issued before
+// the current round is filtered. An element is kept when its score is >= tau's number: one float
+// compare, one predicated store of the kept ones, and no barrier while the row streams (a warp
+// reserves its slots in the shared buffer with one shared atomic). Every element >= tau is then
+// in the buffer; settle() turns the entries into composites and counts them in 2^R bins above
+// tau. When at least k are kept, the row's top k are among them: one narrow of the bins gives
+// the bin of the k-th largest, the entries above it are out, and the few in it are ranked
+// against each other (finish_from_bins); sorted output, or a bin too crowded (many near-equal
+// scores), takes the stream kernel's shrink (an exact radix select over shared memory) instead.
 // Otherwise - the sampled tau was above the row's k-th largest, or more elements passed than the
 // buffer holds (rows of many equal scores) - the block selects the row again with the radix
 // kernel's passes over global memory: slower, never wrong.
 //
+// One block per row, except long rows of small batches (the planner's splits): there every block
+// lists its kept entries in the workspace and adds its bins to the row's, and the last block to
+// count in finishes the row from the list in the same way; no block waits for another.
+//
 // The stream and threshold kernels append with one barrier per slot (8 elements a thread) and
 // their filter builds a 64-bit composite for every element; at one block per row their stream
-// took ~45 us for B 128 x L 131072 on the H100, issue-limited (docs/perf-log.md, topk_select v6).
+// took ~45 us for B 128 x L 131072 on the H100, issue-limited (docs/perf-log.md, topk_select v6;
+// this kernel: 33 us, v9).
 //
-// Shared memory: the buffer (params.buffer_capacity entries), the radix histogram after it. The
-// fallback reuses the buffer as the radix kernel's selected set (sel_capacity entries) and its
-// candidate buffer (the rest).
+// Shared memory: the buffer (params.buffer_capacity entries), the radix histogram, then the bins.
+// The fallbacks reuse the buffer as the radix kernel's selected set (sel_capacity entries) and
+// its candidate buffer (the rest).
 #pragma once
 
 #include "topk_select/kernel.cuh"
