@@ -76,7 +76,7 @@ std::size_t state_bytes(const Variant& v) {
 // Filter variants fall back to the radix select in their buffer: the selected set (k 4096) and
 // a candidate buffer.
 std::size_t stream_min_buffer_entries(const Variant& v) {
-  if (is_filter(v)) return static_cast<std::size_t>(kTopkMaxK + kMinCandidates);
+  if (is_filter(v)) return static_cast<std::size_t>(kTopkMaxK) + static_cast<std::size_t>(kMinCandidates);
   const std::size_t per_thread = v.target.vendor == Vendor::nvidia && v.get("i") % 2 == 0 ? 8 : 4;
   return static_cast<std::size_t>(kTopkMaxK) + per_thread * static_cast<std::size_t>(v.get("t"));
 }
