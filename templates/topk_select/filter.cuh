@@ -72,7 +72,7 @@ struct FilterBlock {
   // A kept element as the stream stores it: the score's bits in the high word (its order key
   // replaces them after the stream, see settle), ~position in the low word, as in a composite.
   static __device__ __forceinline__ u64 raw_entry(float x, int pos) {
-    return ((u64)__float_as_uint(x) << 32) | (u64)(~(u32)pos);
+    return composite(__float_as_uint(x), pos);
   }
 
   // Stores the kept elements of a round (bit 4i + c of keep: component c of v[i], at position
@@ -98,13 +98,13 @@ struct FilterBlock {
   }
 
   // After the stream (count entries, count <= capacity): turns every entry into its composite
-  // and, when tau is a number, counts it in its bin. Ends with a barrier.
+  // and, when binning, counts it in its bin. Ends with a barrier.
   NSA_TOPK_BLOCK_FN void settle(int count) {
     u64* const buf = block.buf;
     for (int j = (int)threadIdx.x; j < count; j += T) {
       const u64 e = buf[j];
       const u32 key = order_key(__uint_as_float((u32)(e >> 32)));
-      buf[j] = ((u64)key << 32) | (e & 0xffffffffull);
+      buf[j] = composite(key, position_of(e));
       if (binning) atomicAdd(&bins[bin_of(key)], 1u);
     }
     __syncthreads();
@@ -117,11 +117,8 @@ struct FilterBlock {
   template <class Prologue>
   NSA_TOPK_BLOCK_FN void filter_row(const float* scores, int begin, int n, Prologue&& prologue) {
     const float* const row = scores + begin;  // positions below are relative to begin
-    const unsigned long long addr = (unsigned long long)(const void*)row;
-    int head = (int)(((16ull - (addr & 15ull)) & 15ull) >> 2);
-    head = head < n ? head : n;
-    const int units = (n - head) >> 2;
-    const int tail = n - head - 4 * units;
+    const AlignedSplit split = aligned_split(row, n);
+    const int head = split.head, units = split.units, tail = split.tail;
     const nsa_topk_f4* body = (const nsa_topk_f4*)(row + head);
     const int tid = (int)threadIdx.x;
 
@@ -134,10 +131,10 @@ struct FilterBlock {
     const u64 tau = prologue();
     NSA_TOPK_TRACE(1);
     // tau 0 (no sample), or a digit below -inf's key: every element passes.
-    const u32 tau_key = (u32)(tau >> 32);
-    const bool keep_all = tau_key < 0x007fffffu;
-    const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
-    bin_base = keep_all ? 0u : tau_key;
+    const TauBound tb = tau_bound(tau);
+    const bool keep_all = !tb.numeric;
+    const float bound = tb.bound;
+    bin_base = keep_all ? 0u : (u32)(tau >> 32);
     bin_shift = keep_all ? 32 - R : kBinShift;
 
     for (int base = 0; base < units; base += T * I) {  // the same trip count in every thread
@@ -323,7 +320,7 @@ __device__ __forceinline__ void topk_filter_select(const nsa_topk_params& p) {
   const bool overflow = count > p.buffer_capacity;
   if (p.splits > 1) {
     // With tau 0 the blocks' lists would hold the whole row: select it from global memory.
-    f.finish_split(p, rs, count, !overflow && tau != 0ull && (u32)(tau >> 32) >= 0x007fffffu);
+    f.finish_split(p, rs, count, !overflow && tau_bound(tau).numeric);
     return;
   }
   const bool short_of_k = tau != 0ull && count < p.k;  // with tau 0 every valid element is in

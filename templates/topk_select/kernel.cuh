@@ -105,6 +105,36 @@ struct RowSource {  // positions [begin, begin + n) of one score row
   }
 };
 
+// A row slice [row, row + n) split for 16-byte loads: `head` (< 4) single elements up to the
+// first 16-byte boundary, `units` float4s, `tail` (< 4) single elements after them.
+struct AlignedSplit {
+  int head, units, tail;
+};
+__device__ __forceinline__ AlignedSplit aligned_split(const float* row, int n) {
+  const unsigned long long addr = (unsigned long long)(const void*)row;
+  AlignedSplit a;
+  a.head = (int)(((16ull - (addr & 15ull)) & 15ull) >> 2);
+  a.head = a.head < n ? a.head : n;
+  a.units = (n - a.head) >> 2;
+  a.tail = n - a.head - 4 * a.units;
+  return a;
+}
+
+// A filter threshold as a float: elements whose score is >= bound have an order key >= tau's
+// (tau's low word is 0). Not numeric when tau's key is below -inf's (tau 0, NaN's key): then
+// every element passes.
+struct TauBound {
+  bool numeric;
+  float bound;
+};
+__device__ __forceinline__ TauBound tau_bound(u64 tau) {
+  const u32 tau_key = (u32)(tau >> 32);
+  TauBound t;
+  t.numeric = tau_key >= 0x007fffffu;  // the key of -inf or above: a number
+  t.bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
+  return t;
+}
+
 // The part of a row this block reads: the whole valid row (splits 1) or its slice of it.
 struct RowSlice {
   int row;    // batch row
@@ -589,9 +619,9 @@ struct FloatStream {
   // pay for the order key and the 64-bit compare (they decide ties of the equal key by position).
   // (A warp-wide early exit when no lane passes made NVRTC spill 32 B at 1024 threads.)
   __device__ __forceinline__ u32 filter(const Payload& x, int slot, u64 tau, u64 (&c)[V]) const {
-    const u32 tau_key = (u32)(tau >> 32);
-    const bool numeric = tau_key >= 0x007fffffu;  // the key of -inf or above: a number
-    const float bound = __uint_as_float(tau_key >= 0x80000000u ? (tau_key & 0x7fffffffu) : ~tau_key);
+    const TauBound tb = tau_bound(tau);
+    const bool numeric = tb.numeric;
+    const float bound = tb.bound;
     u32 keep = 0;
     NSA_TOPK_UNROLL
     for (int p = 0; p < P; ++p) {
@@ -938,11 +968,8 @@ struct StreamSelect {
   // other order made hipRTC 5.2 spill SGPRs): there the prologue must leave tau alone.
   template <class Prologue>
   NSA_TOPK_BLOCK_FN void run_row(const float* row, int begin, int n, int k, Prologue&& prologue) {
-    const unsigned long long addr = (unsigned long long)(const void*)(row + begin);
-    int head = (int)(((16ull - (addr & 15ull)) & 15ull) >> 2);
-    head = head < n ? head : n;
-    const int units = (n - head) >> 2;
-    const int tail = n - head - 4 * units;
+    const AlignedSplit a = aligned_split(row + begin, n);
+    const int head = a.head, units = a.units, tail = a.tail;
 #if defined(NSA_GPU_HIP)
     FloatStream<T, 1> s;  // CDNA: 64 KB of LDS leaves room for one float4 a thread per round
     append_head_tail(row, begin, head, units, tail, k);
