@@ -299,9 +299,11 @@ class SparseMlaFwdFamily final : public KernelFamily {
         "extern \"C\" __global__ void __launch_bounds__({threads}, {blocks}) {name}(const NsaSparseMlaParams "
         "p) "
         "{{\n"
+        "  nsajit::pdl_launch_dependents();  // the combine (splits > 1) may queue behind this grid now\n"
         "  nsajit::{instantiation}(p);\n"
         "}}\n\n"
         "extern \"C\" __global__ void __launch_bounds__(128) {name}_combine(const NsaSparseMlaParams p) {{\n"
+        "  nsajit::pdl_wait();  // launched as a dependent of the main kernel: wait for its partials\n"
         "  nsajit::sparse_mla_combine(p);\n"
         "}}\n",
         fmt::arg("name", name), fmt::arg("header", header), fmt::arg("include", include),

@@ -16,6 +16,11 @@ void Device::launch_clustered(const KernelHandle& kernel, Dim3 grid, Dim3 block,
   launch(kernel, grid, block, dynamic_shared_bytes, stream, args);
 }
 
+void Device::launch_dependent(const KernelHandle& kernel, Dim3 grid, Dim3 block, unsigned dynamic_shared_bytes,
+                              void* stream, void** args) {
+  launch(kernel, grid, block, dynamic_shared_bytes, stream, args);
+}
+
 int Device::max_active_clusters(const KernelHandle&, Dim3, unsigned, unsigned) {
   return 0;
 }

@@ -335,6 +335,24 @@ class CudaDevice final : public Device {
     if (result != CUDA_SUCCESS) check(result, "cuLaunchKernelEx", what());
   }
 
+  void launch_dependent(const KernelHandle& kernel, Dim3 grid, Dim3 block, unsigned dynamic_shared_bytes,
+                        void* stream, void** args) override {
+    if (driver().cuLaunchKernelEx == nullptr || compute_major_ < 9) {  // griddepcontrol: sm_90+
+      launch(kernel, grid, block, dynamic_shared_bytes, stream, args);
+      return;
+    }
+    CUlaunchAttribute dependent{};
+    dependent.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    dependent.value.programmaticStreamSerializationAllowed = 1;
+    const CUlaunchConfig config = launch_config(grid, block, dynamic_shared_bytes, stream, &dependent);
+    const CUresult result = driver().cuLaunchKernelEx(&config, function(kernel), args, nullptr);
+    if (result != CUDA_SUCCESS)
+      check(result, "cuLaunchKernelEx",
+            fmt::format("launching '{}' as a programmatic dependent of the stream's previous kernel, grid "
+                        "({},{},{}) block ({},{},{})",
+                        kernel.name, grid.x, grid.y, grid.z, block.x, block.y, block.z));
+  }
+
   int max_active_clusters(const KernelHandle& kernel, Dim3 block, unsigned cluster_x,
                           unsigned dynamic_shared_bytes) override {
     if (driver().cuOccupancyMaxActiveClusters == nullptr || compute_major_ < 9) return 0;  // clusters: sm_90+

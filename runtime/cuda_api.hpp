@@ -47,12 +47,13 @@ inline constexpr int CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
 inline constexpr int CU_POINTER_ATTRIBUTE_CONTEXT = 1;
 // CUlaunchAttributeID
 inline constexpr int CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION = 4;
+inline constexpr int CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 // flags
 inline constexpr unsigned CU_STREAM_NON_BLOCKING = 0x1;
 inline constexpr unsigned CU_EVENT_DEFAULT = 0x0;
 
 // cuLaunchKernelEx's configuration (CUlaunchAttribute_st / CUlaunchConfig_st of cuda.h); only
-// the cluster dimension attribute is set here.
+// the cluster dimension and programmatic stream serialization attributes are set here.
 struct CUlaunchAttribute {
   int id;
   char pad[8 - sizeof(int)];
@@ -61,6 +62,7 @@ struct CUlaunchAttribute {
     struct {
       unsigned x, y, z;
     } clusterDim;
+    int programmaticStreamSerializationAllowed;
   } value;
 };
 struct CUlaunchConfig {

@@ -11,8 +11,9 @@ void launch_sparse_mla(Device& device, LoadedVariant& loaded, const SparseMlaLau
   NsaSparseMlaParams params = launch.params;
   void* args[] = {&params};
   device.launch(loaded.kernels[0], launch.grid, launch.block, launch.shared_bytes, stream, args);
+  // The combine waits for the main kernel inside (griddepcontrol.wait), so its launch overlaps it.
   if (launch.needs_combine)
-    device.launch(loaded.kernels[1], launch.combine_grid, launch.combine_block, 0, stream, args);
+    device.launch_dependent(loaded.kernels[1], launch.combine_grid, launch.combine_block, 0, stream, args);
 }
 
 }  // namespace nsajit

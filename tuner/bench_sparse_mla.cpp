@@ -144,12 +144,13 @@ int dispatcher_splits(const Variant& variant, const BenchShape& shape, int multi
 }
 
 TimingStats time_sparse_mla(LoadedVariant& loaded, SparseMlaBenchInputs& inputs, int splits,
-                            const TimingOptions& timing, void* stream) {
+                            const TimingOptions& timing, void* stream, bool with_combine) {
   std::vector<SparseMlaLaunch> plans;
   for (int set = 0; set < inputs.index_sets(); ++set) {
     const SparseMlaProblem& problem = inputs.problem(set);
     void* ws = inputs.workspace(sparse_mla_workspace_bytes(problem, splits));
     plans.push_back(plan_sparse_mla(problem, loaded.variant, splits, ws));
+    plans.back().needs_combine = plans.back().needs_combine && with_combine;
   }
   Device& device = inputs.device();
   return time_launches(device, stream, timing, [&](int rep) {

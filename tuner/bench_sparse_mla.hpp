@@ -80,8 +80,10 @@ class SparseMlaBenchInputs {
 [[nodiscard]] int dispatcher_splits(const Variant& variant, const BenchShape& shape, int multiprocessors);
 
 // Times `loaded` (main + combine kernels) on `inputs` with `splits`, rotating index sets.
+// `with_combine` false leaves the combine launch out (wrong output; kernel work only: the
+// timing report uses it to measure what the combine costs).
 [[nodiscard]] TimingStats time_sparse_mla(LoadedVariant& loaded, SparseMlaBenchInputs& inputs, int splits,
-                                          const TimingOptions& timing, void* stream);
+                                          const TimingOptions& timing, void* stream, bool with_combine = true);
 
 // Short form: compiles the bench kernels, allocates and fills one index set, times, frees.
 // Prefer SparseMlaBenchInputs when timing many variants on one shape.

@@ -57,6 +57,15 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
+// Programmatic dependent launch (sm_90): the stream's next kernel, when launched as a dependent
+// (Device::launch_dependent), may be scheduled once every block of this grid has called
+// pdl_launch_dependents, and waits in pdl_wait until this grid has finished and its writes are
+// visible. Both are no-ops without a dependent launch.
+__device__ __forceinline__ void pdl_launch_dependents() {
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+}
+__device__ __forceinline__ void pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 __device__ __forceinline__ float pos_inf() { return __int_as_float(0x7f800000); }
 

@@ -77,25 +77,53 @@ TEST_CASE("sparse_mla_variant_timing_report") {
     loaded.push_back(load_variant(device, variants[v], built.binary, rendered.kernel_names));
   }
 
+  // NSA_MLA_TIMING_SPLITS: split counts to time each variant with (0 = the dispatcher's choice,
+  // the default); a suffix "nc" leaves the combine launch out (wrong output: what the combine costs).
+  struct SplitChoice {
+    int splits = 0;
+    bool combine = true;
+  };
+  std::vector<SplitChoice> split_choices;
+  for (const std::string& text : test::env_list("NSA_MLA_TIMING_SPLITS")) {
+    SplitChoice c;
+    std::size_t used = 0;
+    c.splits = std::stoi(text, &used);
+    c.combine = text.substr(used) != "nc";
+    REQUIRE_MESSAGE((c.splits >= 0 && (used == text.size() || !c.combine)),
+                    "NSA_MLA_TIMING_SPLITS entry is N or Nnc (N >= 0), got ", text);
+    split_choices.push_back(c);
+  }
+  if (split_choices.empty()) split_choices.push_back(SplitChoice{});
+
   BenchKernels kernels(device, *compiler);
   auto stream = device.create_stream();
   BenchOptions o;
   o.reps = 20;
   const TimingOptions timing = o.timing(kernels);
-  std::string report = fmt::format("\n{:>6} {:>4} {:>7} {:>9} {:>8} {:>9}  {}\n", "s_q", "h_q", "s_kv",
-                                   "median_ms", "TFLOP/s", "of_floor", "variant (median of 3 rounds)");
+  std::string report = fmt::format("\n{:>6} {:>4} {:>7} {:>6} {:>9} {:>8} {:>9}  {}\n", "s_q", "h_q", "s_kv",
+                                   "splits", "median_ms", "TFLOP/s", "of_floor", "variant (median of 3 rounds)");
+  const std::size_t configs = loaded.size() * split_choices.size();
   for (const BenchShape& shape : shapes) {
     SparseMlaBenchInputs inputs(kernels, shape, o.index_sets, o.seed, stream->native());
     const double floor_ms = time_gather_floor(kernels, inputs, timing, stream->native()).stats.median_ms;
-    const std::vector<double> medians = medians_of_alternating_rounds(loaded.size(), 3, [&](std::size_t v) {
-      const int splits = dispatcher_splits(loaded[v]->variant, shape, device.info().multiprocessors);
-      return time_sparse_mla(*loaded[v], inputs, splits, timing, stream->native()).median_ms;
+    auto splits_of = [&](std::size_t c) {
+      const SplitChoice& choice = split_choices[c % split_choices.size()];
+      return choice.splits > 0 ? choice.splits
+                               : dispatcher_splits(loaded[c / split_choices.size()]->variant, shape,
+                                                   device.info().multiprocessors);
+    };
+    const std::vector<double> medians = medians_of_alternating_rounds(configs, 3, [&](std::size_t c) {
+      return time_sparse_mla(*loaded[c / split_choices.size()], inputs, splits_of(c), timing, stream->native(),
+                             split_choices[c % split_choices.size()].combine)
+          .median_ms;
     });
-    for (std::size_t v = 0; v < loaded.size(); ++v) {
-      const double ms = medians[v];
+    for (std::size_t c = 0; c < configs; ++c) {
+      const double ms = medians[c];
       CHECK(ms > 0);
-      report += fmt::format("{:>6} {:>4} {:>7} {:>9.4f} {:>8.1f} {:>9.3f}  {}\n", shape.s_q, shape.h_q,
-                            shape.s_kv, ms, shape.flops() / (ms * 1e-3) / 1e12, floor_ms / ms, labels[v]);
+      const bool combine = split_choices[c % split_choices.size()].combine;
+      report += fmt::format("{:>6} {:>4} {:>7} {:>6} {:>9.4f} {:>8.1f} {:>9.3f}  {}{}\n", shape.s_q, shape.h_q,
+                            shape.s_kv, splits_of(c), ms, shape.flops() / (ms * 1e-3) / 1e12, floor_ms / ms,
+                            labels[c / split_choices.size()], combine ? "" : " (no combine)");
     }
   }
   MESSAGE(report);

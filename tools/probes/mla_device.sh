@@ -27,8 +27,8 @@ if [[ -n ${NCU_SHAPE:-} ]]; then
   NSA_MLA_TIMING_VARIANTS=$first NSA_MLA_TIMING_SHAPES=$NCU_SHAPE timeout 400 \
     ncu --clock-control none --kernel-name "regex:^${first}\$" --launch-skip 3 --launch-count 1 \
     --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section ComputeWorkloadAnalysis \
-    --section MemoryWorkloadAnalysis --section SourceCounters --section LaunchStats --section Occupancy \
-    --metrics sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_uniform.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,smsp__inst_executed_op_shared_ld.sum,smsp__inst_executed_op_shared_st.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum \
+    --section MemoryWorkloadAnalysis --section MemoryWorkloadAnalysis_Tables --section SourceCounters --section LaunchStats --section Occupancy \
+    --metrics sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__inst_executed_pipe_uniform.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum,smsp__inst_executed_op_shared_ld.sum,smsp__inst_executed_op_shared_st.sum,l1tex__data_bank_conflicts_pipe_lsu_mem_shared.sum,l1tex__data_pipe_lsu_wavefronts_mem_shared.sum.pct_of_peak_sustained_elapsed,sm__memory_throughput.avg.pct_of_peak_sustained_elapsed,l1tex__throughput.avg.pct_of_peak_sustained_active \
     -o "$rep" -f "$B/tests/nsajit_gpu_tests" -tc='sparse_mla_variant_timing_report' >"$OUT/ncu-run.log" 2>&1
   echo "ncu: rc=$?"
   ncu -i "$rep.ncu-rep" --page details >"$OUT/ncu-details.txt" 2>&1
