@@ -160,9 +160,10 @@ int choose_topk_splits(long long ctas, int multiprocessors, int topk, int block_
   const long long slots = static_cast<long long>(multiprocessors) * std::max(blocks_per_sm, 1);
   if (ctas <= 0 || multiprocessors <= 0 || ctas >= slots) return 1;
   const int tiles = (topk + block_topk - 1) / block_topk;
-  // One CTA per SM: the measured rule rounds up (s_q 32 at h_q 16: 5 splits, 160 CTAs on 132
-  // SMs). Two per SM: as many splits as keep every CTA in one wave of the slots.
-  const long long want = blocks_per_sm > 1 ? slots / ctas : (multiprocessors + ctas - 1) / ctas;
+  // As many splits as keep every CTA in one wave of the slots. (Rounding up at one CTA per SM, the
+  // session-2 rule, lost once the combine got cheap: H100, s_q 32, h_q 128: 3 splits 0.076 ms,
+  // 2 splits 0.060; h_q 16 w12: 5 splits 0.038, 4 splits 0.031. docs/perf-log.md, session 8.)
+  const long long want = slots / ctas;
   const long long most = std::max(1, tiles / 2) * 1LL;  // each split keeps >= 2 tiles to pipeline
   return static_cast<int>(std::max<long long>(1, std::min({want, most, 64LL})));
 }

@@ -351,9 +351,12 @@ TEST_CASE("stmatrix_trans_addressing_puts_every_p_element_at_its_k_major_place_o
 namespace nsajit {
 TEST_CASE("topk_splits_fill_every_resident_slot_in_one_wave") {
   // 132 SMs, topk 2048, 64-row tiles (32 tiles: at most 16 splits of >= 2 tiles).
-  // One CTA per SM (the measured rule): round up, so s_q 32 at h_q 16 splits 5 ways.
-  CHECK(choose_topk_splits(32, 132, 2048, 64) == 5);
-  CHECK(choose_topk_splits(128, 132, 2048, 64) == 2);
+  // One CTA per SM: as many splits as fit one wave (s_q 32 at h_q 16: 4 splits, 128 CTAs).
+  CHECK(choose_topk_splits(32, 132, 2048, 64) == 4);
+  CHECK(choose_topk_splits(64, 132, 2048, 64) == 2);
+  CHECK(choose_topk_splits(66, 132, 2048, 64) == 2);
+  CHECK(choose_topk_splits(67, 132, 2048, 64) == 1);
+  CHECK(choose_topk_splits(128, 132, 2048, 64) == 1);
   CHECK(choose_topk_splits(132, 132, 2048, 64) == 1);
   CHECK(choose_topk_splits(1, 132, 2048, 64) == 16);
   // Two CTAs per SM: as many splits as fit 264 slots in one wave.
