@@ -39,7 +39,7 @@
 //
 // NSA_MLA_WS_KNOCKOUT (a probe's define, 0 in the library) removes work to time what is left,
 // with wrong results: bit 1 no kv gathers, bit 2 no wgmma, bit 4 no index loads (rows hashed from
-// the position), 8 no Q load (docs/perf-log.md).
+// the position), 8 no Q load (docs/perf-log.md). Bit 16 is a schedule experiment (kEarlyFree).
 #pragma once
 
 #ifndef NSA_MLA_WS_KNOCKOUT
@@ -66,7 +66,9 @@ struct SparseMlaSm90WgmmaWs {
   // What each schedule changes (see the header comment).
   static constexpr bool kL2Hints = SCHED == 2;
   static constexpr bool kStagedOut = SCHED >= 2;
-  static constexpr bool kEarlyFree = SCHED == 2 || SCHED == 3;
+  // Probe bit 16 (NSA_MLA_WS_KNOCKOUT, a schedule experiment, results stay right): warpgroup 0
+  // frees V(even) columns 0-255 after handing P(even) over instead of before.
+  static constexpr bool kEarlyFree = (SCHED == 2 || SCHED == 3) && (NSA_MLA_WS_KNOCKOUT & 16) == 0;
   static constexpr bool kRowBlocks = SCHED >= 2;
   static constexpr bool kRescaleBeforeP1 = SCHED >= 3;
   static constexpr bool kLazyMax = SCHED == 3;
