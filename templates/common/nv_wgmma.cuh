@@ -91,14 +91,18 @@ __device__ __forceinline__ unsigned long long l2_policy_evict_first() {
 // CUDA_ERROR_ILLEGAL_INSTRUCTION (H100, driver 580, nvcc 13: tools/probes/l2hint_probe.cu), so
 // zero-fills take the plain form. With this, ws2 stopped faulting; the transposed kernel with
 // hinted kv gathers still faulted (not understood yet; docs/perf-log.md).
+__device__ __forceinline__ void cp_async_16_hinted(void* smem, const void* gmem, unsigned long long policy) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, 16, %2;\n" ::"r"(dst),
+               "l"(gmem), "l"(policy)
+               : "memory");
+}
 __device__ __forceinline__ void cp_async_16_l2hint(void* smem, const void* gmem, int src_bytes,
                                                    unsigned long long policy) {
-  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   if (src_bytes == 16) {
-    asm volatile("cp.async.cg.shared.global.L2::cache_hint.L2::256B [%0], [%1], 16, 16, %2;\n" ::"r"(dst),
-                 "l"(gmem), "l"(policy)
-                 : "memory");
+    cp_async_16_hinted(smem, gmem, policy);
   } else {
+    const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(src_bytes)
                  : "memory");
   }

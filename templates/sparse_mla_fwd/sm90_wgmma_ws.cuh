@@ -55,6 +55,10 @@
 
 namespace nsajit {
 
+#if (NSA_MLA_WS_KNOCKOUT & 32) != 0
+__device__ __align__(16) unsigned short nsa_ws_zero_kv_row[1024] = {};  // probe bit 32: invalid rows
+#endif
+
 template <int D, int BH, int BT, int WARPS, int STAGES, int SCHED = 1>
 struct SparseMlaSm90WgmmaWs {
   static constexpr NsaSparseMlaWgmmaLayout L = nsa_sparse_mla_wgmma_layout(D, BH, BT, WARPS, STAGES);
@@ -77,6 +81,10 @@ struct SparseMlaSm90WgmmaWs {
   static constexpr bool kNoMath = (NSA_MLA_WS_KNOCKOUT & 2) != 0;
   static constexpr bool kNoIndexLoads = (NSA_MLA_WS_KNOCKOUT & 4) != 0;
   static constexpr bool kNoQLoad = (NSA_MLA_WS_KNOCKOUT & 8) != 0;
+  // Probe bit 32 (a memory experiment, results stay right): kv gathered with an L2 evict_last
+  // policy and a 256-byte L2 prefetch, as FlashMLA does; an invalid row copies 16 real bytes from
+  // a zero row in global memory (a hinted zero-fill faults on the H100, docs/perf-log.md).
+  static constexpr bool kKvEvictLast = (NSA_MLA_WS_KNOCKOUT & 32) != 0;
   static constexpr int kPanels = D / 64;
   static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
   static constexpr int kORegs = 128;     // 64 x 256 fp32 per warpgroup
@@ -170,6 +178,8 @@ struct SparseMlaSm90WgmmaWs {
         cp_async_16(base + L.q_off + tile_offset(BH, r, k), src, ok ? 16 : 0);
       }
     }
+    [[maybe_unused]] unsigned long long kv_last = 0;
+    if constexpr (kKvEvictLast) kv_last = l2_policy_evict_last();
     int idx[2][4];
 #pragma unroll
     for (int t = 0; t < 2; ++t)
@@ -190,9 +200,12 @@ struct SparseMlaSm90WgmmaWs {
           const int r = group + 16 * k, row = idx[buf][k];
           const int bytes = row >= 0 ? 16 : 0;
           const unsigned short* src = nsa_kv_gather_src(p, row, ch * 8);
+          if constexpr (kKvEvictLast) src = row >= 0 ? src : nsa_ws_zero_kv_row + ch * 8;
 #pragma unroll
           for (int pn = pb; pn < pe; ++pn) {
             if constexpr (kNoGather) {
+            } else if constexpr (kKvEvictLast) {
+              cp_async_16_hinted(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), src + pn * 64, kv_last);
             } else if constexpr (kL2Hints) {
               cp_async_16_l2hint(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), src + pn * 64, bytes,
                                  kv_policy);

@@ -9,6 +9,7 @@ mkdir -p "$FINAL"
 W=/tmp/mla-final-work
 rm -rf "$W" && mkdir -p "$W"
 export BUILD=${BUILD:-build-dev}
+export LD_LIBRARY_PATH="$PWD/$BUILD"
 OUT="$W/dc" tools/device-check.sh info gpu tune bench python >"$W/dc.txt" 2>&1
 for f in gpu-tests.log tune.log bench.log python.log example.log; do cp "$W/dc/$f" "$FINAL/" 2>/dev/null; done
 ws3=nsa_fwd_sm90a_d576_bh64_bt64_w12_st2_mma1_ws3
