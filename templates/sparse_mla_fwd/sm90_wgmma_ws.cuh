@@ -55,9 +55,8 @@
 
 namespace nsajit {
 
-#if (NSA_MLA_WS_KNOCKOUT & 32) != 0
-__device__ __align__(16) unsigned short nsa_ws_zero_kv_row[1024] = {};  // probe bit 32: invalid rows
-#endif
+// Probe bit 32's source for invalid rows (defined always: a discarded branch still names it).
+__device__ __align__(16) unsigned short nsa_ws_zero_kv_row[1024] = {};
 
 template <int D, int BH, int BT, int WARPS, int STAGES, int SCHED = 1>
 struct SparseMlaSm90WgmmaWs {
