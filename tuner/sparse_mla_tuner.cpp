@@ -24,8 +24,9 @@ namespace {
 // Candidates timed one after the other drift with the card's clocks and temperature: two kernels
 // 10 % apart in alternating rounds came out 1 % apart, in the wrong order (H100, h_q 64). So the
 // candidates within kRetimeMargin of the fastest are timed again, in alternating rounds, and
-// ranked by the median of their rounds.
-constexpr double kRetimeMargin = 1.05;
+// ranked by the median of their rounds. The first pass put ws3 7 % behind ws1 at h_q 64 in one
+// call (session 8, H100) although alternating rounds rank it ahead or level: hence 10 %.
+constexpr double kRetimeMargin = 1.10;
 constexpr int kRetimeRounds = 3;
 
 template <class Timed, class Time>

@@ -84,6 +84,10 @@ struct SparseMlaSm90WgmmaWs {
   // policy and a 256-byte L2 prefetch, as FlashMLA does; an invalid row copies 16 real bytes from
   // a zero row in global memory (a hinted zero-fill faults on the H100, docs/perf-log.md).
   static constexpr bool kKvEvictLast = (NSA_MLA_WS_KNOCKOUT & 32) != 0;
+  // Probe bit 64 (results stay right): the index lines of the pair after next are prefetched into
+  // L1 while this pair's indices are loaded, so the producer's next index loads hit L1 (ncu: its
+  // range checks waited on L2 round trips).
+  static constexpr bool kIndexPrefetch = (NSA_MLA_WS_KNOCKOUT & 64) != 0;
   static constexpr int kPanels = D / 64;
   static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
   static constexpr int kORegs = 128;     // 64 x 256 fp32 per warpgroup
@@ -219,6 +223,11 @@ struct SparseMlaSm90WgmmaWs {
         cp_async_mbarrier_arrive_noinc(ready_bar(buf, half));
         mbarrier_arrive(ready_bar(buf, half));  // release: the flags above
         if (step == 3) {
+          if constexpr (kIndexPrefetch) {
+            // 2 tiles x 64 indices = 4 lines of 128 bytes, one thread each.
+            const int pos = t_begin + (2 * j + 4) * BT + 32 * ptid;
+            if (ptid < 4 && pos < t_end) asm volatile("prefetch.global.L1 [%0];\n" ::"l"(idx_g + pos));
+          }
 #pragma unroll
           for (int t = 0; t < 2; ++t)
 #pragma unroll
