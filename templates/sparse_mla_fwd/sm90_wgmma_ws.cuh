@@ -39,7 +39,7 @@
 //
 // NSA_MLA_WS_KNOCKOUT (a probe's define, 0 in the library) removes work to time what is left,
 // with wrong results: bit 1 no kv gathers, bit 2 no wgmma, bit 4 no index loads (rows hashed from
-// the position), 8 no Q load (docs/perf-log.md). Bit 16 is a schedule experiment (kEarlyFree).
+// the position), 8 no Q load (docs/perf-log.md).
 #pragma once
 
 #ifndef NSA_MLA_WS_KNOCKOUT
@@ -55,9 +55,6 @@
 
 namespace nsajit {
 
-// Probe bit 32's source for invalid rows (defined always: a discarded branch still names it).
-__device__ __align__(16) unsigned short nsa_ws_zero_kv_row[1024] = {};
-
 template <int D, int BH, int BT, int WARPS, int STAGES, int SCHED = 1>
 struct SparseMlaSm90WgmmaWs {
   static constexpr NsaSparseMlaWgmmaLayout L = nsa_sparse_mla_wgmma_layout(D, BH, BT, WARPS, STAGES);
@@ -69,9 +66,7 @@ struct SparseMlaSm90WgmmaWs {
   // What each schedule changes (see the header comment).
   static constexpr bool kL2Hints = SCHED == 2;
   static constexpr bool kStagedOut = SCHED >= 2;
-  // Probe bit 16 (NSA_MLA_WS_KNOCKOUT, a schedule experiment, results stay right): warpgroup 0
-  // frees V(even) columns 0-255 after handing P(even) over instead of before.
-  static constexpr bool kEarlyFree = (SCHED == 2 || SCHED == 3) && (NSA_MLA_WS_KNOCKOUT & 16) == 0;
+  static constexpr bool kEarlyFree = SCHED == 2 || SCHED == 3;
   static constexpr bool kRowBlocks = SCHED >= 2;
   static constexpr bool kRescaleBeforeP1 = SCHED >= 3;
   static constexpr bool kLazyMax = SCHED == 3;
@@ -80,14 +75,6 @@ struct SparseMlaSm90WgmmaWs {
   static constexpr bool kNoMath = (NSA_MLA_WS_KNOCKOUT & 2) != 0;
   static constexpr bool kNoIndexLoads = (NSA_MLA_WS_KNOCKOUT & 4) != 0;
   static constexpr bool kNoQLoad = (NSA_MLA_WS_KNOCKOUT & 8) != 0;
-  // Probe bit 32 (a memory experiment, results stay right): kv gathered with an L2 evict_last
-  // policy and a 256-byte L2 prefetch, as FlashMLA does; an invalid row copies 16 real bytes from
-  // a zero row in global memory (a hinted zero-fill faults on the H100, docs/perf-log.md).
-  static constexpr bool kKvEvictLast = (NSA_MLA_WS_KNOCKOUT & 32) != 0;
-  // Probe bit 64 (results stay right): the index lines of the pair after next are prefetched into
-  // L1 while this pair's indices are loaded, so the producer's next index loads hit L1 (ncu: its
-  // range checks waited on L2 round trips).
-  static constexpr bool kIndexPrefetch = (NSA_MLA_WS_KNOCKOUT & 64) != 0;
   static constexpr int kPanels = D / 64;
   static constexpr int kHalfPanels = 4;  // L half: panels [0, 4); R half: [4, kPanels)
   static constexpr int kORegs = 128;     // 64 x 256 fp32 per warpgroup
@@ -181,8 +168,6 @@ struct SparseMlaSm90WgmmaWs {
         cp_async_16(base + L.q_off + tile_offset(BH, r, k), src, ok ? 16 : 0);
       }
     }
-    [[maybe_unused]] unsigned long long kv_last = 0;
-    if constexpr (kKvEvictLast) kv_last = l2_policy_evict_last();
     int idx[2][4];
 #pragma unroll
     for (int t = 0; t < 2; ++t)
@@ -203,12 +188,9 @@ struct SparseMlaSm90WgmmaWs {
           const int r = group + 16 * k, row = idx[buf][k];
           const int bytes = row >= 0 ? 16 : 0;
           const unsigned short* src = nsa_kv_gather_src(p, row, ch * 8);
-          if constexpr (kKvEvictLast) src = row >= 0 ? src : nsa_ws_zero_kv_row + ch * 8;
 #pragma unroll
           for (int pn = pb; pn < pe; ++pn) {
             if constexpr (kNoGather) {
-            } else if constexpr (kKvEvictLast) {
-              cp_async_16_hinted(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), src + pn * 64, kv_last);
             } else if constexpr (kL2Hints) {
               cp_async_16_l2hint(dst + pn * BT * 128 + nsa_sw128_offset(r, ch), src + pn * 64, bytes,
                                  kv_policy);
@@ -223,11 +205,6 @@ struct SparseMlaSm90WgmmaWs {
         cp_async_mbarrier_arrive_noinc(ready_bar(buf, half));
         mbarrier_arrive(ready_bar(buf, half));  // release: the flags above
         if (step == 3) {
-          if constexpr (kIndexPrefetch) {
-            // 2 tiles x 64 indices = 4 lines of 128 bytes, one thread each.
-            const int pos = t_begin + (2 * j + 4) * BT + 32 * ptid;
-            if (ptid < 4 && pos < t_end) asm volatile("prefetch.global.L1 [%0];\n" ::"l"(idx_g + pos));
-          }
 #pragma unroll
           for (int t = 0; t < 2; ++t)
 #pragma unroll

@@ -86,6 +86,18 @@ std::vector<SparseMlaCase> sweep_cases() {
        .invalid_fraction = 0.02,
        .with_sink = true,
        .rising_logits = true});
+  // More splits than the combine loads at once (8): its running lse maximum must rescale across
+  // batches (the rising logits put the largest split last); short lengths leave splits empty.
+  add({.label = "h32 topk2048 rising logits split11 lengths",
+       .s_q = 3,
+       .h_q = 32,
+       .s_kv = 8192,
+       .topk = 2048,
+       .invalid_fraction = 0.02,
+       .with_lengths = true,
+       .with_sink = true,
+       .rising_logits = true,
+       .splits = 11});
   add({.label = "h128 topk1024 rising logits split2",
        .s_q = 2,
        .h_q = 128,
