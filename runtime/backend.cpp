@@ -16,8 +16,8 @@ void Device::launch_clustered(const KernelHandle& kernel, Dim3 grid, Dim3 block,
   launch(kernel, grid, block, dynamic_shared_bytes, stream, args);
 }
 
-void Device::launch_dependent(const KernelHandle& kernel, Dim3 grid, Dim3 block, unsigned dynamic_shared_bytes,
-                              void* stream, void** args) {
+void Device::launch_dependent(const KernelHandle& kernel, Dim3 grid, Dim3 block,
+                              unsigned dynamic_shared_bytes, void* stream, void** args) {
   launch(kernel, grid, block, dynamic_shared_bytes, stream, args);
 }
 

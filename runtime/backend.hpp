@@ -184,8 +184,8 @@ class Device {
   // it may be scheduled while the stream's previous kernel runs, once that kernel's blocks have
   // all started, and waits there for its results. Hides the launch gap of a short follow-up
   // kernel. Devices without it launch plainly (the wait is then a no-op).
-  virtual void launch_dependent(const KernelHandle& kernel, Dim3 grid, Dim3 block, unsigned dynamic_shared_bytes,
-                                void* stream, void** args);
+  virtual void launch_dependent(const KernelHandle& kernel, Dim3 grid, Dim3 block,
+                                unsigned dynamic_shared_bytes, void* stream, void** args);
   // How many clusters of cluster_x blocks of this shape can run at once (0: no clusters here).
   [[nodiscard]] virtual int max_active_clusters(const KernelHandle& kernel, Dim3 block, unsigned cluster_x,
                                                 unsigned dynamic_shared_bytes);

@@ -83,7 +83,8 @@ class SparseMlaBenchInputs {
 // `with_combine` false leaves the combine launch out (wrong output; kernel work only: the
 // timing report uses it to measure what the combine costs).
 [[nodiscard]] TimingStats time_sparse_mla(LoadedVariant& loaded, SparseMlaBenchInputs& inputs, int splits,
-                                          const TimingOptions& timing, void* stream, bool with_combine = true);
+                                          const TimingOptions& timing, void* stream,
+                                          bool with_combine = true);
 
 // Short form: compiles the bench kernels, allocates and fills one index set, times, frees.
 // Prefer SparseMlaBenchInputs when timing many variants on one shape.

@@ -100,8 +100,9 @@ TEST_CASE("sparse_mla_variant_timing_report") {
   BenchOptions o;
   o.reps = 20;
   const TimingOptions timing = o.timing(kernels);
-  std::string report = fmt::format("\n{:>6} {:>4} {:>7} {:>6} {:>9} {:>8} {:>9}  {}\n", "s_q", "h_q", "s_kv",
-                                   "splits", "median_ms", "TFLOP/s", "of_floor", "variant (median of 3 rounds)");
+  std::string report =
+      fmt::format("\n{:>6} {:>4} {:>7} {:>6} {:>9} {:>8} {:>9}  {}\n", "s_q", "h_q", "s_kv", "splits",
+                  "median_ms", "TFLOP/s", "of_floor", "variant (median of 3 rounds)");
   const std::size_t configs = loaded.size() * split_choices.size();
   for (const BenchShape& shape : shapes) {
     SparseMlaBenchInputs inputs(kernels, shape, o.index_sets, o.seed, stream->native());
@@ -113,17 +114,17 @@ TEST_CASE("sparse_mla_variant_timing_report") {
                                                    device.info().multiprocessors);
     };
     const std::vector<double> medians = medians_of_alternating_rounds(configs, 3, [&](std::size_t c) {
-      return time_sparse_mla(*loaded[c / split_choices.size()], inputs, splits_of(c), timing, stream->native(),
-                             split_choices[c % split_choices.size()].combine)
+      return time_sparse_mla(*loaded[c / split_choices.size()], inputs, splits_of(c), timing,
+                             stream->native(), split_choices[c % split_choices.size()].combine)
           .median_ms;
     });
     for (std::size_t c = 0; c < configs; ++c) {
       const double ms = medians[c];
       CHECK(ms > 0);
       const bool combine = split_choices[c % split_choices.size()].combine;
-      report += fmt::format("{:>6} {:>4} {:>7} {:>6} {:>9.4f} {:>8.1f} {:>9.3f}  {}{}\n", shape.s_q, shape.h_q,
-                            shape.s_kv, splits_of(c), ms, shape.flops() / (ms * 1e-3) / 1e12, floor_ms / ms,
-                            labels[c / split_choices.size()], combine ? "" : " (no combine)");
+      report += fmt::format("{:>6} {:>4} {:>7} {:>6} {:>9.4f} {:>8.1f} {:>9.3f}  {}{}\n", shape.s_q,
+                            shape.h_q, shape.s_kv, splits_of(c), ms, shape.flops() / (ms * 1e-3) / 1e12,
+                            floor_ms / ms, labels[c / split_choices.size()], combine ? "" : " (no combine)");
     }
   }
   MESSAGE(report);

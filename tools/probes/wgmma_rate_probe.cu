@@ -3,8 +3,8 @@
 // FLOP per SM clock (dense bf16 peak: 4096) and the shared-memory operand bytes per clock that
 // rate implies (the SM's shared-memory port: 128 B/clk). Issue 6's question: is the h_q 32
 // kernel (m64n32k16 SS, 3 KB of operands per 64 KFLOP) bound by the port, not the tensor cores?
-//   nvcc -O3 -std=c++20 -gencode arch=compute_90a,code=sm_90a -I templates -o /tmp/wgmma_rate tools/probes/wgmma_rate_probe.cu
-//   /tmp/wgmma_rate [warpgroups per CTA: 1 or 2, default 2]
+//   nvcc -O3 -std=c++20 -gencode arch=compute_90a,code=sm_90a -I templates -o /tmp/wgmma_rate
+//   tools/probes/wgmma_rate_probe.cu /tmp/wgmma_rate [warpgroups per CTA: 1 or 2, default 2]
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -49,22 +49,26 @@ __global__ void __launch_bounds__(256, 1) rate(float* out, long long* cycles) {
 #pragma unroll
     for (int s = 0; s < kSteps; ++s) {
       const unsigned k_off = (s & 3) * 32 + (s >> 2) * 8192;  // K-major: 16 columns = 32 B in a panel
-      const unsigned n_off = s * 16 * 128;                     // MN-major: 16 rows of 128 B
+      const unsigned n_off = s * 16 * 128;                    // MN-major: 16 rows of 128 B
       if constexpr (MODE == 0) {
         float(&dd)[16] = *reinterpret_cast<float(*)[16]>(d);
-        wgmma_m64n32k16_ss<0>(dd, nsa_wgmma_desc_advance(da_k, k_off), nsa_wgmma_desc_advance(db_k, k_off), 1);
+        wgmma_m64n32k16_ss<0>(dd, nsa_wgmma_desc_advance(da_k, k_off), nsa_wgmma_desc_advance(db_k, k_off),
+                              1);
       } else if constexpr (MODE == 1) {
         float(&dd)[16] = *reinterpret_cast<float(*)[16]>(d);
-        wgmma_m64n32k16_ss<1>(dd, nsa_wgmma_desc_advance(da_mn, n_off), nsa_wgmma_desc_advance(db_k, k_off), 1);
+        wgmma_m64n32k16_ss<1>(dd, nsa_wgmma_desc_advance(da_mn, n_off), nsa_wgmma_desc_advance(db_k, k_off),
+                              1);
       } else if constexpr (MODE == 2) {
         float(&dd)[8] = *reinterpret_cast<float(*)[8]>(d);
-        wgmma_m64n16k16_ss<0>(dd, nsa_wgmma_desc_advance(da_k, k_off), nsa_wgmma_desc_advance(db_k, k_off), 1);
+        wgmma_m64n16k16_ss<0>(dd, nsa_wgmma_desc_advance(da_k, k_off), nsa_wgmma_desc_advance(db_k, k_off),
+                              1);
       } else if constexpr (MODE == 3) {
         float(&dd)[32] = *reinterpret_cast<float(*)[32]>(d);
         wgmma_m64n64k16_ss(dd, nsa_wgmma_desc_advance(da_k, k_off), nsa_wgmma_desc_advance(db_k, k_off), 1);
       } else if constexpr (MODE == 4) {
         float(&dd)[128] = *reinterpret_cast<float(*)[128]>(d);
-        wgmma_m64n256k16_ss_tb(dd, nsa_wgmma_desc_advance(da_k, k_off), nsa_wgmma_desc_advance(db_n, n_off), 1);
+        wgmma_m64n256k16_ss_tb(dd, nsa_wgmma_desc_advance(da_k, k_off), nsa_wgmma_desc_advance(db_n, n_off),
+                               1);
       } else {
         float(&dd)[128] = *reinterpret_cast<float(*)[128]>(d);
         wgmma_m64n256k16_rs_tb(dd, a[0], nsa_wgmma_desc_advance(db_n, n_off), 1);
