@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# One device call for issue 6, session 8: the GPU tests and memcheck (check), decode timings over
-# split counts with and without the combine launch (decode), ncu of the h_q 32 and h_q 64 kernels
-# at s_q 4096 (ncu).
-#   BUILD=build-dev SECTIONS="check decode ncu" tools/probes/mla_session8.sh
+# Issue 6 in one device call, by sections:
+# - check: the GPU tests and memcheck;
+# - decode: decode timings over split counts, with and without the combine launch;
+# - ncu: ncu of the h_q 32 and h_q 64 kernels at s_q 4096;
+# - final: the GPU tests, tune, the standard `nsa-tune bench` table and the Python GPU tests;
+# - rate: tools/probes/wgmma_rate_probe.cu, built here with nvcc (the shared-memory port).
+#   BUILD=build-dev SECTIONS="final rate" tools/probes/mla_issue6.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 FINAL=${OUT:-/tmp/mla-s8}
@@ -42,6 +45,18 @@ for f in "$W"/h32/ncu-details.txt "$W"/h64/ncu-details.txt; do
   echo "== $f"
   grep -iE "shared|L1/TEX Cache Throughput|Compute \(SM\) Throughput|Duration|SM Frequency|hmma|Issue Slots|Executed Ipc" "$f" | head -24
 done | tee -a "$FINAL/summary.txt"
+fi
+if want final; then
+  OUT="$W/final" tools/device-check.sh info gpu tune bench python >"$W/final.txt" 2>&1
+  for f in gpu-tests.log tune.log bench.log python.log; do cp "$W/final/$f" "$FINAL/final_$f" 2>/dev/null; done
+  sed -n '/device-check summary/,$p' "$W/final.txt" | tee -a "$FINAL/summary.txt"
+  grep -E "test cases|assertions" "$FINAL/final_gpu-tests.log" | head -2
+  tail -1 "$FINAL/final_python.log"
+  sed -n '/s_q  h_q/,$p' "$FINAL/final_bench.log" | head -30
+fi
+if want rate; then
+  nvcc -O3 -std=c++20 -gencode arch=compute_90a,code=sm_90a -I templates -o "$W/wgmma_rate" \
+    tools/probes/wgmma_rate_probe.cu && "$W/wgmma_rate" 2 | tee "$FINAL/wgmma_rate.txt"
 fi
 echo "==== summary"
 grep -vE '^\s*$' "$FINAL/summary.txt" | grep -E "s_q|^ +[0-9]" | head -120
