@@ -77,16 +77,74 @@ class Reader {
   std::size_t i_ = 0;
 };
 
-}  // namespace
-
-std::string DispatchRule::to_json() const {
-  std::string r = fmt::format("{{\"split\":{},\"by_h_q\":[", quote(split));
+std::string entries_json(const std::vector<RuleEntry>& entries) {
+  std::string r = "[";
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
     r += fmt::format("{}{{\"h_q\":{},\"variant\":{},\"binary\":{},\"median_ms\":{:.6g}}}", i ? "," : "",
                      e.h_q, quote(e.variant), quote(e.binary_key), e.median_ms);
   }
-  return r + "]}";
+  return r + "]";
+}
+
+std::vector<RuleEntry> parse_entries(Reader& rd) {
+  std::vector<RuleEntry> entries;
+  rd.expect('[');
+  bool first_entry = true;
+  while (!rd.eat(']')) {
+    if (!first_entry) rd.expect(',');
+    first_entry = false;
+    RuleEntry e;
+    rd.expect('{');
+    bool first_field = true;
+    while (!rd.eat('}')) {
+      if (!first_field) rd.expect(',');
+      first_field = false;
+      const std::string f = rd.string();
+      rd.expect(':');
+      if (f == "h_q")
+        e.h_q = static_cast<int>(rd.number());
+      else if (f == "variant")
+        e.variant = rd.string();
+      else if (f == "binary")
+        e.binary_key = rd.string();
+      else if (f == "median_ms")
+        e.median_ms = rd.number();
+      else
+        rd.bad(fmt::format("unknown field '{}'", f));
+    }
+    if (e.variant.empty()) rd.bad("an entry has no variant");
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+// The entry tuned on h_q, else the nearest tuned head count (log scale; ties: the larger).
+const RuleEntry* nearest(const std::vector<RuleEntry>& entries, int h_q, bool& exact) {
+  const RuleEntry* best = nullptr;
+  double best_distance = 1e300;
+  for (const auto& e : entries) {
+    if (e.h_q == 0 || e.h_q == h_q) {
+      exact = true;
+      return &e;
+    }
+    const double d = std::fabs(std::log2(static_cast<double>(e.h_q) / h_q));
+    if (best == nullptr || d < best_distance - 1e-9 ||
+        (std::fabs(d - best_distance) <= 1e-9 && e.h_q > best->h_q)) {
+      best = &e;
+      best_distance = d;
+    }
+  }
+  exact = false;
+  return best;
+}
+
+}  // namespace
+
+std::string DispatchRule::to_json() const {
+  std::string r = fmt::format("{{\"split\":{},\"by_h_q\":{}", quote(split), entries_json(entries));
+  if (!decode_entries.empty()) r += fmt::format(",\"decode_by_h_q\":{}", entries_json(decode_entries));
+  return r + "}";
 }
 
 DispatchRule DispatchRule::from_json(std::string_view json) {
@@ -103,33 +161,9 @@ DispatchRule DispatchRule::from_json(std::string_view json) {
     if (key == "split") {
       rule.split = rd.string();
     } else if (key == "by_h_q") {
-      rd.expect('[');
-      bool first_entry = true;
-      while (!rd.eat(']')) {
-        if (!first_entry) rd.expect(',');
-        first_entry = false;
-        RuleEntry e;
-        rd.expect('{');
-        bool first_field = true;
-        while (!rd.eat('}')) {
-          if (!first_field) rd.expect(',');
-          first_field = false;
-          const std::string f = rd.string();
-          rd.expect(':');
-          if (f == "h_q")
-            e.h_q = static_cast<int>(rd.number());
-          else if (f == "variant")
-            e.variant = rd.string();
-          else if (f == "binary")
-            e.binary_key = rd.string();
-          else if (f == "median_ms")
-            e.median_ms = rd.number();
-          else
-            rd.bad(fmt::format("unknown field '{}'", f));
-        }
-        if (e.variant.empty()) rd.bad("an entry has no variant");
-        rule.entries.push_back(std::move(e));
-      }
+      rule.entries = parse_entries(rd);
+    } else if (key == "decode_by_h_q") {
+      rule.decode_entries = parse_entries(rd);
     } else {
       rd.bad(fmt::format("unknown key '{}'", key));
     }
@@ -144,21 +178,13 @@ DispatchRule DispatchRule::from_json(std::string_view json) {
 const RuleEntry& DispatchRule::for_h_q(int h_q, bool& exact) const {
   if (entries.empty())
     fail(ErrorCode::not_found, "choosing a variant", "runtime/dispatch_rule", "the rule has no entries");
-  const RuleEntry* best = &entries.front();
-  double best_distance = 1e300;
-  for (const auto& e : entries) {
-    if (e.h_q == 0 || e.h_q == h_q) {
-      exact = true;
-      return e;
-    }
-    const double d = std::fabs(std::log2(static_cast<double>(e.h_q) / h_q));
-    if (d < best_distance - 1e-9 || (std::fabs(d - best_distance) <= 1e-9 && e.h_q > best->h_q)) {
-      best = &e;
-      best_distance = d;
-    }
-  }
-  exact = false;
-  return *best;
+  return *nearest(entries, h_q, exact);
+}
+
+const RuleEntry* DispatchRule::decode_for(const RuleEntry& main) const {
+  for (const auto& e : decode_entries)
+    if (e.h_q == main.h_q) return &e;
+  return nullptr;
 }
 
 }  // namespace nsajit

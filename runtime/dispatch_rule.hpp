@@ -19,6 +19,10 @@ struct RuleEntry {
 struct DispatchRule {
   std::vector<RuleEntry> entries;
   std::string split = "fill_sms";  // "fill_sms": split topk when the grid leaves SMs idle; "none"
+  // Decode: per h_q, a variant for the calls whose grid leaves SMs idle (few rows: the main
+  // entry's kernel would split topk), where it beat the main entry at the tuner's decode shape.
+  // Empty: the main entries serve every call.
+  std::vector<RuleEntry> decode_entries;
 
   [[nodiscard]] std::string to_json() const;
   // Throws Error(cache_error) on text that is not a rule.
@@ -27,6 +31,9 @@ struct DispatchRule {
   // The entry for h_q: exact when tuned, else the nearest tuned head count (ties: larger).
   // `exact` tells which. Throws Error(not_found) when the rule is empty.
   [[nodiscard]] const RuleEntry& for_h_q(int h_q, bool& exact) const;
+  // The decode entry tuned beside the main entry `main` (same h_q), or null: a head count whose
+  // main winner was also the fastest at the decode shape has none, and then `main` serves.
+  [[nodiscard]] const RuleEntry* decode_for(const RuleEntry& main) const;
 };
 
 }  // namespace nsajit

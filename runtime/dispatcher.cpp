@@ -189,6 +189,13 @@ const Dispatcher::Resolved& Dispatcher::resolve(Family family, const Geometry& g
                fmt::format("variant {} does not fit {} on {}", e.variant, geometry.key(), target_.arch));
         resolved.loaded.push_back(&load(v, e.binary_key));
       }
+      for (const auto& e : rule->decode_entries) {
+        const Variant v = variant_from_name(e.variant);
+        if (v.target.arch != target_.arch || v.family != family || !(v.geometry == geometry))
+          fail(ErrorCode::cache_error, "checking a cached rule", std::string(kWhere),
+               fmt::format("decode variant {} does not fit {} on {}", e.variant, geometry.key(), target_.arch));
+        resolved.decode_loaded.push_back(&load(v, e.binary_key));
+      }
       resolved.rule = *rule;
     } catch (const Error& e) {
       say_once(
@@ -229,12 +236,24 @@ LoadedVariant& Dispatcher::pick(const Resolved& r, int topk, int h_q) {
   return *r.loaded[static_cast<std::size_t>(&entry - r.rule.entries.data())];
 }
 
+LoadedVariant& Dispatcher::pick_for_rows(const Resolved& r, int topk, int h_q, long long rows) {
+  LoadedVariant& main = pick(r, topk, h_q);
+  if (rows <= 0 || r.rule.split != "fill_sms" || r.decode_loaded.empty()) return main;
+  bool exact = false;
+  const RuleEntry* decode = r.rule.decode_for(r.rule.for_h_q(h_q, exact));
+  if (decode == nullptr) return main;
+  const int bh = main.variant.get("bh");
+  const long long ctas = rows * ((h_q + bh - 1) / bh);
+  if (!sparse_mla_grid_leaves_sms_idle(ctas, device_->info().multiprocessors, main.blocks_per_sm)) return main;
+  return *r.decode_loaded[static_cast<std::size_t>(decode - r.rule.decode_entries.data())];
+}
+
 void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream) {
   const SparseMlaProblem problem = validate_sparse_mla(args);
   std::lock_guard lock(mutex_);
   ensure_current();
   const Resolved& r = resolve(Family::sparse_mla_fwd, Geometry{problem.d_qk, 512}, problem.params.topk);
-  LoadedVariant& lv = pick(r, problem.params.topk, problem.params.h_q);
+  LoadedVariant& lv = pick_for_rows(r, problem.params.topk, problem.params.h_q, problem.rows());
   const int bh = lv.variant.get("bh"), bt = lv.variant.get("bt");
   int splits = 1;
   if (r.rule.split == "fill_sms") {
@@ -246,12 +265,13 @@ void Dispatcher::sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream
   launch_sparse_mla(*device_, lv, plan_sparse_mla(problem, lv.variant, splits, workspace), stream);
 }
 
-LoadedVariant& Dispatcher::sparse_mla_variant_for(int d_qk, int topk, int h_q, std::string* splits_rule) {
+LoadedVariant& Dispatcher::sparse_mla_variant_for(int d_qk, int topk, int h_q, std::string* splits_rule,
+                                                  long long rows) {
   std::lock_guard lock(mutex_);
   ensure_current();
   const Resolved& r = resolve(Family::sparse_mla_fwd, Geometry{d_qk, 512}, topk);
   if (splits_rule != nullptr) *splits_rule = r.rule.split;
-  return pick(r, topk, h_q);
+  return pick_for_rows(r, topk, h_q, rows);
 }
 
 LoadedVariant& Dispatcher::topk_select_variant_for(int k) {

@@ -40,9 +40,11 @@ class Dispatcher {
   void sparse_mla_fwd(const nsajit_sparse_mla_args& args, void* stream);
   void topk_select(const nsajit_topk_args& args, void* stream);
 
-  // The loaded variant a sparse_mla_fwd call with this topk and h_q would use (for benches);
-  // `splits_rule` receives the winner's split rule ("fill_sms" or "none").
-  LoadedVariant& sparse_mla_variant_for(int d_qk, int topk, int h_q, std::string* splits_rule = nullptr);
+  // The loaded variant a sparse_mla_fwd call with this topk and h_q over `rows` query rows
+  // (batch x s_q; 0: the main entry, as for many rows) would use (for benches); `splits_rule`
+  // receives the winner's split rule ("fill_sms" or "none").
+  LoadedVariant& sparse_mla_variant_for(int d_qk, int topk, int h_q, std::string* splits_rule = nullptr,
+                                        long long rows = 0);
 
   // The loaded topk_select variant a call with this k would use (for benches).
   LoadedVariant& topk_select_variant_for(int k);
@@ -56,11 +58,15 @@ class Dispatcher {
  private:
   struct Resolved {
     DispatchRule rule;
-    std::vector<LoadedVariant*> loaded;  // parallel to rule.entries
+    std::vector<LoadedVariant*> loaded;         // parallel to rule.entries
+    std::vector<LoadedVariant*> decode_loaded;  // parallel to rule.decode_entries
   };
   const Resolved& resolve(Family family, const Geometry& geometry, int topk);
   // The rule entry's loaded variant for h_q (nearest tuned h_q, said once).
   LoadedVariant& pick(const Resolved& r, int topk, int h_q);
+  // pick(), then the rule's decode entry instead when `rows` leave the main entry's grid short
+  // of the SMs (the decode regime).
+  LoadedVariant& pick_for_rows(const Resolved& r, int topk, int h_q, long long rows);
   LoadedVariant& load(const Variant& variant, const std::string& binary_key);
   void* split_workspace(std::size_t bytes);
   void say_once(const std::string& message);

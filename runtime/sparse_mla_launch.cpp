@@ -156,9 +156,14 @@ SparseMlaProblem validate_sparse_mla(const nsajit_sparse_mla_args& a) {
   return pr;
 }
 
+bool sparse_mla_grid_leaves_sms_idle(long long ctas, int multiprocessors, int blocks_per_sm) {
+  const long long slots = static_cast<long long>(multiprocessors) * std::max(blocks_per_sm, 1);
+  return ctas > 0 && multiprocessors > 0 && ctas < slots;
+}
+
 int choose_topk_splits(long long ctas, int multiprocessors, int topk, int block_topk, int blocks_per_sm) {
   const long long slots = static_cast<long long>(multiprocessors) * std::max(blocks_per_sm, 1);
-  if (ctas <= 0 || multiprocessors <= 0 || ctas >= slots) return 1;
+  if (!sparse_mla_grid_leaves_sms_idle(ctas, multiprocessors, blocks_per_sm)) return 1;
   const int tiles = (topk + block_topk - 1) / block_topk;
   // As many splits as keep every CTA in one wave of the slots. (Rounding up at one CTA per SM, the
   // session-2 rule, lost once the combine got cheap: H100, s_q 32, h_q 128: 3 splits 0.076 ms,

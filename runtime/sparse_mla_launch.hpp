@@ -40,6 +40,9 @@ struct SparseMlaLaunch {
 // CTAs of v one SM holds at once by threads and shared memory (Hopper: 2048 threads, 228 KB),
 // at most 2 (registers are not known before the binary; the 2-CTA variants are built for it).
 [[nodiscard]] int sparse_mla_blocks_per_sm(const Variant& v);
+// Whether `ctas` CTAs leave some of the multiprocessors' slots idle (blocks_per_sm per SM): the
+// regime where the topk split applies, and where a rule's decode entry serves the call.
+[[nodiscard]] bool sparse_mla_grid_leaves_sms_idle(long long ctas, int multiprocessors, int blocks_per_sm);
 
 // Workspace bytes a plan with `splits` needs (0 when splits == 1).
 [[nodiscard]] std::size_t sparse_mla_workspace_bytes(const SparseMlaProblem& problem, int splits);

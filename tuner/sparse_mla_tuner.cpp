@@ -13,6 +13,7 @@
 #include "generator/compile_request.hpp"
 #include "generator/kernel_family.hpp"
 #include "runtime/error.hpp"
+#include "runtime/sparse_mla_launch.hpp"
 #include "tuner/bench_sparse_mla.hpp"
 #include "tuner/compile_pool.hpp"
 #include "tuner/sparse_mla_check.hpp"
@@ -28,6 +29,12 @@ namespace {
 // call (session 8, H100) although alternating rounds rank it ahead or level: hence 10 %.
 constexpr double kRetimeMargin = 1.10;
 constexpr int kRetimeRounds = 3;
+// The decode shape (one token per request): s_q 32 rows leave the SMs idle at every h_q, so the
+// topk split applies. A variant becomes the rule's decode entry for an h_q only when it beats the
+// main winner there by more than kDecodeMargin (H100, session 8: at h_q 16 the w12 st2 kernel
+// took 0.031 ms where the main winner, w8 st1, took 0.034).
+constexpr long long kDecodeSq = 32;
+constexpr double kDecodeMargin = 1.05;
 
 template <class Timed, class Time>
 void retime_close_contenders(std::vector<Timed>& timed, const Time& time) {
@@ -95,10 +102,59 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
     events.step(c.variant.name());
   }
 
-  // 3. time every correct candidate whose head block fits h_q, per h_q
+  // 3. time every correct candidate whose head block fits h_q, per h_q; then the same candidates
+  // at the decode shape
   auto stream = device.create_stream();
   BenchKernels kernels(device, compiler);
-  std::map<int, std::pair<std::string, double>> best;
+  std::map<int, std::pair<std::string, double>> best, best_decode;
+  // The candidates `ok` (timed at the tune's shape) at the decode shape: the rule's decode entry
+  // for h_q, or an empty name when the main winner stays the fastest there (within the margin).
+  auto time_decode = [&](const auto& ok, const std::string& main_winner,
+                         int h_q) -> std::pair<std::string, double> {
+    const BenchShape shape{kDecodeSq, h_q, topk, o.s_kv, o.d_qk};
+    const int sms = device.info().multiprocessors;
+    const auto main_it = std::find_if(ok.begin(), ok.end(),
+                                      [&](const auto& t) { return t.candidate->variant.name() == main_winner; });
+    if (main_it == ok.end()) return {};
+    const Variant& main_variant = main_it->candidate->variant;
+    const long long ctas = kDecodeSq * ((h_q + main_variant.get("bh") - 1) / main_variant.get("bh"));
+    if (!sparse_mla_grid_leaves_sms_idle(ctas, sms, sparse_mla_blocks_per_sm(main_variant))) return {};
+    SparseMlaBenchInputs inputs(kernels, shape, 2, rd(), stream->native());
+    const TimingOptions timing{o.warmup, o.reps, {}};
+    auto decode = ok;  // same candidates, decode times
+    events.begin(fmt::format("topk {}: time h_q {} decode s_q {}", topk, h_q, kDecodeSq), decode.size());
+    std::vector<std::size_t> failed;
+    for (std::size_t i = 0; i < decode.size(); ++i) {
+      auto& t = decode[i];
+      try {
+        t.splits = dispatcher_splits(t.candidate->variant, shape, sms);
+        t.ms = time_sparse_mla(*t.candidate->loaded, inputs, t.splits, timing, stream->native()).median_ms;
+        result.candidates.push_back({t.candidate->variant.name(), h_q, "ok", t.ms,
+                                     fmt::format("decode, splits {}", t.splits), kDecodeSq});
+        t.outcome = result.candidates.size() - 1;
+      } catch (const Error& e) {
+        result.candidates.push_back({t.candidate->variant.name(), h_q, "launch_failed", -1, e.what(), kDecodeSq});
+        failed.push_back(i);
+      }
+      events.step(t.candidate->variant.name());
+    }
+    for (auto it = failed.rbegin(); it != failed.rend(); ++it)
+      decode.erase(decode.begin() + static_cast<std::ptrdiff_t>(*it));
+    retime_close_contenders(decode, [&](const auto& t) {
+      return time_sparse_mla(*t.candidate->loaded, inputs, t.splits, timing, stream->native()).median_ms;
+    });
+    std::pair<std::string, double> fastest;
+    double main_ms = -1;
+    for (const auto& t : decode) {
+      result.candidates[t.outcome].median_ms = t.ms;
+      if (t.candidate->variant.name() == main_winner) main_ms = t.ms;
+      if (fastest.first.empty() || t.ms < fastest.second) fastest = {t.candidate->variant.name(), t.ms};
+    }
+    if (fastest.first.empty() || fastest.first == main_winner ||
+        (main_ms > 0 && fastest.second * kDecodeMargin >= main_ms))
+      return {};
+    return fastest;
+  };
   for (int h_q : o.h_qs) {
     std::vector<TuneCandidate*> timed;
     for (auto& c : candidates)
@@ -139,6 +195,7 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
       auto& b = best[h_q];
       if (b.first.empty() || t.ms < b.second) b = {t.candidate->variant.name(), t.ms};
     }
+    if (!ok.empty()) best_decode[h_q] = time_decode(ok, best[h_q].first, h_q);
   }
 
   // 4. the rule: per h_q its fastest variant, and the binaries it names
@@ -148,6 +205,14 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
     const auto& c = *std::find_if(candidates.begin(), candidates.end(),
                                   [&](const TuneCandidate& x) { return x.variant.name() == b.first; });
     result.rule.entries.push_back({h_q, b.first, c.key, b.second});
+    if (named.insert(b.first).second)
+      result.binaries.push_back({c.key, b.first, target.arch, compiler.version(), c.binary});
+  }
+  for (const auto& [h_q, b] : best_decode) {
+    if (b.first.empty()) continue;
+    const auto& c = *std::find_if(candidates.begin(), candidates.end(),
+                                  [&](const TuneCandidate& x) { return x.variant.name() == b.first; });
+    result.rule.decode_entries.push_back({h_q, b.first, c.key, b.second});
     if (named.insert(b.first).second)
       result.binaries.push_back({c.key, b.first, target.arch, compiler.version(), c.binary});
   }

@@ -30,6 +30,7 @@ struct CandidateOutcome {
   std::string status;     // ok, wrong, compile_failed, launch_failed
   double median_ms = -1;  // < 0 when not timed
   std::string detail;
+  long long s_q = 0;  // the timed shape's s_q when it is not the tune's (the decode timings)
 };
 
 struct CompiledBinary {

@@ -28,23 +28,28 @@ std::filesystem::path temp_dir(const std::string& tag) {
   return d;
 }
 
-// Writes a winner for topk into `path` as a tune would: h_q 16 -> a, h_q 64 -> b.
+// Writes a winner for topk into `path` as a tune would: h_q 16 -> a, h_q 64 -> b, and with
+// `decode16` a decode entry for h_q 16.
 void write_winner(const std::filesystem::path& path, Device& device, int topk,
-                  const std::string& device_key_text, const std::string& templates) {
+                  const std::string& device_key_text, const std::string& templates,
+                  const char* decode16 = nullptr) {
   const Target target = target_from_arch(device.info().arch);
   const Compiler* compiler = test::gpu_backend().compiler_for(target.arch);
   REQUIRE(compiler != nullptr);
   auto store = CacheStore::open(path, OpenMode::read_write);
   DispatchRule rule;
-  for (auto [h_q, name] : {std::pair{16, "bh16_bt32_w4_st2"}, std::pair{64, "bh32_bt32_w4_st2"}}) {
+  auto entry = [&](int h_q, const char* name) {
     const Variant v = variant_from_name(fmt::format("nsa_fwd_{}_d576_{}", target.short_name(), name));
     const auto rendered = kernel_family(Family::sparse_mla_fwd).render(v);
     const auto request = make_compile_request(v, rendered);
     const std::string key = binary_key(request, *compiler);
     store.put_binary(
         {key, v.name(), target.arch, compiler->version(), "", compiler->compile(request).binary});
-    rule.entries.push_back({h_q, v.name(), key, 1.0});
-  }
+    return RuleEntry{h_q, v.name(), key, 1.0};
+  };
+  for (auto [h_q, name] : {std::pair{16, "bh16_bt32_w4_st2"}, std::pair{64, "bh32_bt32_w4_st2"}})
+    rule.entries.push_back(entry(h_q, name));
+  if (decode16 != nullptr) rule.decode_entries.push_back(entry(16, decode16));
   WinnerRecord w;
   w.key = {device_key_text, "sparse_mla_fwd", Geometry{576, 512}.key(), topk};
   w.rule = rule.to_json();
@@ -91,6 +96,33 @@ TEST_CASE("exported_cache_imported_elsewhere_serves_the_first_call_without_compi
   for (const auto& n : dispatcher.notices())
     said_nearest |= n.find("h_q 32 was not tuned") != std::string::npos;
   CHECK(said_nearest);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a_rule_decode_entry_serves_calls_that_leave_sms_idle_and_ships_with_the_export") {
+  Device& device = test::gpu_device();
+  if (device.info().vendor != Vendor::nvidia) return;
+  const auto dir = temp_dir("decode");
+  write_winner(dir / "tuned.sqlite", device, 303, device_key(device.info()), template_hash(), "bh16_bt64_w4_st2");
+  CacheStore::open(dir / "tuned.sqlite", OpenMode::read_only).export_to(dir / "deploy.sqlite");
+  Dispatcher dispatcher(options_for(dir / "deploy.sqlite"));
+  const std::string sm = target_from_arch(device.info().arch).short_name();
+  CHECK(dispatcher.sparse_mla_variant_for(576, 303, 16, nullptr, 3).variant.name() ==
+        fmt::format("nsa_fwd_{}_d576_bh16_bt64_w4_st2", sm));
+  CHECK(dispatcher.sparse_mla_variant_for(576, 303, 16, nullptr, 100000).variant.name() ==
+        fmt::format("nsa_fwd_{}_d576_bh16_bt32_w4_st2", sm));
+  CHECK(dispatcher.sparse_mla_variant_for(576, 303, 64, nullptr, 3).variant.name() ==
+        fmt::format("nsa_fwd_{}_d576_bh32_bt32_w4_st2", sm));  // h_q 64 has no decode entry: its main
+  for (auto [h_q, s_q] : {std::pair{16, 3}, std::pair{16, 700}}) {
+    SparseMlaFixture f(device,
+                       {.label = "decode rule", .s_q = s_q, .h_q = h_q, .s_kv = 2000, .topk = 303,
+                        .invalid_fraction = 0.1, .reference_rows = 32},
+                       static_cast<std::uint64_t>(s_q));
+    const auto r =
+        f.run_and_compare([&](const nsajit_sparse_mla_args& a) { dispatcher.sparse_mla_fwd(a, nullptr); });
+    CHECK_MESSAGE(r.ok, r.detail);
+  }
+  CHECK(dispatcher.compile_count() == 0);  // the decode entry's binary shipped with the export
   std::filesystem::remove_all(dir);
 }
 

@@ -365,6 +365,13 @@ TEST_CASE("topk_splits_fill_every_resident_slot_in_one_wave") {
   CHECK(choose_topk_splits(200, 132, 2048, 64, 2) == 1);
   CHECK(choose_topk_splits(264, 132, 2048, 64, 2) == 1);
   CHECK(choose_topk_splits(8, 132, 2048, 64, 2) == 16);  // capped at 2 tiles per split
+  // The decode regime (a rule's decode entry serves the call): fewer CTAs than slots.
+  CHECK(sparse_mla_grid_leaves_sms_idle(32, 132, 1));
+  CHECK(sparse_mla_grid_leaves_sms_idle(131, 132, 1));
+  CHECK_FALSE(sparse_mla_grid_leaves_sms_idle(132, 132, 1));
+  CHECK(sparse_mla_grid_leaves_sms_idle(263, 132, 2));
+  CHECK_FALSE(sparse_mla_grid_leaves_sms_idle(264, 132, 2));
+  CHECK_FALSE(sparse_mla_grid_leaves_sms_idle(0, 132, 1));
   // Which variants are resident twice: the st1 transposed kernel (96 KB, 256 threads) is; the
   // 64-head warp-specialised kernel (~200 KB) is not.
   CHECK(sparse_mla_blocks_per_sm(variant_from_name("nsa_fwd_sm90a_d576_bh16_bt64_w8_st1_mma2_sx2")) == 2);

@@ -66,8 +66,8 @@ void run_overhead(const BenchCliOptions& o, const GlobalOptions& g) {
   }
   std::sort(per_call.begin(), per_call.end());
   // The same launches without the dispatcher (plan once, then launch): the driver's share.
-  LoadedVariant& lv = dispatcher.sparse_mla_variant_for(576, topk, h_q);
   const SparseMlaProblem problem = validate_sparse_mla(f.args());
+  LoadedVariant& lv = dispatcher.sparse_mla_variant_for(576, topk, h_q, nullptr, problem.rows());
   const SparseMlaLaunch plan = plan_sparse_mla(problem, lv.variant, 1, nullptr);
   if (plan.needs_combine)
     fail(ErrorCode::internal, "overhead bench", "nsa-tune bench", "expected one launch per call");
@@ -119,7 +119,7 @@ void run_bench_sparse_mla(const BenchCliOptions& o, const GlobalOptions& g) {
   const MmaPeakResult peak = measure_mma_peak(kernels, bopt.timing(kernels), stream->native());
   std::vector<BenchRow> rows;
   for (const auto& shape : shapes) {
-    LoadedVariant& lv = dispatcher.sparse_mla_variant_for(shape.d_qk, shape.topk, shape.h_q);
+    LoadedVariant& lv = dispatcher.sparse_mla_variant_for(shape.d_qk, shape.topk, shape.h_q, nullptr, shape.s_q);
     rows.push_back(bench_sparse_mla_shape(kernels, lv, shape, peak, bopt, stream->native()));
     if (!g.json)
       fmt::print(stderr, "  {} -> {:.4f} ms ({})\n", shape.label(), rows.back().kernel.median_ms,

@@ -44,6 +44,7 @@ std::string rule_summary(const std::string& rule_json) {
     const DispatchRule r = DispatchRule::from_json(rule_json);
     std::string s;
     for (const auto& e : r.entries) s += fmt::format("{}h{}={}", s.empty() ? "" : " ", e.h_q, e.variant);
+    for (const auto& e : r.decode_entries) s += fmt::format(" decode:h{}={}", e.h_q, e.variant);
     return s + " split=" + r.split;
   } catch (const Error&) {
     return "(unreadable rule)";
@@ -91,7 +92,7 @@ void run_show(const ShowOptions& o, const GlobalOptions& g) {
     const auto timings = store.timings_for(w.key.device, w.key.family, w.key.topk);
     fmt::print("  {} candidate timing(s):\n", timings.size());
     for (const auto& t : timings)
-      fmt::print("    h_q {:<4} {:<46} {:<14} {}\n", t.h_q, t.variant, to_string(t.status),
+      fmt::print("    h_q {:<4} s_q {:<6} {:<46} {:<14} {}\n", t.h_q, t.s_q, t.variant, to_string(t.status),
                  t.median_ms ? fmt::format("{:.4f} ms", *t.median_ms) : t.detail.substr(0, 60));
   }
 }

@@ -34,7 +34,7 @@ void record_tune_result(LayeredCache& cache, const Device& device, const Compile
                    r.topk,
                    c.variant,
                    c.h_q,
-                   s_q,
+                   c.s_q > 0 ? c.s_q : s_q,
                    s_kv,
                    timing_status_from_string(c.status),
                    std::nullopt,
@@ -53,7 +53,8 @@ void print_tune_result(const TopkTuneResult& r, Family family, const std::string
   fmt::print("   {:<5} {:<46} {:<14} {:>10}  {}\n", shape_label, "variant", "status", "median_ms", "detail");
   for (const auto& c : r.candidates) {
     bool win = false;
-    for (const auto& e : r.rule.entries) win |= (e.variant == c.variant && (e.h_q == c.h_q || e.h_q == 0));
+    for (const auto& e : c.s_q > 0 ? r.rule.decode_entries : r.rule.entries)
+      win |= (e.variant == c.variant && (e.h_q == c.h_q || e.h_q == 0));
     fmt::print(" {} {:<5} {:<46} {:<14} {:>10}  {}\n", win ? "*" : " ", c.h_q ? std::to_string(c.h_q) : "-",
                c.variant, c.status, c.median_ms >= 0 ? fmt::format("{:.4f}", c.median_ms) : "-",
                c.detail.substr(0, 80));

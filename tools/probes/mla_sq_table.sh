@@ -12,7 +12,8 @@ export LD_LIBRARY_PATH="$PWD/$B"
 for sq in 1024 4096 16384; do
   "$B/nsa-tune" --cache "$OUT/sq$sq.sqlite" tune --topk 2048 --s-q $sq >"$OUT/tune$sq.log" 2>&1
   echo "tune s_q $sq: rc=$?"
-  "$B/nsa-tune" --cache "$OUT/sq$sq.sqlite" show --topk 2048 2>&1 | awk '$4 == "ok" {print $2, $3, $5}' \
+  "$B/nsa-tune" --cache "$OUT/sq$sq.sqlite" show --topk 2048 2>&1 |
+    awk -v sq=$sq '$1 == "h_q" && $4 == sq && $6 == "ok" {print $2, $5, $7}' \
     >"$OUT/cands$sq.txt"
 done
 python3 - "$OUT" <<'PY'
