@@ -182,20 +182,17 @@ const Dispatcher::Resolved& Dispatcher::resolve(Family family, const Geometry& g
   Resolved resolved;
   if (rule) {
     try {
-      for (const auto& e : rule->entries) {
-        const Variant v = variant_from_name(e.variant);
-        if (v.target.arch != target_.arch || v.family != family || !(v.geometry == geometry))
-          fail(ErrorCode::cache_error, "checking a cached rule", std::string(kWhere),
-               fmt::format("variant {} does not fit {} on {}", e.variant, geometry.key(), target_.arch));
-        resolved.loaded.push_back(&load(v, e.binary_key));
-      }
-      for (const auto& e : rule->decode_entries) {
-        const Variant v = variant_from_name(e.variant);
-        if (v.target.arch != target_.arch || v.family != family || !(v.geometry == geometry))
-          fail(ErrorCode::cache_error, "checking a cached rule", std::string(kWhere),
-               fmt::format("decode variant {} does not fit {} on {}", e.variant, geometry.key(), target_.arch));
-        resolved.decode_loaded.push_back(&load(v, e.binary_key));
-      }
+      auto load_entries = [&](const std::vector<RuleEntry>& entries, std::vector<LoadedVariant*>& loaded) {
+        for (const auto& e : entries) {
+          const Variant v = variant_from_name(e.variant);
+          if (v.target.arch != target_.arch || v.family != family || !(v.geometry == geometry))
+            fail(ErrorCode::cache_error, "checking a cached rule", std::string(kWhere),
+                 fmt::format("variant {} does not fit {} on {}", e.variant, geometry.key(), target_.arch));
+          loaded.push_back(&load(v, e.binary_key));
+        }
+      };
+      load_entries(rule->entries, resolved.loaded);
+      load_entries(rule->decode_entries, resolved.decode_loaded);
       resolved.rule = *rule;
     } catch (const Error& e) {
       say_once(
@@ -244,7 +241,8 @@ LoadedVariant& Dispatcher::pick_for_rows(const Resolved& r, int topk, int h_q, l
   if (decode == nullptr) return main;
   const int bh = main.variant.get("bh");
   const long long ctas = rows * ((h_q + bh - 1) / bh);
-  if (!sparse_mla_grid_leaves_sms_idle(ctas, device_->info().multiprocessors, main.blocks_per_sm)) return main;
+  if (!sparse_mla_grid_leaves_sms_idle(ctas, device_->info().multiprocessors, main.blocks_per_sm))
+    return main;
   return *r.decode_loaded[static_cast<std::size_t>(decode - r.rule.decode_entries.data())];
 }
 

@@ -113,8 +113,8 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
                          int h_q) -> std::pair<std::string, double> {
     const BenchShape shape{kDecodeSq, h_q, topk, o.s_kv, o.d_qk};
     const int sms = device.info().multiprocessors;
-    const auto main_it = std::find_if(ok.begin(), ok.end(),
-                                      [&](const auto& t) { return t.candidate->variant.name() == main_winner; });
+    const auto main_it = std::find_if(
+        ok.begin(), ok.end(), [&](const auto& t) { return t.candidate->variant.name() == main_winner; });
     if (main_it == ok.end()) return {};
     const Variant& main_variant = main_it->candidate->variant;
     const long long ctas = kDecodeSq * ((h_q + main_variant.get("bh") - 1) / main_variant.get("bh"));
@@ -133,7 +133,8 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
                                      fmt::format("decode, splits {}", t.splits), kDecodeSq});
         t.outcome = result.candidates.size() - 1;
       } catch (const Error& e) {
-        result.candidates.push_back({t.candidate->variant.name(), h_q, "launch_failed", -1, e.what(), kDecodeSq});
+        result.candidates.push_back(
+            {t.candidate->variant.name(), h_q, "launch_failed", -1, e.what(), kDecodeSq});
         failed.push_back(i);
       }
       events.step(t.candidate->variant.name());
@@ -198,24 +199,21 @@ TopkTuneResult tune_sparse_mla_topk(Device& device, const Compiler& compiler, co
     if (!ok.empty()) best_decode[h_q] = time_decode(ok, best[h_q].first, h_q);
   }
 
-  // 4. the rule: per h_q its fastest variant, and the binaries it names
+  // 4. the rule: per h_q its fastest variant (and its decode entry), and the binaries it names
   std::set<std::string> named;
-  for (const auto& [h_q, b] : best) {
-    if (b.first.empty()) continue;
-    const auto& c = *std::find_if(candidates.begin(), candidates.end(),
-                                  [&](const TuneCandidate& x) { return x.variant.name() == b.first; });
-    result.rule.entries.push_back({h_q, b.first, c.key, b.second});
-    if (named.insert(b.first).second)
-      result.binaries.push_back({c.key, b.first, target.arch, compiler.version(), c.binary});
-  }
-  for (const auto& [h_q, b] : best_decode) {
-    if (b.first.empty()) continue;
-    const auto& c = *std::find_if(candidates.begin(), candidates.end(),
-                                  [&](const TuneCandidate& x) { return x.variant.name() == b.first; });
-    result.rule.decode_entries.push_back({h_q, b.first, c.key, b.second});
-    if (named.insert(b.first).second)
-      result.binaries.push_back({c.key, b.first, target.arch, compiler.version(), c.binary});
-  }
+  auto add_entries = [&](const std::map<int, std::pair<std::string, double>>& winners,
+                         std::vector<RuleEntry>& entries) {
+    for (const auto& [h_q, b] : winners) {
+      if (b.first.empty()) continue;
+      const auto& c = *std::find_if(candidates.begin(), candidates.end(),
+                                    [&](const TuneCandidate& x) { return x.variant.name() == b.first; });
+      entries.push_back({h_q, b.first, c.key, b.second});
+      if (named.insert(b.first).second)
+        result.binaries.push_back({c.key, b.first, target.arch, compiler.version(), c.binary});
+    }
+  };
+  add_entries(best, result.rule.entries);
+  add_entries(best_decode, result.rule.decode_entries);
   if (result.rule.entries.empty())
     fail(ErrorCode::internal, fmt::format("tuning sparse_mla_fwd topk {}", topk), "tuner",
          "no candidate compiled, verified and ran: see the candidate table");

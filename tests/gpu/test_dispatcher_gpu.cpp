@@ -103,7 +103,8 @@ TEST_CASE("a_rule_decode_entry_serves_calls_that_leave_sms_idle_and_ships_with_t
   Device& device = test::gpu_device();
   if (device.info().vendor != Vendor::nvidia) return;
   const auto dir = temp_dir("decode");
-  write_winner(dir / "tuned.sqlite", device, 303, device_key(device.info()), template_hash(), "bh16_bt64_w4_st2");
+  write_winner(dir / "tuned.sqlite", device, 303, device_key(device.info()), template_hash(),
+               "bh16_bt64_w4_st2");
   CacheStore::open(dir / "tuned.sqlite", OpenMode::read_only).export_to(dir / "deploy.sqlite");
   Dispatcher dispatcher(options_for(dir / "deploy.sqlite"));
   const std::string sm = target_from_arch(device.info().arch).short_name();
@@ -115,8 +116,13 @@ TEST_CASE("a_rule_decode_entry_serves_calls_that_leave_sms_idle_and_ships_with_t
         fmt::format("nsa_fwd_{}_d576_bh32_bt32_w4_st2", sm));  // h_q 64 has no decode entry: its main
   for (auto [h_q, s_q] : {std::pair{16, 3}, std::pair{16, 700}}) {
     SparseMlaFixture f(device,
-                       {.label = "decode rule", .s_q = s_q, .h_q = h_q, .s_kv = 2000, .topk = 303,
-                        .invalid_fraction = 0.1, .reference_rows = 32},
+                       {.label = "decode rule",
+                        .s_q = s_q,
+                        .h_q = h_q,
+                        .s_kv = 2000,
+                        .topk = 303,
+                        .invalid_fraction = 0.1,
+                        .reference_rows = 32},
                        static_cast<std::uint64_t>(s_q));
     const auto r =
         f.run_and_compare([&](const nsajit_sparse_mla_args& a) { dispatcher.sparse_mla_fwd(a, nullptr); });

@@ -119,7 +119,8 @@ void run_bench_sparse_mla(const BenchCliOptions& o, const GlobalOptions& g) {
   const MmaPeakResult peak = measure_mma_peak(kernels, bopt.timing(kernels), stream->native());
   std::vector<BenchRow> rows;
   for (const auto& shape : shapes) {
-    LoadedVariant& lv = dispatcher.sparse_mla_variant_for(shape.d_qk, shape.topk, shape.h_q, nullptr, shape.s_q);
+    LoadedVariant& lv =
+        dispatcher.sparse_mla_variant_for(shape.d_qk, shape.topk, shape.h_q, nullptr, shape.s_q);
     rows.push_back(bench_sparse_mla_shape(kernels, lv, shape, peak, bopt, stream->native()));
     if (!g.json)
       fmt::print(stderr, "  {} -> {:.4f} ms ({})\n", shape.label(), rows.back().kernel.median_ms,
