@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <set>
 
@@ -337,20 +338,18 @@ class CudaDevice final : public Device {
 
   void launch_dependent(const KernelHandle& kernel, Dim3 grid, Dim3 block, unsigned dynamic_shared_bytes,
                         void* stream, void** args) override {
-    if (driver().cuLaunchKernelEx == nullptr || compute_major_ < 9) {  // griddepcontrol: sm_90+
-      launch(kernel, grid, block, dynamic_shared_bytes, stream, args);
-      return;
+    // griddepcontrol needs sm_90; a driver or a graph capture that refuses the attribute (older
+    // than CUDA 12.3 in capture) turns it off for this device: plain launches are correct too.
+    if (driver().cuLaunchKernelEx != nullptr && compute_major_ >= 9 &&
+        !dependent_launch_refused_.load(std::memory_order_relaxed)) {
+      CUlaunchAttribute dependent{};
+      dependent.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+      dependent.value.programmaticStreamSerializationAllowed = 1;
+      const CUlaunchConfig config = launch_config(grid, block, dynamic_shared_bytes, stream, &dependent);
+      if (driver().cuLaunchKernelEx(&config, function(kernel), args, nullptr) == CUDA_SUCCESS) return;
+      dependent_launch_refused_.store(true, std::memory_order_relaxed);
     }
-    CUlaunchAttribute dependent{};
-    dependent.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-    dependent.value.programmaticStreamSerializationAllowed = 1;
-    const CUlaunchConfig config = launch_config(grid, block, dynamic_shared_bytes, stream, &dependent);
-    const CUresult result = driver().cuLaunchKernelEx(&config, function(kernel), args, nullptr);
-    if (result != CUDA_SUCCESS)
-      check(result, "cuLaunchKernelEx",
-            fmt::format("launching '{}' as a programmatic dependent of the stream's previous kernel, grid "
-                        "({},{},{}) block ({},{},{})",
-                        kernel.name, grid.x, grid.y, grid.z, block.x, block.y, block.z));
+    launch(kernel, grid, block, dynamic_shared_bytes, stream, args);  // reports a real launch error
   }
 
   int max_active_clusters(const KernelHandle& kernel, Dim3 block, unsigned cluster_x,
@@ -407,7 +406,8 @@ class CudaDevice final : public Device {
   }
 
   DeviceInfo info_;
-  int compute_major_ = 0;  // 9: Hopper (thread-block clusters)
+  int compute_major_ = 0;                              // 9: Hopper (thread-block clusters)
+  std::atomic<bool> dependent_launch_refused_{false};  // launch_dependent: plain launches from now on
   std::shared_ptr<const PrimaryContext> context_;
 };
 
