@@ -223,9 +223,10 @@ void* Dispatcher::split_workspace(std::size_t bytes) {
   return split_workspace_.get();
 }
 
-LoadedVariant& Dispatcher::pick(const Resolved& r, int topk, int h_q) {
+LoadedVariant& Dispatcher::pick(const Resolved& r, int topk, int h_q, const RuleEntry** chosen) {
   bool exact = false;
   const RuleEntry& entry = r.rule.for_h_q(h_q, exact);
+  if (chosen != nullptr) *chosen = &entry;
   // Formatted only the first time (the per-call path must not allocate).
   if (!exact && nearest_said_.insert({topk, h_q}).second)
     say_once(fmt::format("topk {}: h_q {} was not tuned; using the rule of h_q {} ({})", topk, h_q, entry.h_q,
@@ -234,10 +235,10 @@ LoadedVariant& Dispatcher::pick(const Resolved& r, int topk, int h_q) {
 }
 
 LoadedVariant& Dispatcher::pick_for_rows(const Resolved& r, int topk, int h_q, long long rows) {
-  LoadedVariant& main = pick(r, topk, h_q);
+  const RuleEntry* main_entry = nullptr;
+  LoadedVariant& main = pick(r, topk, h_q, &main_entry);
   if (rows <= 0 || r.rule.split != "fill_sms" || r.decode_loaded.empty()) return main;
-  bool exact = false;
-  const RuleEntry* decode = r.rule.decode_for(r.rule.for_h_q(h_q, exact));
+  const RuleEntry* decode = r.rule.decode_for(*main_entry);
   if (decode == nullptr) return main;
   const int bh = main.variant.get("bh");
   const long long ctas = rows * ((h_q + bh - 1) / bh);

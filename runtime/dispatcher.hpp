@@ -63,7 +63,8 @@ class Dispatcher {
   };
   const Resolved& resolve(Family family, const Geometry& geometry, int topk);
   // The rule entry's loaded variant for h_q (nearest tuned h_q, said once).
-  LoadedVariant& pick(const Resolved& r, int topk, int h_q);
+  // `chosen` (optional) receives the rule entry it serves.
+  LoadedVariant& pick(const Resolved& r, int topk, int h_q, const RuleEntry** chosen = nullptr);
   // pick(), then the rule's decode entry instead when `rows` leave the main entry's grid short
   // of the SMs (the decode regime).
   LoadedVariant& pick_for_rows(const Resolved& r, int topk, int h_q, long long rows);
